@@ -1,0 +1,92 @@
+//! Chapter 1: clone() and a PID namespace.
+//!
+//! The one new step: start a child process with `clone()`, asking the kernel
+//! for new namespaces with `CLONE_NEW*` flags. Later chapters call
+//! [`clone_child`] with more flags and more work in the child.
+
+use anyhow::Result;
+use nix::errno::Errno;
+use nix::sched::{clone, CloneFlags};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::convert::Infallible;
+use workshop::error::hinted;
+
+/// The child's stack. It runs only until it execs its command, so 1 MiB is plenty.
+pub const STACK_SIZE: usize = 1024 * 1024;
+
+// ANCHOR: clone_child
+/// Start `body` in a new child process, inside the new namespaces that `flags`
+/// ask for, and return the child's PID as the host sees it.
+pub fn clone_child(flags: CloneFlags, body: impl FnOnce() -> Result<Infallible>) -> Result<Pid> {
+    // clone() does not allocate a stack for the child: we hand it one.
+    let mut stack = vec![0u8; STACK_SIZE];
+    let mut body = Some(body);
+    let child = Box::new(move || workshop::process::in_child(body.take().expect("the child runs once")));
+
+    // SIGCHLD: tell the parent when the child ends, as fork() does, so that
+    // waitpid() works.
+    // SAFETY: without CLONE_VM the child gets its own copy of this process's
+    // memory, stack included, exactly as after fork(); this process has one
+    // thread, so no lock can be held by a thread that does not exist in the child.
+    let pid = unsafe { clone(child, &mut stack, flags, Some(Signal::SIGCHLD as i32)) }
+        .map_err(|errno| clone_error(flags, errno))?;
+    Ok(pid)
+}
+// ANCHOR_END: clone_child
+
+/// Name the flags of a clone() call the way the man page does:
+/// `CLONE_NEWNS | CLONE_NEWPID | SIGCHLD`.
+pub fn describe(flags: CloneFlags) -> String {
+    let mut names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    names.push("SIGCHLD");
+    names.join(" | ")
+}
+
+/// Turn a failed clone() into an error that says what to do about it.
+fn clone_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
+    let what = format!("failed to clone({}): {errno}", describe(flags));
+    let hint = match errno {
+        Errno::EPERM => "creating namespaces needs CAP_SYS_ADMIN: run as root, or through `cargo run`, which asks sudo",
+        Errno::EINVAL => "this kernel was built without one of these namespaces (CONFIG_PID_NS, CONFIG_NET_NS, ...)",
+        Errno::ENOSPC => "the limit on namespaces is reached: see /proc/sys/user/max_*_namespaces",
+        Errno::EUSERS => "too many nested namespaces (the kernel allows 32 levels)",
+        _ => "see `man 2 clone`, section ERRORS",
+    };
+    hinted(what, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_flags_like_the_man_page() {
+        assert_eq!(describe(CloneFlags::CLONE_NEWPID), "CLONE_NEWPID | SIGCHLD");
+        assert_eq!(describe(CloneFlags::empty()), "SIGCHLD");
+    }
+}
+
+/// What a demo saw when it ran a command in a container.
+#[derive(Debug)]
+pub struct Observed {
+    /// The container's PID as the host sees it.
+    pub pid: Pid,
+    /// Its stdout and stderr, together.
+    pub output: String,
+    pub exit: workshop::process::Exit,
+}
+
+/// Run `argv` in a container made with `flags`, after `setup` has run in the
+/// child, and capture what it prints: how the demos look inside.
+pub fn observe(flags: CloneFlags, setup: impl FnOnce() -> Result<()>, argv: &[&str]) -> Result<Observed> {
+    let capture = workshop::process::Capture::new()?;
+    let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+    let pid = clone_child(flags, || {
+        capture.redirect()?;
+        setup()?;
+        workshop::process::exec(&argv)
+    })?;
+    let (output, exit) = capture.collect(pid)?;
+    Ok(Observed { pid, output, exit })
+}

@@ -1,0 +1,126 @@
+//! The command line every chapter shares: `chNN [OPTIONS] [-- COMMAND [ARGS...]]`.
+
+use clap::{Args, ValueEnum};
+use std::io::IsTerminal;
+
+/// Options every chapter has. Chapters `#[command(flatten)]` this into their own
+/// clap struct and add the options their lesson introduces.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Start an interactive shell inside the container
+    #[arg(long, conflicts_with = "command")]
+    pub shell: bool,
+
+    /// Print no narration: only the container's own output
+    #[arg(long, short)]
+    pub quiet: bool,
+
+    /// When to colour the narration (NO_COLOR in the environment means never)
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Command to run inside the container, as with `docker run IMAGE COMMAND`.
+    /// Without one, the chapter runs its guided demo.
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// What the chapter was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// No command: narrate the lesson and run a few observations.
+    Demo,
+    /// Run this command inside the container and exit with its exit code.
+    Run(Vec<String>),
+    /// `--shell`: an interactive shell inside the container.
+    Shell(Vec<String>),
+}
+
+impl Common {
+    pub fn mode(&self) -> Mode {
+        if self.shell {
+            Mode::Shell(vec!["/bin/sh".into()])
+        } else if self.command.is_empty() {
+            Mode::Demo
+        } else {
+            Mode::Run(self.command.clone())
+        }
+    }
+
+    /// Whether narration is coloured: `--color`, then NO_COLOR, then "is stderr a terminal".
+    pub fn use_color(&self) -> bool {
+        color_wanted(
+            self.color,
+            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            std::io::stderr().is_terminal(),
+        )
+    }
+}
+
+fn color_wanted(choice: ColorChoice, no_color_env: bool, terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => !no_color_env && terminal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: Common,
+    }
+
+    fn parse(args: &[&str]) -> Result<Common, clap::Error> {
+        Cli::try_parse_from(std::iter::once("chNN").chain(args.iter().copied())).map(|c| c.common)
+    }
+
+    #[test]
+    fn command_after_double_dash_or_without_it() {
+        // `cargo run -p ch01-clone -- sh -c 'echo $$'` hands the binary `sh -c ...`
+        // with the `--` already consumed by cargo: both spellings must work.
+        for args in [&["--", "sh", "-c", "echo $$"][..], &["sh", "-c", "echo $$"]] {
+            let c = parse(args).unwrap();
+            assert_eq!(c.mode(), Mode::Run(vec!["sh".into(), "-c".into(), "echo $$".into()]));
+        }
+    }
+
+    #[test]
+    fn options_before_the_command_belong_to_the_tool() {
+        let c = parse(&["--quiet", "--", "ps", "-e"]).unwrap();
+        assert!(c.quiet);
+        assert_eq!(c.mode(), Mode::Run(vec!["ps".into(), "-e".into()]));
+        // ...and options after the command belong to the command.
+        let c = parse(&["ls", "--quiet"]).unwrap();
+        assert!(!c.quiet);
+    }
+
+    #[test]
+    fn no_command_is_the_demo_and_shell_excludes_a_command() {
+        assert_eq!(parse(&[]).unwrap().mode(), Mode::Demo);
+        assert!(matches!(parse(&["--shell"]).unwrap().mode(), Mode::Shell(_)));
+        assert!(parse(&["--shell", "--", "ls"]).is_err());
+        assert!(parse(&["--color", "purple"]).is_err());
+    }
+
+    #[test]
+    fn colour_follows_flag_then_no_color_then_terminal() {
+        assert!(color_wanted(ColorChoice::Always, true, false));
+        assert!(!color_wanted(ColorChoice::Never, false, true));
+        assert!(color_wanted(ColorChoice::Auto, false, true));
+        assert!(!color_wanted(ColorChoice::Auto, true, true));
+        assert!(!color_wanted(ColorChoice::Auto, false, false));
+    }
+}

@@ -1,0 +1,29 @@
+//! `workshop`: everything in the Container Workshop that is not the lesson.
+//!
+//! The chapters hold the system calls; this crate holds the plumbing around
+//! them: the common command line, the narration, privilege checks, process
+//! supervision (waiting, signals, exit codes), error reporting, and the
+//! support the tests use to prove that the host is left as it was.
+
+pub mod cli;
+pub mod error;
+pub mod narrate;
+pub mod privileges;
+pub mod process;
+pub mod testing;
+
+pub use cli::Common;
+pub use error::{hinted, report, Interrupted};
+pub use narrate::Narrator;
+
+/// What every chapter does before anything else: block the termination
+/// signals (they are handled where the tool waits), check for the capability
+/// the chapter needs, and with `--shell` leave Ctrl-C to the shell inside.
+pub fn start(common: &Common, tool: &str, why: &str) -> anyhow::Result<()> {
+    process::block_termination_signals()?;
+    privileges::require(privileges::Capability::SysAdmin, tool, why)?;
+    if common.shell {
+        process::leave_sigint_to_the_container();
+    }
+    Ok(())
+}

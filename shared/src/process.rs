@@ -1,0 +1,293 @@
+//! Process plumbing: what every container child does first, running a command
+//! with exec, waiting for the container while answering SIGINT / SIGTERM,
+//! exit codes, and two small pipes (a gate and an output capture).
+//!
+//! The tool blocks SIGINT, SIGTERM and SIGCHLD at start-up and waits for them
+//! with sigwait: a signal then arrives at one known place, the wait loop, where
+//! the tool kills the container, lets the cleanup guards run, and exits 128+N.
+//! No signal handler, no thread.
+
+use crate::error::Interrupted;
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{dup2_stderr, dup2_stdout, execvp, pipe2, read, Pid};
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+/// The signals the tool handles itself, at the wait loop.
+fn termination_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// Call first thing in `main`: from now on SIGINT, SIGTERM, SIGHUP and SIGCHLD
+/// wait for [`wait_for`] instead of killing the tool before it has cleaned up.
+pub fn block_termination_signals() -> Result<()> {
+    termination_signals().thread_block().context("failed to block SIGINT/SIGTERM with sigprocmask")
+}
+
+/// Leave SIGINT to the container: with `--shell`, Ctrl-C is for the shell
+/// inside (it reaches it through the terminal), not a reason to stop the tool.
+pub fn leave_sigint_to_the_container() {
+    SHELL_MODE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+static SHELL_MODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// What every child does first, whatever namespaces it is in: unblock the
+/// signals the parent blocked (a program started with SIGINT blocked could
+/// never be interrupted), and die with the tool if the tool is killed
+/// (PR_SET_PDEATHSIG), so that a SIGKILLed tool never leaves a container behind.
+/// Then run `body`; if it fails, print the error and return the exit code for it.
+pub fn in_child(body: impl FnOnce() -> Result<Infallible>) -> isize {
+    let setup = || -> Result<()> {
+        SigSet::all().thread_unblock().context("failed to unblock signals")?;
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("failed to set PR_SET_PDEATHSIG")?;
+        Ok(())
+    };
+    let err = match setup().and_then(|()| body()) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let code = err.downcast_ref::<ExecFailed>().map_or(1, |e| e.exit_code());
+    eprintln!("error: {err:#}");
+    code as isize
+}
+
+/// `exec` could not start the command: 127 when it does not exist, 126 when it
+/// cannot be run, as a shell would say (and `docker run` does).
+#[derive(Debug)]
+pub struct ExecFailed {
+    pub command: String,
+    pub errno: Errno,
+}
+
+impl ExecFailed {
+    pub fn exit_code(&self) -> i32 {
+        if self.errno == Errno::ENOENT {
+            127
+        } else {
+            126
+        }
+    }
+}
+
+impl std::fmt::Display for ExecFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.errno {
+            Errno::ENOENT => write!(f, "failed to exec {}: command not found (ENOENT)", self.command),
+            e => write!(f, "failed to exec {}: {} ({})", self.command, e.desc(), e),
+        }
+    }
+}
+
+impl std::error::Error for ExecFailed {}
+
+/// Replace this process with `argv[0]`, searched in PATH (execvp). Returns only on failure.
+pub fn exec(argv: &[String]) -> Result<Infallible> {
+    let Some(program) = argv.first() else { bail!("no command to run") };
+    let args: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).with_context(|| format!("argument {a:?} contains a NUL byte")))
+        .collect::<Result<_>>()?;
+    let Err(errno) = execvp(&args[0], &args);
+    Err(ExecFailed { command: program.clone(), errno }.into())
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(Signal),
+}
+
+impl Exit {
+    /// The exit code a shell would give: the code, or 128+N when killed by signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s as i32,
+        }
+    }
+
+    pub fn from_wait_status(status: WaitStatus) -> Option<Exit> {
+        match status {
+            WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+            WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Signal(s) => write!(f, "killed by {} (exit code {})", s.as_str(), self.code()),
+        }
+    }
+}
+
+/// Wait for `pid` to end. If the tool gets SIGINT, SIGTERM or SIGHUP meanwhile,
+/// kill the container (SIGKILL: PID 1 of a namespace ignores the others unless
+/// it has a handler), reap it, and return [`Interrupted`] so that the caller's
+/// cleanup runs on the way out.
+pub fn wait_for(pid: Pid) -> Result<Exit> {
+    let mut waiting = termination_signals();
+    if SHELL_MODE.load(std::sync::atomic::Ordering::Relaxed) {
+        waiting.remove(Signal::SIGINT);
+    }
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(status) => {
+                if let Some(exit) = Exit::from_wait_status(status) {
+                    return Ok(exit);
+                }
+                continue;
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e).with_context(|| format!("failed to waitpid for {pid}")),
+        }
+        // SIGCHLD is blocked, so one that came after waitpid is still pending
+        // and sigwait returns at once: no exit can be missed between the two.
+        let sig = waiting.wait().context("failed to sigwait")?;
+        if sig != Signal::SIGCHLD {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(Interrupted(sig).into());
+        }
+    }
+}
+
+/// If SIGINT / SIGTERM / SIGHUP came while no container was running (it stays
+/// pending, since it is blocked), stop now. Call between steps.
+pub fn stop_if_interrupted() -> Result<()> {
+    let mut pending = std::mem::MaybeUninit::<nix::libc::sigset_t>::uninit();
+    // SAFETY: sigpending fills the set it is handed; we read it only on success.
+    let pending = unsafe {
+        Errno::result(nix::libc::sigpending(pending.as_mut_ptr())).context("failed to read pending signals")?;
+        pending.assume_init()
+    };
+    let shell = SHELL_MODE.load(std::sync::atomic::Ordering::Relaxed);
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: sigismember only reads the initialised set.
+        let is_pending = unsafe { nix::libc::sigismember(&pending, sig as i32) } == 1;
+        if is_pending && !(sig == Signal::SIGINT && shell) {
+            return Err(Interrupted(sig).into());
+        }
+    }
+    Ok(())
+}
+
+/// A gate: the child waits at it until the parent opens it. Lets the parent
+/// look at (or set up) a container that exists but has not run its command.
+///
+/// It is a pipe: the child reads until end-of-file, which comes when every
+/// write end is closed. Both ends are close-on-exec, so a second child that
+/// inherited this gate's write end lets go of it when it execs.
+pub struct Gate {
+    read: OwnedFd,
+    write: Option<OwnedFd>,
+}
+
+impl Gate {
+    pub fn new() -> Result<Gate> {
+        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe for the gate")?;
+        Ok(Gate { read, write: Some(write) })
+    }
+
+    /// In the child: close our copy of the write end, then wait until the parent opens the gate.
+    pub fn pass(&self) -> Result<()> {
+        if let Some(w) = &self.write {
+            nix::unistd::close(w.as_raw_fd()).context("failed to close the gate's write end")?;
+        }
+        let mut byte = [0u8; 1];
+        loop {
+            match read(self.read.as_fd(), &mut byte) {
+                Ok(0) => return Ok(()),
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("failed to read from the gate"),
+            }
+        }
+    }
+
+    /// In the parent: let the children through.
+    pub fn open(&mut self) {
+        self.write = None;
+    }
+}
+
+/// Capture a child's stdout and stderr: create with [`Capture::new`], call
+/// [`Capture::redirect`] in the child, then [`Capture::collect`] in the parent.
+pub struct Capture {
+    read: OwnedFd,
+    write: Option<OwnedFd>,
+}
+
+impl Capture {
+    pub fn new() -> Result<Capture> {
+        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe for output")?;
+        Ok(Capture { read, write: Some(write) })
+    }
+
+    /// In the child: send stdout and stderr into the pipe.
+    pub fn redirect(&self) -> Result<()> {
+        let w = self.write.as_ref().context("capture already collected")?;
+        dup2_stdout(w).context("failed to dup2 the capture pipe onto stdout")?;
+        dup2_stderr(w).context("failed to dup2 the capture pipe onto stderr")?;
+        Ok(())
+    }
+
+    /// In the parent: read everything the child wrote, then wait for it.
+    pub fn collect(mut self, pid: Pid) -> Result<(String, Exit)> {
+        self.write = None;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match read(self.read.as_fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("failed to read the container's output"),
+            }
+        }
+        let exit = wait_for(pid)?;
+        Ok((String::from_utf8_lossy(&out).into_owned(), exit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(Exit::Code(7).code(), 7);
+        assert_eq!(Exit::Signal(Signal::SIGKILL).code(), 137);
+        assert_eq!(Exit::Signal(Signal::SIGINT).code(), 130);
+        let pid = Pid::from_raw(1);
+        assert_eq!(Exit::from_wait_status(WaitStatus::Exited(pid, 3)), Some(Exit::Code(3)));
+        assert_eq!(
+            Exit::from_wait_status(WaitStatus::Signaled(pid, Signal::SIGTERM, false)),
+            Some(Exit::Signal(Signal::SIGTERM))
+        );
+        assert_eq!(Exit::from_wait_status(WaitStatus::StillAlive), None);
+    }
+
+    #[test]
+    fn exec_failures_map_to_126_and_127() {
+        let missing = ExecFailed { command: "nope".into(), errno: Errno::ENOENT };
+        assert_eq!(missing.exit_code(), 127);
+        assert!(missing.to_string().contains("command not found"));
+        assert_eq!(ExecFailed { command: "/etc".into(), errno: Errno::EACCES }.exit_code(), 126);
+    }
+}

@@ -1,0 +1,168 @@
+//! Support for the tests: run a chapter binary, find its container, and prove
+//! that the host is as it was (mounts, hostname, links, cgroups).
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a chapter must leave exactly as it found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSnapshot {
+    /// `/proc/self/mountinfo` of the test process, byte for byte.
+    pub mountinfo: String,
+    pub hostname: String,
+    /// Names of the network links (`/sys/class/net`), sorted.
+    pub links: Vec<String>,
+}
+
+impl HostSnapshot {
+    pub fn take() -> HostSnapshot {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
+        let hostname = nix::unistd::gethostname().expect("gethostname").to_string_lossy().into_owned();
+        let mut links: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        links.sort();
+        HostSnapshot { mountinfo, hostname, links }
+    }
+
+    /// Panic with a readable diff unless the host is as it was at `self`.
+    pub fn assert_unchanged(&self, what: &str) {
+        let now = HostSnapshot::take();
+        if now.mountinfo != self.mountinfo {
+            let before: Vec<&str> = self.mountinfo.lines().collect();
+            let after: Vec<&str> = now.mountinfo.lines().collect();
+            let gone: Vec<_> = before.iter().filter(|l| !after.contains(l)).collect();
+            let new: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
+            panic!("{what}: the host's mounts changed\n  gone: {gone:#?}\n  new: {new:#?}");
+        }
+        assert_eq!(now.hostname, self.hostname, "{what}: the host's hostname changed");
+        assert_eq!(now.links, self.links, "{what}: the host's network links changed");
+    }
+}
+
+/// Whether this process can do what the chapters do. Checks that need root
+/// call [`require_root`] first, which fails loudly rather than skip.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this check creates namespaces and needs root; run `cargo test` (it asks sudo for you) or run it as root"
+    );
+}
+
+/// A chapter binary, with narration off and colour off.
+pub fn chapter(bin: &str) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    cmd
+}
+
+/// Run a chapter to the end with a time limit, returning its output.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn chapter");
+    wait_output(child, limit)
+}
+
+/// Wait for a spawned child's output, killing it if it runs past `limit`.
+pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("collect output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "timed out after {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The PIDs of `pid`'s children, from the kernel (`/proc/PID/task/*/children`).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut kids = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+                kids.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    kids
+}
+
+/// Wait until the tool `pid` has a child whose command line starts with `argv0`
+/// (the container has exec'd its command), and return that child's PID.
+pub fn wait_for_container(pid: u32, argv0: &str, limit: Duration) -> u32 {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        for kid in children_of(pid) {
+            let cmdline = std::fs::read(format!("/proc/{kid}/cmdline")).unwrap_or_default();
+            let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            if Path::new(&*String::from_utf8_lossy(first)).file_name().is_some_and(|n| n == argv0) {
+                return kid;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no child `{argv0}` of {pid} appeared within {limit:?}");
+}
+
+/// Whether a process exists (and is not a zombie waiting to be reaped).
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The `NSpid:` line of a process: its PID in each PID namespace it is in,
+/// outermost first (`[48213, 1]` for PID 1 of a container).
+pub fn nspid(status: &str) -> Vec<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|rest| rest.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// The inode of `/proc/PID/ns/KIND` (or of this process with `pid` = "self").
+pub fn ns_inode(pid: &str, kind: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).expect("stat a namespace file").ino()
+}
+
+pub fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nspid() {
+        assert_eq!(nspid("Name:\tsh\nNSpid:\t48213\t1\n"), vec![48213, 1]);
+        assert_eq!(nspid("Name:\tsh\n"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn this_process_is_alive_and_has_no_children_yet() {
+        let me = std::process::id();
+        assert!(is_alive(me));
+        assert!(!is_alive(u32::MAX));
+    }
+}
