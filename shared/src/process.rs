@@ -101,6 +101,11 @@ pub fn exec(argv: &[String]) -> Result<Infallible> {
     Err(ExecFailed { command: program.clone(), errno }.into())
 }
 
+/// An argument vector from string slices: `argv(&["sh", "-c", "echo $$"])`.
+pub fn argv(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {

@@ -56,6 +56,12 @@ fn clone_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
     hinted(what, hint)
 }
 
+/// How many processes /proc lists: the host's, or the container's once it has its own /proc.
+pub fn count_processes() -> Result<usize> {
+    let entries = std::fs::read_dir("/proc")?;
+    Ok(entries.flatten().filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).count())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,15 +83,13 @@ pub struct Observed {
     pub exit: workshop::process::Exit,
 }
 
-/// Run `argv` in a container made with `flags`, after `setup` has run in the
-/// child, and capture what it prints: how the demos look inside.
-pub fn observe(flags: CloneFlags, setup: impl FnOnce() -> Result<()>, argv: &[&str]) -> Result<Observed> {
+/// Run `body` in a container made with `flags` and capture what it prints:
+/// how the demos look inside. `body` ends by exec'ing a command.
+pub fn observe(flags: CloneFlags, body: impl FnOnce() -> Result<Infallible>) -> Result<Observed> {
     let capture = workshop::process::Capture::new()?;
-    let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
     let pid = clone_child(flags, || {
         capture.redirect()?;
-        setup()?;
-        workshop::process::exec(&argv)
+        body()
     })?;
     let (output, exit) = capture.collect(pid)?;
     Ok(Observed { pid, output, exit })

@@ -9,7 +9,7 @@ use clap::Parser;
 use nix::sched::CloneFlags;
 use std::process::ExitCode;
 use workshop::cli::Mode;
-use workshop::process::{exec, wait_for, Gate};
+use workshop::process::{argv, exec, wait_for, Gate};
 use workshop::{Common, Narrator};
 
 /// Chapter 1: clone() a child into a new PID namespace, where it is PID 1.
@@ -48,7 +48,9 @@ fn demo(say: &Narrator) -> Result<()> {
     say.shell("unshare --pid --fork sh -c 'echo $$'");
     // ANCHOR: pid1
     // `exec grep` replaces the shell, so grep reads the status of the same process.
-    let seen = observe(CloneFlags::CLONE_NEWPID, || Ok(()), &["sh", "-c", "echo $$; exec grep NSpid /proc/self/status"])?;
+    let seen = observe(CloneFlags::CLONE_NEWPID, || {
+        exec(&argv(&["sh", "-c", "echo $$; exec grep NSpid /proc/self/status"]))
+    })?;
     // ANCHOR_END: pid1
     let mut lines = seen.output.lines();
     let inside = lines.next().unwrap_or("?");
@@ -60,11 +62,11 @@ fn demo(say: &Narrator) -> Result<()> {
     workshop::process::stop_if_interrupted()?;
     say.step("ps inside the container still lists the host's processes");
     say.shell("unshare --pid --fork ps -e");
-    let seen = observe(CloneFlags::CLONE_NEWPID, || Ok(()), &["ps", "-e", "-o", "pid,comm"])?;
+    let seen = observe(CloneFlags::CLONE_NEWPID, || exec(&argv(&["ps", "-e", "-o", "pid,comm"])))?;
     let rows: Vec<&str> = seen.output.lines().skip(1).collect();
     let preview: Vec<&str> = seen.output.lines().take(4).collect();
     say.container(&format!("{}\n...  ({} processes)", preview.join("\n"), rows.len()));
-    say.host(&format!("{} processes in the host's /proc", count_processes()?));
+    say.host(&format!("{} processes in the host's /proc", ch01_clone::count_processes()?));
     say.warn("ps reads /proc, and /proc is still the host's: mounted for the host's PID namespace.");
     say.note("The container is PID 1, yet it can see (and name) every process on the machine.");
     say.note("Chapter 3 gives it a /proc of its own.");
@@ -78,7 +80,7 @@ fn demo(say: &Narrator) -> Result<()> {
     for _ in 0..2 {
         let pid = clone_child(CloneFlags::CLONE_NEWPID, || {
             gate.pass()?;
-            exec(&["true".to_string()])
+            exec(&argv(&["true"]))
         })?;
         pids.push(pid);
     }
@@ -98,8 +100,3 @@ fn demo(say: &Narrator) -> Result<()> {
     Ok(())
 }
 
-/// How many processes the host's /proc lists.
-fn count_processes() -> Result<usize> {
-    let entries = std::fs::read_dir("/proc")?;
-    Ok(entries.flatten().filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).count())
-}
