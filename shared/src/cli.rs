@@ -21,7 +21,11 @@ pub struct Common {
 
     /// Command to run inside the container, as with `docker run IMAGE COMMAND`.
     /// Without one, the chapter runs its guided demo.
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub command: Vec<String>,
 }
 
@@ -93,7 +97,10 @@ mod tests {
         // with the `--` already consumed by cargo: both spellings must work.
         for args in [&["--", "sh", "-c", "echo $$"][..], &["sh", "-c", "echo $$"]] {
             let c = parse(args).unwrap();
-            assert_eq!(c.mode(), Mode::Run(vec!["sh".into(), "-c".into(), "echo $$".into()]));
+            assert_eq!(
+                c.mode(),
+                Mode::Run(vec!["sh".into(), "-c".into(), "echo $$".into()])
+            );
         }
     }
 
@@ -110,7 +117,10 @@ mod tests {
     #[test]
     fn no_command_is_the_demo_and_shell_excludes_a_command() {
         assert_eq!(parse(&[]).unwrap().mode(), Mode::Demo);
-        assert!(matches!(parse(&["--shell"]).unwrap().mode(), Mode::Shell(_)));
+        assert!(matches!(
+            parse(&["--shell"]).unwrap().mode(),
+            Mode::Shell(_)
+        ));
         assert!(parse(&["--shell", "--", "ls"]).is_err());
         assert!(parse(&["--color", "purple"]).is_err());
     }

@@ -23,7 +23,11 @@ impl std::error::Error for Hinted {}
 
 /// Build an error that carries a `hint:` line.
 pub fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
-    Hinted { message: message.into(), hint: hint.into() }.into()
+    Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    }
+    .into()
 }
 
 /// Extension to add a hint to any error while keeping its cause.
@@ -48,7 +52,11 @@ pub struct Interrupted(pub Signal);
 
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "stopped by {}: the container was killed and cleaned up", self.0.as_str())
+        write!(
+            f,
+            "stopped by {}: the container was killed and cleaned up",
+            self.0.as_str()
+        )
     }
 }
 
@@ -76,7 +84,11 @@ pub fn report(result: anyhow::Result<i32>, say: &crate::Narrator) -> ExitCode {
             }
             eprintln!("{} {err:#}", paint("error:", Style::new().red().bold()));
             if let Some(h) = err.chain().find_map(|e| e.downcast_ref::<Hinted>()) {
-                eprintln!("{} {}", paint("hint:", Style::new().yellow().bold()), h.hint);
+                eprintln!(
+                    "{} {}",
+                    paint("hint:", Style::new().yellow().bold()),
+                    h.hint
+                );
             }
             ExitCode::from(1)
         }

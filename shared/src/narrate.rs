@@ -26,7 +26,11 @@ impl Narrator {
     }
 
     pub fn with(quiet: bool, color: bool) -> Self {
-        Narrator { quiet, color, step: Cell::new(0) }
+        Narrator {
+            quiet,
+            color,
+            step: Cell::new(0),
+        }
     }
 
     pub fn is_quiet(&self) -> bool {
@@ -70,30 +74,58 @@ impl Narrator {
         let mut lines = text.lines();
         let first = lines.next().unwrap_or("");
         let pad = format!("{label:<LABEL_WIDTH$}");
-        self.emit(&format!("   {} {}", self.paint(pad, label_style), self.paint(first, text_style)));
+        self.emit(&format!(
+            "   {} {}",
+            self.paint(pad, label_style),
+            self.paint(first, text_style)
+        ));
         for line in lines {
-            self.emit(&format!("   {:LABEL_WIDTH$} {}", "", self.paint(line, text_style)));
+            self.emit(&format!(
+                "   {:LABEL_WIDTH$} {}",
+                "",
+                self.paint(line, text_style)
+            ));
         }
     }
 
     /// The system call this step makes, with its arguments.
     pub fn syscall(&self, text: &str) {
-        self.labelled("syscall", Style::new().yellow(), text, Style::new().yellow());
+        self.labelled(
+            "syscall",
+            Style::new().yellow(),
+            text,
+            Style::new().yellow(),
+        );
     }
 
     /// The shell command that does the same thing, as a teaching aid.
     pub fn shell(&self, text: &str) {
-        self.labelled("shell", Style::new().dimmed(), &format!("$ {text}"), Style::new().dimmed());
+        self.labelled(
+            "shell",
+            Style::new().dimmed(),
+            &format!("$ {text}"),
+            Style::new().dimmed(),
+        );
     }
 
     /// What the container sees.
     pub fn container(&self, text: &str) {
-        self.labelled("container", Style::new().green().bold(), text, Style::new().green());
+        self.labelled(
+            "container",
+            Style::new().green().bold(),
+            text,
+            Style::new().green(),
+        );
     }
 
     /// What the host sees.
     pub fn host(&self, text: &str) {
-        self.labelled("host", Style::new().blue().bold(), text, Style::new().blue());
+        self.labelled(
+            "host",
+            Style::new().blue().bold(),
+            text,
+            Style::new().blue(),
+        );
     }
 
     /// A sentence of explanation.
@@ -108,7 +140,12 @@ impl Narrator {
 
     /// Something the student should look at twice.
     pub fn warn(&self, text: &str) {
-        self.labelled("!", Style::new().yellow().bold(), text, Style::new().yellow());
+        self.labelled(
+            "!",
+            Style::new().yellow().bold(),
+            text,
+            Style::new().yellow(),
+        );
     }
 
     /// A blank line and a closing sentence.

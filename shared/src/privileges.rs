@@ -28,7 +28,8 @@ pub fn effective_capabilities(status: &str) -> Option<u64> {
 }
 
 pub fn has_capability(cap: Capability) -> Result<bool> {
-    let status = std::fs::read_to_string("/proc/self/status").context("failed to read /proc/self/status")?;
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("failed to read /proc/self/status")?;
     let caps = effective_capabilities(&status).context("no CapEff line in /proc/self/status")?;
     Ok(caps & (1u64 << cap as u32) != 0)
 }
@@ -40,7 +41,10 @@ pub fn require(cap: Capability, tool: &str, why: &str) -> Result<()> {
         return Ok(());
     }
     Err(hinted(
-        format!("{tool} needs {} {why}, and this process does not have it (not root?)", cap.name()),
+        format!(
+            "{tool} needs {} {why}, and this process does not have it (not root?)",
+            cap.name()
+        ),
         format!(
             "run it through cargo, which asks sudo for you (`cargo run -p {tool}`), \
              or as root: `sudo target/debug/{tool}`"

@@ -30,7 +30,9 @@ fn termination_signals() -> SigSet {
 /// Call first thing in `main`: from now on SIGINT, SIGTERM, SIGHUP and SIGCHLD
 /// wait for [`wait_for`] instead of killing the tool before it has cleaned up.
 pub fn block_termination_signals() -> Result<()> {
-    termination_signals().thread_block().context("failed to block SIGINT/SIGTERM with sigprocmask")
+    termination_signals()
+        .thread_block()
+        .context("failed to block SIGINT/SIGTERM with sigprocmask")
 }
 
 /// Leave SIGINT to the container: with `--shell`, Ctrl-C is for the shell
@@ -48,15 +50,20 @@ static SHELL_MODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 /// Then run `body`; if it fails, print the error and return the exit code for it.
 pub fn in_child(body: impl FnOnce() -> Result<Infallible>) -> isize {
     let setup = || -> Result<()> {
-        SigSet::all().thread_unblock().context("failed to unblock signals")?;
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("failed to set PR_SET_PDEATHSIG")?;
+        SigSet::all()
+            .thread_unblock()
+            .context("failed to unblock signals")?;
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .context("failed to set PR_SET_PDEATHSIG")?;
         Ok(())
     };
     let err = match setup().and_then(|()| body()) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let code = err.downcast_ref::<ExecFailed>().map_or(1, |e| e.exit_code());
+    let code = err
+        .downcast_ref::<ExecFailed>()
+        .map_or(1, |e| e.exit_code());
     eprintln!("error: {err:#}");
     code as isize
 }
@@ -82,7 +89,11 @@ impl ExecFailed {
 impl std::fmt::Display for ExecFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.errno {
-            Errno::ENOENT => write!(f, "failed to exec {}: command not found (ENOENT)", self.command),
+            Errno::ENOENT => write!(
+                f,
+                "failed to exec {}: command not found (ENOENT)",
+                self.command
+            ),
             e => write!(f, "failed to exec {}: {} ({})", self.command, e.desc(), e),
         }
     }
@@ -92,13 +103,22 @@ impl std::error::Error for ExecFailed {}
 
 /// Replace this process with `argv[0]`, searched in PATH (execvp). Returns only on failure.
 pub fn exec(argv: &[String]) -> Result<Infallible> {
-    let Some(program) = argv.first() else { bail!("no command to run") };
+    let Some(program) = argv.first() else {
+        bail!("no command to run")
+    };
     let args: Vec<CString> = argv
         .iter()
-        .map(|a| CString::new(a.as_bytes()).with_context(|| format!("argument {a:?} contains a NUL byte")))
+        .map(|a| {
+            CString::new(a.as_bytes())
+                .with_context(|| format!("argument {a:?} contains a NUL byte"))
+        })
         .collect::<Result<_>>()?;
     let Err(errno) = execvp(&args[0], &args);
-    Err(ExecFailed { command: program.clone(), errno }.into())
+    Err(ExecFailed {
+        command: program.clone(),
+        errno,
+    }
+    .into())
 }
 
 /// An argument vector from string slices: `argv(&["sh", "-c", "echo $$"])`.
@@ -178,7 +198,8 @@ pub fn stop_if_interrupted() -> Result<()> {
     let mut pending = std::mem::MaybeUninit::<nix::libc::sigset_t>::uninit();
     // SAFETY: sigpending fills the set it is handed; we read it only on success.
     let pending = unsafe {
-        Errno::result(nix::libc::sigpending(pending.as_mut_ptr())).context("failed to read pending signals")?;
+        Errno::result(nix::libc::sigpending(pending.as_mut_ptr()))
+            .context("failed to read pending signals")?;
         pending.assume_init()
     };
     let shell = SHELL_MODE.load(std::sync::atomic::Ordering::Relaxed);
@@ -205,8 +226,12 @@ pub struct Gate {
 
 impl Gate {
     pub fn new() -> Result<Gate> {
-        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe for the gate")?;
-        Ok(Gate { read, write: Some(write) })
+        let (read, write) =
+            pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe for the gate")?;
+        Ok(Gate {
+            read,
+            write: Some(write),
+        })
     }
 
     /// In the child: close our copy of the write end, then wait until the parent opens the gate.
@@ -240,8 +265,12 @@ pub struct Capture {
 
 impl Capture {
     pub fn new() -> Result<Capture> {
-        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe for output")?;
-        Ok(Capture { read, write: Some(write) })
+        let (read, write) =
+            pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe for output")?;
+        Ok(Capture {
+            read,
+            write: Some(write),
+        })
     }
 
     /// In the child: send stdout and stderr into the pipe.
@@ -280,7 +309,10 @@ mod tests {
         assert_eq!(Exit::Signal(Signal::SIGKILL).code(), 137);
         assert_eq!(Exit::Signal(Signal::SIGINT).code(), 130);
         let pid = Pid::from_raw(1);
-        assert_eq!(Exit::from_wait_status(WaitStatus::Exited(pid, 3)), Some(Exit::Code(3)));
+        assert_eq!(
+            Exit::from_wait_status(WaitStatus::Exited(pid, 3)),
+            Some(Exit::Code(3))
+        );
         assert_eq!(
             Exit::from_wait_status(WaitStatus::Signaled(pid, Signal::SIGTERM, false)),
             Some(Exit::Signal(Signal::SIGTERM))
@@ -290,9 +322,19 @@ mod tests {
 
     #[test]
     fn exec_failures_map_to_126_and_127() {
-        let missing = ExecFailed { command: "nope".into(), errno: Errno::ENOENT };
+        let missing = ExecFailed {
+            command: "nope".into(),
+            errno: Errno::ENOENT,
+        };
         assert_eq!(missing.exit_code(), 127);
         assert!(missing.to_string().contains("command not found"));
-        assert_eq!(ExecFailed { command: "/etc".into(), errno: Errno::EACCES }.exit_code(), 126);
+        assert_eq!(
+            ExecFailed {
+                command: "/etc".into(),
+                errno: Errno::EACCES
+            }
+            .exit_code(),
+            126
+        );
     }
 }

@@ -17,13 +17,25 @@ pub struct HostSnapshot {
 
 impl HostSnapshot {
     pub fn take() -> HostSnapshot {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
-        let hostname = nix::unistd::gethostname().expect("gethostname").to_string_lossy().into_owned();
+        let mountinfo =
+            std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo");
+        let hostname = nix::unistd::gethostname()
+            .expect("gethostname")
+            .to_string_lossy()
+            .into_owned();
         let mut links: Vec<String> = std::fs::read_dir("/sys/class/net")
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         links.sort();
-        HostSnapshot { mountinfo, hostname, links }
+        HostSnapshot {
+            mountinfo,
+            hostname,
+            links,
+        }
     }
 
     /// Panic with a readable diff unless the host is as it was at `self`.
@@ -36,8 +48,14 @@ impl HostSnapshot {
             let new: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
             panic!("{what}: the host's mounts changed\n  gone: {gone:#?}\n  new: {new:#?}");
         }
-        assert_eq!(now.hostname, self.hostname, "{what}: the host's hostname changed");
-        assert_eq!(now.links, self.links, "{what}: the host's network links changed");
+        assert_eq!(
+            now.hostname, self.hostname,
+            "{what}: the host's hostname changed"
+        );
+        assert_eq!(
+            now.links, self.links,
+            "{what}: the host's network links changed"
+        );
     }
 }
 
@@ -63,7 +81,12 @@ pub fn chapter(bin: &str) -> Command {
 
 /// Run a chapter to the end with a time limit, returning its output.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn chapter");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chapter");
     wait_output(child, limit)
 }
 
@@ -93,7 +116,10 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-                kids.extend(text.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+                kids.extend(
+                    text.split_whitespace()
+                        .filter_map(|p| p.parse::<u32>().ok()),
+                );
             }
         }
     }
@@ -108,7 +134,10 @@ pub fn wait_for_container(pid: u32, argv0: &str, limit: Duration) -> u32 {
         for kid in children_of(pid) {
             let cmdline = std::fs::read(format!("/proc/{kid}/cmdline")).unwrap_or_default();
             let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-            if Path::new(&*String::from_utf8_lossy(first)).file_name().is_some_and(|n| n == argv0) {
+            if Path::new(&*String::from_utf8_lossy(first))
+                .file_name()
+                .is_some_and(|n| n == argv0)
+            {
                 return kid;
             }
         }
@@ -120,7 +149,9 @@ pub fn wait_for_container(pid: u32, argv0: &str, limit: Duration) -> u32 {
 /// Whether a process exists (and is not a zombie waiting to be reaped).
 pub fn is_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -131,14 +162,20 @@ pub fn nspid(status: &str) -> Vec<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("NSpid:"))
-        .map(|rest| rest.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 /// The inode of `/proc/PID/ns/KIND` (or of this process with `pid` = "self").
 pub fn ns_inode(pid: &str, kind: &str) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/{kind}")).expect("stat a namespace file").ino()
+    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
+        .expect("stat a namespace file")
+        .ino()
 }
 
 pub fn stdout_of(out: &Output) -> String {
@@ -147,6 +184,76 @@ pub fn stdout_of(out: &Output) -> String {
 
 pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit code of a finished chapter run: its code, or 128+N if it was killed by signal N.
+pub fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// Start `bin args` (its command exec's `argv0`, e.g. `sleep`), wait until the
+/// container is up, send `signal` to the tool, and wait for the tool to end.
+/// Returns the tool's exit code and the container's host PID. The caller
+/// asserts on both and on the host snapshot.
+pub fn signal_mid_run(
+    bin: &str,
+    args: &[&str],
+    argv0: &str,
+    signal: nix::sys::signal::Signal,
+) -> (i32, u32) {
+    let tool = chapter(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chapter");
+    let container = wait_for_container(tool.id(), argv0, Duration::from_secs(10));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(tool.id() as i32), signal)
+        .expect("signal the tool");
+    let out = wait_output(tool, Duration::from_secs(10));
+    (exit_code(out.status), container)
+}
+
+/// Wait (a little) for a process to be gone: the kernel may take a moment to
+/// deliver PR_SET_PDEATHSIG and the reaper to reap.
+pub fn wait_until_gone(pid: u32, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !is_alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// Run a chapter binary as user `nobody`, to see what a student who forgot
+/// sudo sees. The binary is copied where `nobody` can reach it.
+pub fn run_as_nobody(bin: &str, args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = std::env::temp_dir().join(format!(
+        "workshop-nobody-{}-{}",
+        std::process::id(),
+        args.len()
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+    let copy = dir.join(Path::new(bin).file_name().expect("binary name"));
+    std::fs::copy(bin, &copy).expect("copy binary");
+    let out = run(
+        chapter(copy.to_str().expect("utf-8 path"))
+            .args(args)
+            .uid(65534)
+            .gid(65534),
+        Duration::from_secs(10),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    out
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ pub fn clone_child(flags: CloneFlags, body: impl FnOnce() -> Result<Infallible>)
     // clone() does not allocate a stack for the child: we hand it one.
     let mut stack = vec![0u8; STACK_SIZE];
     let mut body = Some(body);
-    let child = Box::new(move || workshop::process::in_child(body.take().expect("the child runs once")));
+    let child =
+        Box::new(move || workshop::process::in_child(body.take().expect("the child runs once")));
 
     // SIGCHLD: tell the parent when the child ends, as fork() does, so that
     // waitpid() works.
@@ -59,7 +60,15 @@ fn clone_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
 /// How many processes /proc lists: the host's, or the container's once it has its own /proc.
 pub fn count_processes() -> Result<usize> {
     let entries = std::fs::read_dir("/proc")?;
-    Ok(entries.flatten().filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).count())
+    Ok(entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .count())
 }
 
 #[cfg(test)]

@@ -14,7 +14,10 @@ use workshop::{Common, Narrator};
 
 /// Chapter 1: clone() a child into a new PID namespace, where it is PID 1.
 #[derive(Parser)]
-#[command(version, after_help = "Without COMMAND, runs the guided demo. Example: ch01-clone -- sh -c 'echo $$'")]
+#[command(
+    version,
+    after_help = "Without COMMAND, runs the guided demo. Example: ch01-clone -- sh -c 'echo $$'"
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,
@@ -44,30 +47,56 @@ fn demo(say: &Narrator) -> Result<()> {
     say.title("Chapter 1 · clone() and a PID namespace");
 
     say.step("clone() a child into a new PID namespace");
-    say.syscall(&format!("clone(child, stack, {})", describe(CloneFlags::CLONE_NEWPID)));
+    say.syscall(&format!(
+        "clone(child, stack, {})",
+        describe(CloneFlags::CLONE_NEWPID)
+    ));
     say.shell("unshare --pid --fork sh -c 'echo $$'");
     // ANCHOR: pid1
     // `exec grep` replaces the shell, so grep reads the status of the same process.
     let seen = observe(CloneFlags::CLONE_NEWPID, || {
-        exec(&argv(&["sh", "-c", "echo $$; exec grep NSpid /proc/self/status"]))
+        exec(&argv(&[
+            "sh",
+            "-c",
+            "echo $$; exec grep NSpid /proc/self/status",
+        ]))
     })?;
     // ANCHOR_END: pid1
     let mut lines = seen.output.lines();
     let inside = lines.next().unwrap_or("?");
-    say.container(&format!("echo $$  →  {inside}          (I am PID {inside})"));
-    say.host(&format!("clone() returned {}  (the same process, as the host numbers it)", seen.pid));
-    say.note(&format!("the kernel keeps both numbers: {}", lines.next().unwrap_or("?").replace('\t', " ")));
+    say.container(&format!(
+        "echo $$  →  {inside}          (I am PID {inside})"
+    ));
+    say.host(&format!(
+        "clone() returned {}  (the same process, as the host numbers it)",
+        seen.pid
+    ));
+    say.note(&format!(
+        "the kernel keeps both numbers: {}",
+        lines.next().unwrap_or("?").replace('\t', " ")
+    ));
     say.note("NSpid lists the process's PID in each PID namespace, outermost first.");
 
     workshop::process::stop_if_interrupted()?;
     say.step("ps inside the container still lists the host's processes");
     say.shell("unshare --pid --fork ps -e");
-    let seen = observe(CloneFlags::CLONE_NEWPID, || exec(&argv(&["ps", "-e", "-o", "pid,comm"])))?;
+    let seen = observe(CloneFlags::CLONE_NEWPID, || {
+        exec(&argv(&["ps", "-e", "-o", "pid,comm"]))
+    })?;
     let rows: Vec<&str> = seen.output.lines().skip(1).collect();
     let preview: Vec<&str> = seen.output.lines().take(4).collect();
-    say.container(&format!("{}\n...  ({} processes)", preview.join("\n"), rows.len()));
-    say.host(&format!("{} processes in the host's /proc", ch01_clone::count_processes()?));
-    say.warn("ps reads /proc, and /proc is still the host's: mounted for the host's PID namespace.");
+    say.container(&format!(
+        "{}\n...  ({} processes)",
+        preview.join("\n"),
+        rows.len()
+    ));
+    say.host(&format!(
+        "{} processes in the host's /proc",
+        ch01_clone::count_processes()?
+    ));
+    say.warn(
+        "ps reads /proc, and /proc is still the host's: mounted for the host's PID namespace.",
+    );
     say.note("The container is PID 1, yet it can see (and name) every process on the machine.");
     say.note("Chapter 3 gives it a /proc of its own.");
 
@@ -87,7 +116,10 @@ fn demo(say: &Narrator) -> Result<()> {
     for pid in &pids {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let nspid = workshop::testing::nspid(&status);
-        say.host(&format!("PID {pid}: NSpid {nspid:?}  →  PID {} inside its namespace", nspid.last().unwrap_or(&0)));
+        say.host(&format!(
+            "PID {pid}: NSpid {nspid:?}  →  PID {} inside its namespace",
+            nspid.last().unwrap_or(&0)
+        ));
     }
     gate.open();
     for pid in pids {
@@ -99,4 +131,3 @@ fn demo(say: &Narrator) -> Result<()> {
     say.finish("Next, chapter 2: namespaces are files under /proc/PID/ns, and you can join one.");
     Ok(())
 }
-

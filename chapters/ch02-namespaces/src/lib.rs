@@ -27,14 +27,46 @@ pub struct Kind {
 /// The namespace kinds, as the files in /proc/PID/ns name them. The first seven
 /// are the classic ones; `time` came in Linux 5.6.
 pub const KINDS: [Kind; 8] = [
-    Kind { name: "mnt", flag: CloneFlags::CLONE_NEWNS, isolates: "the mount table" },
-    Kind { name: "pid", flag: CloneFlags::CLONE_NEWPID, isolates: "process IDs" },
-    Kind { name: "net", flag: CloneFlags::CLONE_NEWNET, isolates: "network devices, addresses, routes, ports" },
-    Kind { name: "ipc", flag: CloneFlags::CLONE_NEWIPC, isolates: "System V IPC and POSIX message queues" },
-    Kind { name: "uts", flag: CloneFlags::CLONE_NEWUTS, isolates: "hostname and domain name" },
-    Kind { name: "user", flag: CloneFlags::CLONE_NEWUSER, isolates: "user and group IDs, capabilities" },
-    Kind { name: "cgroup", flag: CloneFlags::CLONE_NEWCGROUP, isolates: "the cgroup tree it sees" },
-    Kind { name: "time", flag: CloneFlags::from_bits_retain(0x80), isolates: "the boot and monotonic clocks" },
+    Kind {
+        name: "mnt",
+        flag: CloneFlags::CLONE_NEWNS,
+        isolates: "the mount table",
+    },
+    Kind {
+        name: "pid",
+        flag: CloneFlags::CLONE_NEWPID,
+        isolates: "process IDs",
+    },
+    Kind {
+        name: "net",
+        flag: CloneFlags::CLONE_NEWNET,
+        isolates: "network devices, addresses, routes, ports",
+    },
+    Kind {
+        name: "ipc",
+        flag: CloneFlags::CLONE_NEWIPC,
+        isolates: "System V IPC and POSIX message queues",
+    },
+    Kind {
+        name: "uts",
+        flag: CloneFlags::CLONE_NEWUTS,
+        isolates: "hostname and domain name",
+    },
+    Kind {
+        name: "user",
+        flag: CloneFlags::CLONE_NEWUSER,
+        isolates: "user and group IDs, capabilities",
+    },
+    Kind {
+        name: "cgroup",
+        flag: CloneFlags::CLONE_NEWCGROUP,
+        isolates: "the cgroup tree it sees",
+    },
+    Kind {
+        name: "time",
+        flag: CloneFlags::from_bits_retain(0x80),
+        isolates: "the boot and monotonic clocks",
+    },
 ];
 // ANCHOR_END: kinds
 
@@ -90,7 +122,9 @@ pub fn join_namespaces(target: Pid) -> Result<Vec<&'static str>> {
     // Join the mount namespace last: it changes our root and working directory.
     handles.sort_by_key(|(kind, _)| kind.name == "mnt");
     for (kind, file) in &handles {
-        setns(file, kind.flag).with_context(|| format!("failed to setns into {}", ns_path(Some(target), kind.name)))?;
+        setns(file, kind.flag).with_context(|| {
+            format!("failed to setns into {}", ns_path(Some(target), kind.name))
+        })?;
     }
     Ok(handles.iter().map(|(kind, _)| kind.name).collect())
 }

@@ -16,9 +16,15 @@ use workshop::error::HintExt;
 /// copies in a new mount namespace stay peers of the host's mounts, and a
 /// mount made inside appears on the host too.
 pub fn make_mounts_private() -> Result<()> {
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .context("failed to make / private: mount(NULL, \"/\", NULL, MS_REC | MS_PRIVATE)")
-        .hint("this needs CAP_SYS_ADMIN in a mount namespace of our own (clone with CLONE_NEWNS)")
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("failed to make / private: mount(NULL, \"/\", NULL, MS_REC | MS_PRIVATE)")
+    .hint("this needs CAP_SYS_ADMIN in a mount namespace of our own (clone with CLONE_NEWNS)")
 }
 // ANCHOR_END: private
 
@@ -46,13 +52,18 @@ pub fn propagation_of(mountinfo: &str, mount_point: &str) -> Option<String> {
         }
         let dash = fields.iter().position(|f| *f == "-")?;
         let optional = &fields[6..dash];
-        Some(if optional.is_empty() { "private".to_string() } else { optional.join(" ") })
+        Some(if optional.is_empty() {
+            "private".to_string()
+        } else {
+            optional.join(" ")
+        })
     })
 }
 
 /// Propagation of `/` in this process's mount namespace.
 pub fn root_propagation() -> Result<String> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").context("failed to read /proc/self/mountinfo")?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("failed to read /proc/self/mountinfo")?;
     propagation_of(&mountinfo, "/").context("no mount for / in /proc/self/mountinfo")
 }
 
@@ -69,7 +80,10 @@ mod tests {
     #[test]
     fn reads_propagation() {
         assert_eq!(propagation_of(MOUNTINFO, "/").as_deref(), Some("shared:1"));
-        assert_eq!(propagation_of(MOUNTINFO, "/tmp").as_deref(), Some("master:7"));
+        assert_eq!(
+            propagation_of(MOUNTINFO, "/tmp").as_deref(),
+            Some("master:7")
+        );
         let private = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n";
         assert_eq!(propagation_of(private, "/").as_deref(), Some("private"));
         assert_eq!(propagation_of(MOUNTINFO, "/nope"), None);

@@ -16,7 +16,10 @@ use workshop::{Common, Narrator};
 
 /// Chapter 3: a mount namespace, a private mount tree and a fresh /proc.
 #[derive(Parser)]
-#[command(version, after_help = "Without COMMAND, runs the guided demo. Example: ch03-mount -- ps -e")]
+#[command(
+    version,
+    after_help = "Without COMMAND, runs the guided demo. Example: ch03-mount -- ps -e"
+)]
 struct Cli {
     #[command(flatten)]
     common: Common,
@@ -72,7 +75,9 @@ fn demo(say: &Narrator) -> Result<()> {
     say.shell("unshare --mount --pid --fork sh");
     say.container(&format!("/ is {before}   (from /proc/self/mountinfo)"));
     if before.contains("shared") {
-        say.warn("/ is shared (systemd does that): the copies in the new namespace are still peers");
+        say.warn(
+            "/ is shared (systemd does that): the copies in the new namespace are still peers",
+        );
         say.warn("of the host's mounts, and anything mounted inside would appear on the host too.");
     } else {
         say.note("Here / is already private (no systemd). On most machines it is shared:1,");
@@ -89,20 +94,37 @@ fn demo(say: &Narrator) -> Result<()> {
     say.syscall("mount(\"proc\", \"/proc\", \"proc\", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)");
     say.shell("mount -t proc proc /proc && ps -e");
     let count = ps.len().saturating_sub(1); // less the header
-    say.container(&format!("{}\n({count} process{})", ps.join("\n"), if count == 1 { "" } else { "es" }));
-    say.note("ps reads /proc: it now lists the container's PID namespace only (compare chapter 1).");
+    say.container(&format!(
+        "{}\n({count} process{})",
+        ps.join("\n"),
+        if count == 1 { "" } else { "es" }
+    ));
+    say.note(
+        "ps reads /proc: it now lists the container's PID namespace only (compare chapter 1).",
+    );
 
     say.step("the host is as it was");
     let now = std::fs::read_to_string("/proc/self/mountinfo")?;
     if now == host_mounts {
-        say.ok(&format!("the host's /proc/self/mountinfo is byte-identical ({} mounts)", now.lines().count()));
+        say.ok(&format!(
+            "the host's /proc/self/mountinfo is byte-identical ({} mounts)",
+            now.lines().count()
+        ));
     } else {
-        say.warn("the host's mount table changed during the demo (another program mounted something?)");
+        say.warn(
+            "the host's mount table changed during the demo (another program mounted something?)",
+        );
     }
-    say.host(&format!("ps -e on the host still lists {} processes", ch01_clone::count_processes()?));
-    say.note("The container's mounts went away with its mount namespace, when its last process exited.");
+    say.host(&format!(
+        "ps -e on the host still lists {} processes",
+        ch01_clone::count_processes()?
+    ));
+    say.note(
+        "The container's mounts went away with its mount namespace, when its last process exited.",
+    );
 
-    say.finish("Next, chapter 4: a root filesystem of the container's own (chroot, then pivot_root).");
+    say.finish(
+        "Next, chapter 4: a root filesystem of the container's own (chroot, then pivot_root).",
+    );
     Ok(())
 }
-

@@ -1,0 +1,178 @@
+//! Chapter 1, checked against the kernel: PIDs from both sides, exit codes,
+//! signals, and the host left as it was.
+
+use nix::sys::signal::Signal;
+use std::time::Duration;
+use workshop::testing::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch01-clone");
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn ch01(args: &[&str]) -> std::process::Output {
+    require_root();
+    run(chapter(BIN).args(args), LIMIT)
+}
+
+#[test]
+fn the_command_is_pid_1_inside() {
+    let host = HostSnapshot::take();
+    let out = ch01(&["--", "sh", "-c", "echo $$"]);
+    assert_eq!(stdout_of(&out), "1\n", "stderr: {}", stderr_of(&out));
+    assert!(out.status.success());
+    host.assert_unchanged("ch01 -- sh -c 'echo $$'");
+}
+
+#[test]
+fn the_kernel_numbers_the_container_in_both_namespaces() {
+    // `exec grep` so that grep reads the status of the container's PID 1 itself.
+    let out = ch01(&["--quiet", "sh", "-c", "exec grep NSpid /proc/self/status"]);
+    let ids = nspid(&stdout_of(&out));
+    assert_eq!(ids.len(), 2, "one PID per namespace level: {ids:?}");
+    assert_eq!(ids[1], 1, "PID 1 inside");
+    assert!(ids[0] > 1, "a real PID on the host: {ids:?}");
+}
+
+#[test]
+fn exit_codes_are_the_containers_own() {
+    assert_eq!(exit_code(ch01(&["sh", "-c", "exit 7"]).status), 7);
+    assert_eq!(exit_code(ch01(&["true"]).status), 0);
+    let missing = ch01(&["no-such-command-here"]);
+    assert_eq!(exit_code(missing.status), 127);
+    assert!(
+        stderr_of(&missing).contains("command not found"),
+        "{}",
+        stderr_of(&missing)
+    );
+}
+
+#[test]
+fn killed_container_exits_128_plus_the_signal() {
+    require_root();
+    let tool = chapter(BIN).args(["--", "sleep", "30"]).spawn().unwrap();
+    let container = wait_for_container(tool.id(), "sleep", LIMIT);
+    // From the host, SIGKILL reaches even PID 1 of a namespace.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(container as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = wait_output(tool, LIMIT);
+    assert_eq!(exit_code(out.status), 137);
+}
+
+#[test]
+fn ps_inside_still_sees_the_host_processes() {
+    // /proc is still the host's: the container can see this very test.
+    let out = ch01(&["ps", "-e", "-o", "pid="]);
+    let pids: Vec<u32> = stdout_of(&out)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert!(
+        pids.contains(&std::process::id()),
+        "ps inside should list the test process {}",
+        std::process::id()
+    );
+    assert!(pids.len() > 3);
+}
+
+#[test]
+fn two_containers_are_each_pid_1_of_their_own_namespace() {
+    require_root();
+    let tools: Vec<_> = (0..2)
+        .map(|_| chapter(BIN).args(["--", "sleep", "30"]).spawn().unwrap())
+        .collect();
+    let containers: Vec<u32> = tools
+        .iter()
+        .map(|t| wait_for_container(t.id(), "sleep", LIMIT))
+        .collect();
+    for c in &containers {
+        let status = std::fs::read_to_string(format!("/proc/{c}/status")).unwrap();
+        assert_eq!(
+            nspid(&status).last(),
+            Some(&1),
+            "container {c} is PID 1 inside"
+        );
+    }
+    assert_ne!(
+        ns_inode(&containers[0].to_string(), "pid"),
+        ns_inode(&containers[1].to_string(), "pid")
+    );
+    assert_ne!(
+        ns_inode(&containers[0].to_string(), "pid"),
+        ns_inode("self", "pid")
+    );
+    for c in &containers {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(*c as i32), Signal::SIGKILL).unwrap();
+    }
+    for t in tools {
+        assert_eq!(exit_code(wait_output(t, LIMIT).status), 137);
+    }
+}
+
+#[test]
+fn the_demo_runs_without_a_terminal_and_exits_0() {
+    let host = HostSnapshot::take();
+    let out = ch01(&[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("NSpid"),
+        "the demo narrates on stderr"
+    );
+    assert!(
+        !stderr_of(&out).contains('\u{1b}'),
+        "NO_COLOR means no colour"
+    );
+    host.assert_unchanged("ch01 demo");
+}
+
+#[test]
+fn quiet_prints_only_the_containers_output() {
+    let out = ch01(&["--quiet", "--", "echo", "hi"]);
+    assert_eq!(stdout_of(&out), "hi\n");
+    assert_eq!(stderr_of(&out), "");
+}
+
+#[test]
+fn sigint_and_sigterm_stop_the_container_and_leave_nothing() {
+    require_root();
+    for (signal, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
+        let host = HostSnapshot::take();
+        let (exit, container) = signal_mid_run(BIN, &["--", "sleep", "30"], "sleep", signal);
+        assert_eq!(exit, code, "{signal:?}");
+        assert!(
+            wait_until_gone(container, LIMIT),
+            "the container survived {signal:?}"
+        );
+        host.assert_unchanged(&format!("ch01 after {signal:?}"));
+    }
+}
+
+#[test]
+fn sigkill_of_the_tool_takes_the_container_with_it() {
+    require_root();
+    let (exit, container) = signal_mid_run(BIN, &["--", "sleep", "30"], "sleep", Signal::SIGKILL);
+    assert_eq!(exit, 137);
+    assert!(
+        wait_until_gone(container, LIMIT),
+        "PR_SET_PDEATHSIG should have killed the container"
+    );
+}
+
+#[test]
+fn without_root_it_says_which_capability_and_how() {
+    require_root();
+    let out = run_as_nobody(BIN, &["--", "true"]);
+    assert_eq!(exit_code(out.status), 1);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("error:") && err.contains("CAP_SYS_ADMIN") && err.contains("hint:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    assert_eq!(exit_code(ch01(&["--color", "purple"]).status), 2);
+    assert_eq!(exit_code(ch01(&["--shell", "--", "ls"]).status), 2);
+}

@@ -1,0 +1,145 @@
+//! Chapter 2, checked against the kernel: which namespace files differ, and
+//! that --join (setns) lands in the container's namespaces.
+
+use nix::sys::signal::Signal;
+use std::time::Duration;
+use workshop::testing::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch02-namespaces");
+const LIMIT: Duration = Duration::from_secs(20);
+const NEW: [&str; 6] = ["mnt", "pid", "net", "ipc", "uts", "cgroup"];
+const SHARED: [&str; 2] = ["user", "time"];
+
+fn ch02(args: &[&str]) -> std::process::Output {
+    require_root();
+    run(chapter(BIN).args(args), LIMIT)
+}
+
+/// The inode of each namespace of the process that runs `script`'s loop, as `stat` reports it.
+fn inodes_reported(out: &std::process::Output) -> Vec<(String, u64)> {
+    stdout_of(out)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.trim().parse().expect("an inode")))
+        .collect()
+}
+
+const REPORT: &str = "for n in mnt pid net ipc uts cgroup user time; do echo $n $(stat -L -c %i /proc/self/ns/$n); done";
+
+#[test]
+fn the_container_has_new_namespaces_except_user_and_time() {
+    let host = HostSnapshot::take();
+    let out = ch02(&["--quiet", "--", "sh", "-c", REPORT]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let seen = inodes_reported(&out);
+    assert_eq!(seen.len(), 8, "{seen:?}");
+    for (kind, ino) in seen {
+        let mine = ns_inode("self", &kind);
+        if NEW.contains(&kind.as_str()) {
+            assert_ne!(ino, mine, "{kind} should be a new namespace");
+        } else {
+            assert!(SHARED.contains(&kind.as_str()));
+            assert_eq!(ino, mine, "{kind} should be the host's");
+        }
+    }
+    host.assert_unchanged("ch02 -- report");
+}
+
+#[test]
+fn join_runs_the_command_in_the_containers_namespaces() {
+    require_root();
+    let host = HostSnapshot::take();
+    let tool = chapter(BIN)
+        .args(["--quiet", "--", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let container = wait_for_container(tool.id(), "sleep", LIMIT);
+
+    let script = format!("echo pid-inside $$; {REPORT}");
+    let out = ch02(&[
+        "--quiet",
+        "--join",
+        &container.to_string(),
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let seen = inodes_reported(&out);
+    let (_, pid_inside) = seen
+        .iter()
+        .find(|(k, _)| k == "pid-inside")
+        .expect("the shell's PID");
+    assert!(
+        *pid_inside > 1 && *pid_inside < 10,
+        "the joined shell is a low PID of the container's namespace: {pid_inside}"
+    );
+    for (kind, ino) in seen.iter().filter(|(k, _)| k != "pid-inside") {
+        assert_eq!(
+            *ino,
+            ns_inode(&container.to_string(), kind),
+            "{kind}: joined the container's namespace"
+        );
+    }
+    assert_eq!(seen.len(), 9, "{seen:?}");
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(container as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(exit_code(wait_output(tool, LIMIT).status), 137);
+    host.assert_unchanged("ch02 --join");
+}
+
+#[test]
+fn join_a_process_that_does_not_exist_is_a_clear_error() {
+    let out = ch02(&["--join", "999999999", "--", "true"]);
+    assert_eq!(exit_code(out.status), 1);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("error: no process 999999999") && err.contains("hint:"),
+        "{err}"
+    );
+    for bad in ["0", "-5", "abc", ""] {
+        assert_eq!(
+            exit_code(ch02(&["--join", bad, "--", "true"]).status),
+            2,
+            "--join {bad:?}"
+        );
+    }
+}
+
+#[test]
+fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
+    let host = HostSnapshot::take();
+    let out = ch02(&[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    host.assert_unchanged("ch02 demo");
+}
+
+#[test]
+fn exit_codes_and_signals() {
+    assert_eq!(exit_code(ch02(&["sh", "-c", "exit 3"]).status), 3);
+    let host = HostSnapshot::take();
+    let (exit, container) = signal_mid_run(BIN, &["--", "sleep", "30"], "sleep", Signal::SIGTERM);
+    assert_eq!(exit, 143);
+    assert!(wait_until_gone(container, LIMIT));
+    let (exit, container) = signal_mid_run(BIN, &["--", "sleep", "30"], "sleep", Signal::SIGKILL);
+    assert_eq!(exit, 137);
+    assert!(wait_until_gone(container, LIMIT));
+    host.assert_unchanged("ch02 after signals");
+}
+
+#[test]
+fn without_root_it_says_which_capability_and_how() {
+    require_root();
+    let out = run_as_nobody(BIN, &[]);
+    assert_eq!(exit_code(out.status), 1);
+    assert!(
+        stderr_of(&out).contains("CAP_SYS_ADMIN"),
+        "{}",
+        stderr_of(&out)
+    );
+}

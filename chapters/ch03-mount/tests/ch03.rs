@@ -1,0 +1,141 @@
+//! Chapter 3, checked against the kernel: the container's own /proc, a private
+//! mount tree, and the host's mount table byte-identical afterwards, whatever
+//! way the run ends.
+
+use nix::sys::signal::Signal;
+use std::time::Duration;
+use workshop::testing::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch03-mount");
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn ch03(args: &[&str]) -> std::process::Output {
+    require_root();
+    run(chapter(BIN).args(args), LIMIT)
+}
+
+#[test]
+fn ps_lists_only_the_container_with_pid_1_first() {
+    let host = HostSnapshot::take();
+    let out = ch03(&["--", "ps", "-e", "-o", "pid=,comm="]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let rows: Vec<String> = stdout_of(&out)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert!(!rows.is_empty() && rows.len() <= 3, "{rows:?}");
+    assert_eq!(rows[0], "1 ps", "{rows:?}");
+    host.assert_unchanged("ch03 -- ps -e");
+}
+
+#[test]
+fn proc_1_is_the_containers_own_pid_1() {
+    let out = ch03(&["--quiet", "cat", "/proc/1/cmdline"]);
+    assert_eq!(stdout_of(&out), "cat\0/proc/1/cmdline\0");
+}
+
+#[test]
+fn no_mount_inside_is_shared_with_the_host() {
+    let out = ch03(&["--quiet", "cat", "/proc/self/mountinfo"]);
+    let mountinfo = stdout_of(&out);
+    assert!(mountinfo.contains(" /proc "), "a proc mount on /proc");
+    for line in mountinfo.lines() {
+        assert!(
+            !line.contains(" shared:"),
+            "still shared with the host: {line}"
+        );
+    }
+}
+
+#[test]
+fn host_mounts_unchanged_when_the_container_fails() {
+    let host = HostSnapshot::take();
+    assert_eq!(exit_code(ch03(&["sh", "-c", "exit 3"]).status), 3);
+    assert_eq!(exit_code(ch03(&["no-such-command-here"]).status), 127);
+    host.assert_unchanged("ch03 failing container");
+}
+
+#[test]
+fn host_mounts_unchanged_after_sigint_sigterm_sigkill() {
+    require_root();
+    for (signal, code) in [
+        (Signal::SIGINT, 130),
+        (Signal::SIGTERM, 143),
+        (Signal::SIGKILL, 137),
+    ] {
+        let host = HostSnapshot::take();
+        let (exit, container) = signal_mid_run(BIN, &["--", "sleep", "30"], "sleep", signal);
+        assert_eq!(exit, code, "{signal:?}");
+        assert!(
+            wait_until_gone(container, LIMIT),
+            "the container survived {signal:?}"
+        );
+        host.assert_unchanged(&format!("ch03 after {signal:?}"));
+        // And a run after it starts clean.
+        assert!(ch03(&["true"]).status.success());
+    }
+}
+
+#[test]
+fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
+    let host = HostSnapshot::take();
+    let out = ch03(&[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    host.assert_unchanged("ch03 demo");
+}
+
+#[test]
+fn without_root_it_says_which_capability_and_how() {
+    require_root();
+    let out = run_as_nobody(BIN, &["--", "ps"]);
+    assert_eq!(exit_code(out.status), 1);
+    assert!(
+        stderr_of(&out).contains("CAP_SYS_ADMIN"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+/// Most students' hosts run systemd, which makes / shared; this machine's may
+/// not. Recreate that host in a sandbox: a mount namespace of the test's own
+/// whose mounts are all shared. There, the chapter must still leave the
+/// sandbox's mount table byte-identical and see no shared mount inside.
+#[test]
+fn on_a_shared_root_nothing_propagates_back() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("ch03-shared-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "cat /proc/self/mountinfo > {d}/before && {BIN} --quiet -- cat /proc/self/mountinfo > {d}/inside \
+         && cat /proc/self/mountinfo > {d}/after",
+        d = dir.display()
+    );
+    let out = run(
+        std::process::Command::new("unshare").args([
+            "--mount",
+            "--propagation",
+            "shared",
+            "sh",
+            "-c",
+            &script,
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let (before, inside, after) = (read("before"), read("inside"), read("after"));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    assert!(
+        before.lines().any(|l| l.contains(" shared:")),
+        "the sandbox should have shared mounts:\n{before}"
+    );
+    assert!(
+        !inside.lines().any(|l| l.contains(" shared:")),
+        "the container kept a shared mount:\n{inside}"
+    );
+    assert_eq!(
+        before, after,
+        "a mount made in the container propagated back to the (sandboxed) host"
+    );
+}
