@@ -57,9 +57,15 @@ pub fn in_child(body: impl FnOnce() -> Result<Infallible>) -> isize {
             .context("failed to set PR_SET_PDEATHSIG")?;
         Ok(())
     };
-    let err = match setup().and_then(|()| body()) {
-        Ok(never) => match never {},
-        Err(e) => e,
+    // A panic must not unwind out of the clone() callback (it would abort the
+    // child with a confusing message): report it as exit code 101, as Rust does.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        setup().and_then(|()| body())
+    }));
+    let err = match result {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e,
+        Err(_panic) => return 101, // the panic hook has printed the message
     };
     let code = err
         .downcast_ref::<ExecFailed>()

@@ -1,0 +1,67 @@
+//! The checks for the exercises: one set, run against `exercises/` by
+//! `cargo test -p exercises` and against `solutions/` by `cargo test`.
+//!
+//! Namespace work does not run in this (multithreaded) test process: a check
+//! starts the probe binary, which calls the code under test and reports what
+//! the kernel did, and the check asserts on that report.
+
+mod ch01;
+mod ch02;
+mod ch03;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What the probe reported, as key=value pairs (and the raw text).
+pub struct Report {
+    pub values: HashMap<String, String>,
+    pub text: String,
+}
+
+impl Report {
+    pub fn get(&self, key: &str) -> &str {
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("the probe did not report `{key}`:\n{}", self.text))
+    }
+
+    pub fn number(&self, key: &str) -> u64 {
+        self.get(key)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("`{key}` is not a number:\n{}", self.text))
+    }
+}
+
+/// Run a probe scenario for `exercise` (e.g. "1.1"), and fail with a message
+/// a student can act on if the code under test is not done or failed.
+pub fn probe(scenario: &str, exercise: &str, file: &str) -> Report {
+    workshop::testing::require_root();
+    let out = workshop::testing::run(
+        &mut std::process::Command::new(env!("CARGO_BIN_EXE_probe"))
+            .arg(scenario)
+            .env("RUST_BACKTRACE", "0"),
+        Duration::from_secs(30),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        // A todo!() may panic in the probe itself (stderr) or in a child whose
+        // output the probe captured and relayed (stdout).
+        if let Some(todo) = said
+            .lines()
+            .chain(text.lines())
+            .find(|l| l.contains("not yet implemented"))
+        {
+            panic!("\n\nexercise {exercise} is not done yet ({todo})\n  write it in exercises/src/{file}, then run this check again\n");
+        }
+        panic!("\n\nexercise {exercise}: the code under test failed.\nwhat it said:\n{said}\nwhat it reported:\n{text}\n");
+    }
+    let values = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Report { values, text }
+}

@@ -1,0 +1,157 @@
+//! The probe: runs the code under test (the student's exercises or the
+//! solutions) outside the multithreaded test harness, where clone(), setns()
+//! and mount namespaces behave, and reports what the kernel did as `key=value`
+//! lines. The checks in mod.rs start it and assert on the report.
+//!
+//! Each scenario makes its own throwaway namespaces, so a wrong answer cannot
+//! reach the host's mounts, hostname or network.
+
+use anyhow::{bail, Context, Result};
+use ch01_clone::{clone_child, count_processes, observe};
+use nix::mount::{mount, MsFlags};
+use nix::sched::CloneFlags;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use workshop::process::{argv, exec, wait_for, Gate};
+
+pub fn main() {
+    let scenario = std::env::args().nth(1).unwrap_or_default();
+    if let Err(e) = workshop::process::block_termination_signals().and_then(|()| run(&scenario)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(scenario: &str) -> Result<()> {
+    match scenario {
+        "ch01-pid1" => ch01_pid1(),
+        "ch02-join" => ch02_join(),
+        "ch03-private" => ch03_private(),
+        "ch03-proc" => ch03_proc(),
+        "ch03-tmpfs" => ch03_tmpfs(),
+        other => bail!("unknown probe scenario {other:?}"),
+    }
+}
+
+/// Print a child's captured report, or fail with what it said.
+fn relay(seen: ch01_clone::Observed) -> Result<()> {
+    print!("{}", seen.output);
+    if seen.exit.code() != 0 {
+        bail!("the code under test failed in the child ({})", seen.exit);
+    }
+    Ok(())
+}
+
+fn ns_inode(pid: &str, kind: &str) -> Result<u64> {
+    Ok(std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))?.ino())
+}
+
+fn shared_mounts() -> Result<usize> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    Ok(mountinfo.lines().filter(|l| l.contains(" shared:")).count())
+}
+
+fn ch01_pid1() -> Result<()> {
+    let pid = under_test::ch01_clone::spawn_as_pid_1(&argv(&[
+        "sh",
+        "-c",
+        "echo inside=$$; exec grep NSpid /proc/self/status",
+    ]))?;
+    let exit = wait_for(pid)?;
+    println!("host_pid={pid}");
+    println!("exit={}", exit.code());
+    let pid = under_test::ch01_clone::spawn_as_pid_1(&argv(&["sh", "-c", "exit 5"]))?;
+    println!("exit_of_exit_5={}", wait_for(pid)?.code());
+    Ok(())
+}
+
+fn ch02_join() -> Result<()> {
+    // A container with its own UTS, IPC and network namespaces, named so that
+    // we can tell its UTS namespace from the host's, waiting at a gate.
+    let mut gate = Gate::new()?;
+    let container = clone_child(
+        CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET,
+        || {
+            nix::unistd::sethostname("joined-by-setns")?;
+            gate.pass()?;
+            exec(&argv(&["true"]))
+        },
+    )?;
+    std::thread::sleep(std::time::Duration::from_millis(20)); // let it name itself
+    for kind in ["uts", "ipc", "net", "mnt"] {
+        println!(
+            "container_{kind}={}",
+            ns_inode(&container.to_string(), kind)?
+        );
+    }
+    // A fresh child joins with the code under test and reports where it is.
+    let seen = observe(CloneFlags::empty(), || {
+        under_test::ch02_namespaces::join(container, &["uts", "ipc", "net"])?;
+        println!("hostname={}", nix::unistd::gethostname()?.to_string_lossy());
+        for kind in ["uts", "ipc", "net", "mnt"] {
+            println!("joined_{kind}={}", ns_inode("self", kind)?);
+        }
+        std::process::exit(0)
+    });
+    gate.open();
+    wait_for(container)?;
+    relay(seen?)
+}
+
+fn ch03_private() -> Result<()> {
+    relay(observe(CloneFlags::CLONE_NEWNS, || {
+        // In this throwaway mount namespace, make everything shared, as
+        // systemd does on the host, so that the exercise has work to do.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .context("probe: failed to make / shared in its own namespace")?;
+        println!("shared_before={}", shared_mounts()?);
+        under_test::ch03_mount::make_mounts_private()?;
+        println!("shared_after={}", shared_mounts()?);
+        std::process::exit(0)
+    })?)
+}
+
+fn ch03_proc() -> Result<()> {
+    relay(observe(
+        CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
+        || {
+            ch03_mount::make_mounts_private()?; // the chapter's own: this exercise is the next step
+            under_test::ch03_mount::mount_proc()?;
+            println!("processes={}", count_processes()?);
+            println!("self={}", std::fs::read_link("/proc/self")?.display());
+            std::process::exit(0)
+        },
+    )?)
+}
+
+fn ch03_tmpfs() -> Result<()> {
+    let dir = PathBuf::from(format!("/tmp/workshop-probe-tmpfs-{}", std::process::id()));
+    std::fs::create_dir(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let seen = observe(CloneFlags::CLONE_NEWNS, || {
+        ch03_mount::make_mounts_private()?;
+        under_test::ch03_mount::mount_tmpfs(&dir, 16)?;
+        let fs = nix::sys::statfs::statfs(&dir)?;
+        println!(
+            "tmpfs={}",
+            fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC
+        );
+        let vfs = nix::sys::statvfs::statvfs(&dir)?;
+        println!(
+            "size_mib={}",
+            vfs.blocks() * vfs.fragment_size() / (1024 * 1024)
+        );
+        std::fs::write(dir.join("inside.txt"), "written in the container\n")?;
+        std::process::exit(0)
+    });
+    let host_entries = std::fs::read_dir(&dir).map(|d| d.count());
+    let _ = std::fs::remove_dir_all(&dir);
+    relay(seen?)?;
+    println!("host_entries={}", host_entries?);
+    Ok(())
+}

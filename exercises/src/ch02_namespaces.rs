@@ -1,0 +1,40 @@
+//! Chapter 2 exercises: namespaces are files.
+//!
+//! Check your work with `cargo test -p exercises ch02`.
+
+use anyhow::Result;
+use nix::unistd::Pid;
+
+/// Exercise 2.1: which namespace is a process in?
+///
+/// Return the inode number of `/proc/PID/ns/KIND` (`kind` is a file name in
+/// that directory: "mnt", "pid", "net", "ipc", "uts", "user", "cgroup",
+/// "time"). Two processes share a namespace exactly when these numbers match.
+/// A missing process or an unknown kind is an error, not a panic.
+///
+/// Hints:
+/// - `std::fs::metadata(path)` follows the link; `std::os::unix::fs::MetadataExt`
+///   gives you `.ino()`.
+/// - Or read the link: `std::fs::read_link` gives `uts:[4026531838]`.
+pub fn namespace_inode(pid: Pid, kind: &str) -> Result<u64> {
+    // TODO: stat /proc/PID/ns/KIND and return its inode number.
+    todo!("exercise 2.1: the inode of /proc/PID/ns/KIND")
+}
+
+/// Exercise 2.2: join another process's namespaces, as `nsenter` does.
+///
+/// Move the calling process into the namespaces of `target` named in `kinds`
+/// (e.g. `["uts", "ipc", "net"]`). The check runs this in a fresh child, then
+/// reads the child's hostname and namespace files.
+///
+/// Hints:
+/// - open `/proc/TARGET/ns/KIND` (`std::fs::File::open`), then
+///   `nix::sched::setns(&file, flag)`.
+/// - the flag for each kind: `CloneFlags::CLONE_NEWUTS`, `CLONE_NEWIPC`,
+///   `CLONE_NEWNET`, ... (`ch02_namespaces::kind(name)` has the table), or
+///   `CloneFlags::empty()`, which lets the kernel check the file's kind.
+/// - open all the files before the first setns().
+pub fn join(target: Pid, kinds: &[&str]) -> Result<()> {
+    // TODO: open each /proc/TARGET/ns/KIND, then setns() into it.
+    todo!("exercise 2.2: setns() into the target's namespaces")
+}
