@@ -39,7 +39,7 @@ impl Report {
 pub fn probe(scenario: &str, exercise: &str, file: &str) -> Report {
     workshop::testing::require_root();
     let out = workshop::testing::run(
-        &mut std::process::Command::new(env!("CARGO_BIN_EXE_probe"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_probe"))
             .arg(scenario)
             .env("RUST_BACKTRACE", "0"),
         Duration::from_secs(30),

@@ -1,1 +1,75 @@
-fn main() {}
+//! `cargo xtask TASK`: the project's own checks and generators.
+//!
+//! - `verify`: every check fails on the unsolved exercises and passes on the
+//!   solutions; every exercise has a TODO, a todo!() and a hint; every
+//!   `{{#include}}` in the book resolves to non-empty text.
+//! - `book`: run each chapter's demo and write its real transcript into the
+//!   book, then build the book if mdbook is installed.
+
+mod book;
+mod verify;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(about = "Container Workshop developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Prove the exercises teach: checks fail on the stubs, pass on the solutions; book includes resolve
+    Verify,
+    /// Regenerate the transcripts the book shows (runs each chapter's demo; needs root or sudo)
+    Book,
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().task {
+        Task::Verify => verify::run(),
+        Task::Book => book::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+}
+
+/// The chapters, in order: (package name, directory under chapters/).
+pub const CHAPTERS: [&str; 3] = ["ch01-clone", "ch02-namespaces", "ch03-mount"];
+
+/// `cargo` as the one that runs us.
+pub fn cargo() -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+pub fn ensure(ok: bool, problems: &mut Vec<String>, problem: impl FnOnce() -> String) {
+    if !ok {
+        problems.push(problem());
+    }
+}
+
+pub fn result_of(problems: Vec<String>, what: &str) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("  ✗ {p}");
+    }
+    anyhow::bail!("{what}: {} problem(s)", problems.len())
+}

@@ -1,0 +1,252 @@
+//! `cargo xtask verify`.
+
+use crate::{cargo, ensure, result_of, root};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub fn run() -> Result<()> {
+    let mut failed = Vec::new();
+    for (name, step) in [
+        ("exercises are well-formed", exercises_are_well_formed as fn() -> Result<()>),
+        ("book includes resolve", book_includes_resolve),
+        ("checks fail on the stubs and pass on the solutions", checks_discriminate),
+    ] {
+        eprintln!("verify: {name}");
+        if let Err(e) = step() {
+            eprintln!("  ✗ {e:#}");
+            failed.push(name);
+        } else {
+            eprintln!("  ✓ {name}");
+        }
+    }
+    anyhow::ensure!(failed.is_empty(), "verify failed: {}", failed.join("; "));
+    eprintln!("verify: all good");
+    Ok(())
+}
+
+/// The public functions of an exercise or solution module, by name, with the
+/// text from the end of the previous item to the end of the function.
+fn functions(source: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut doc = String::new();
+    let mut lines = source.lines().peekable();
+    while let Some(line) = lines.next() {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix("pub fn ") {
+            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let mut body = std::mem::take(&mut doc);
+            body.push_str(line);
+            body.push('\n');
+            for l in lines.by_ref() {
+                body.push_str(l);
+                body.push('\n');
+                if l == "}" {
+                    break;
+                }
+            }
+            out.insert(name, body);
+        } else if t.starts_with("///") {
+            doc.push_str(line);
+            doc.push('\n');
+        } else if !t.starts_with("#[") {
+            doc.clear();
+        }
+    }
+    out
+}
+
+fn exercises_are_well_formed() -> Result<()> {
+    let mut problems = Vec::new();
+    let dir = root().join("exercises/src");
+    let mut modules = 0;
+    for entry in std::fs::read_dir(&dir).context("read exercises/src")? {
+        let path = entry?.path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(file.starts_with("ch") && file.ends_with(".rs")) {
+            continue;
+        }
+        modules += 1;
+        let stub = std::fs::read_to_string(&path)?;
+        let solved_path = root().join("solutions/src").join(&file);
+        let solved = std::fs::read_to_string(&solved_path).unwrap_or_default();
+        ensure(!solved.is_empty(), &mut problems, || format!("solutions/src/{file} is missing"));
+        let (stubs, solutions) = (functions(&stub), functions(&solved));
+        ensure(!stubs.is_empty(), &mut problems, || format!("exercises/src/{file} has no exercise"));
+        for (name, text) in &stubs {
+            let at = format!("exercises/src/{file}: {name}");
+            ensure(text.contains("// TODO"), &mut problems, || format!("{at} has no `// TODO`"));
+            ensure(text.contains("todo!(\""), &mut problems, || format!("{at} has no todo!(\"...\") saying what to do"));
+            ensure(text.contains("/// Exercise "), &mut problems, || format!("{at} does not say which exercise it is"));
+            let hints = text.lines().skip_while(|l| !l.contains("/// Hint")).skip(1).take_while(|l| l.trim_start().starts_with("///"));
+            let hint_text: String = hints.collect();
+            let inline = text.lines().any(|l| l.contains("/// Hint:") && l.split("Hint:").nth(1).is_some_and(|h| h.trim().len() > 10));
+            ensure(inline || hint_text.trim_matches(['/', ' ', '-', '\n']).len() > 10, &mut problems, || format!("{at} has an empty hint"));
+            ensure(solutions.contains_key(name), &mut problems, || format!("solutions/src/{file} does not solve {name}"));
+        }
+        for (name, text) in &solutions {
+            ensure(!text.contains("todo!("), &mut problems, || format!("solutions/src/{file}: {name} still has todo!()"));
+        }
+    }
+    ensure(modules > 0, &mut problems, || "no exercise modules found in exercises/src".into());
+    result_of(problems, "exercises")
+}
+
+/// `{{#include path:anchor}}` (and `#rustdoc_include`) in every book page must
+/// name an existing file and, with an anchor, an ANCHOR / ANCHOR_END pair with
+/// text between. Line-number includes are refused: they drift.
+fn book_includes_resolve() -> Result<()> {
+    let mut problems = Vec::new();
+    let src = root().join("book/src");
+    let mut count = 0;
+    for page in walk(&src)? {
+        if page.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&page)?;
+        let rel_page = page.strip_prefix(root()).unwrap_or(&page).display().to_string();
+        for include in includes(&text) {
+            count += 1;
+            let at = format!("{rel_page}: {{{{#include {include}}}}}");
+            let (file, anchor) = match include.split_once(':') {
+                Some((f, a)) => (f, Some(a)),
+                None => (include.as_str(), None),
+            };
+            let target = page.parent().unwrap().join(file);
+            let Ok(content) = std::fs::read_to_string(&target) else {
+                problems.push(format!("{at}: no file {}", target.display()));
+                continue;
+            };
+            match anchor {
+                None => ensure(!content.trim().is_empty(), &mut problems, || format!("{at}: the file is empty")),
+                Some(a) if a.chars().next().is_some_and(|c| c.is_ascii_digit()) || a.is_empty() => {
+                    problems.push(format!("{at}: includes by line number drift; use an ANCHOR"))
+                }
+                Some(a) => match anchored(&content, a) {
+                    Some(body) if !body.trim().is_empty() => {}
+                    Some(_) => problems.push(format!("{at}: anchor `{a}` is empty")),
+                    None => problems.push(format!("{at}: no ANCHOR: {a} ... ANCHOR_END: {a} in {file}")),
+                },
+            }
+        }
+    }
+    ensure(count > 0, &mut problems, || "the book includes no source at all".into());
+    eprintln!("  {count} includes checked");
+    result_of(problems, "book")
+}
+
+fn includes(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for directive in ["{{#include ", "{{#rustdoc_include "] {
+        let mut rest = text;
+        while let Some(i) = rest.find(directive) {
+            rest = &rest[i + directive.len()..];
+            if let Some(end) = rest.find("}}") {
+                out.push(rest[..end].trim().to_string());
+                rest = &rest[end..];
+            }
+        }
+    }
+    out
+}
+
+/// The lines between `ANCHOR: name` and `ANCHOR_END: name`, as mdBook cuts them.
+fn anchored(content: &str, name: &str) -> Option<String> {
+    let is = |line: &str, tag: &str| {
+        line.split(tag).nth(1).is_some_and(|rest| rest.split_whitespace().next() == Some(name))
+    };
+    let mut lines = content.lines();
+    lines.by_ref().find(|l| is(l, "ANCHOR: "))?;
+    let mut body = String::new();
+    for l in lines {
+        if is(l, "ANCHOR_END: ") {
+            return Some(body);
+        }
+        if !l.contains("ANCHOR: ") && !l.contains("ANCHOR_END: ") {
+            body.push_str(l);
+            body.push('\n');
+        }
+    }
+    None
+}
+
+fn walk(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(walk(&path)?);
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+/// Run the shared checks against `package` and return each test's name and whether it passed.
+fn check_results(package: &str) -> Result<BTreeMap<String, bool>> {
+    let out = cargo()
+        .args(["test", "--package", package, "--test", "checks", "--no-fail-fast", "--", "--color", "never"])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .with_context(|| format!("failed to run cargo test -p {package}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut results = BTreeMap::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix("test ") else { continue };
+        if let Some((name, verdict)) = rest.rsplit_once(" ... ") {
+            results.insert(name.to_string(), verdict.trim() == "ok");
+        }
+    }
+    if results.is_empty() {
+        anyhow::bail!(
+            "cargo test -p {package} ran no check:\n{}\n{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(results)
+}
+
+fn checks_discriminate() -> Result<()> {
+    let mut problems = Vec::new();
+    let stubs = check_results("exercises")?;
+    let solved = check_results("solutions")?;
+    for (name, passed) in &stubs {
+        ensure(!passed, &mut problems, || format!("{name} passes on the unsolved stubs: it checks nothing (or exercises/ is solved)"));
+    }
+    for (name, passed) in &solved {
+        ensure(*passed, &mut problems, || format!("{name} fails on the solutions"));
+    }
+    ensure(stubs.keys().eq(solved.keys()), &mut problems, || "exercises and solutions do not run the same checks".into());
+    eprintln!("  {} checks: all fail on the stubs, all pass on the solutions", solved.len());
+    result_of(problems, "checks")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_anchored_text() {
+        let src = "a\n// ANCHOR: x\nfn x() {}\n// ANCHOR: y\ny\n// ANCHOR_END: y\n// ANCHOR_END: x\n";
+        assert_eq!(anchored(src, "x").unwrap(), "fn x() {}\ny\n");
+        assert_eq!(anchored(src, "y").unwrap(), "y\n");
+        assert!(anchored(src, "z").is_none());
+        assert!(anchored("// ANCHOR: xy\n1\n// ANCHOR_END: xy\n", "x").is_none(), "no prefix matches");
+    }
+
+    #[test]
+    fn finds_includes() {
+        let page = "text {{#include ../../a.rs:one}} and\n```\n{{#rustdoc_include b.rs}}\n```";
+        assert_eq!(includes(page), vec!["../../a.rs:one".to_string(), "b.rs".to_string()]);
+    }
+
+    #[test]
+    fn finds_functions_with_their_docs() {
+        let src = "use x;\n\n/// Exercise 1.1: a\n/// Hint: b\npub fn a() {\n    todo!(\"a\")\n}\n\nfn private() {}\n";
+        let f = functions(src);
+        assert_eq!(f.len(), 1);
+        assert!(f["a"].contains("Hint: b") && f["a"].contains("todo!"));
+    }
+}
