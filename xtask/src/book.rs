@@ -5,7 +5,10 @@ use anyhow::{Context, Result};
 use std::process::{Command, Stdio};
 
 pub fn run() -> Result<()> {
-    let status = cargo().args(["build", "--quiet"]).args(CHAPTERS.iter().flat_map(|c| ["--package", c])).status()?;
+    let status = cargo()
+        .args(["build", "--quiet"])
+        .args(CHAPTERS.iter().flat_map(|c| ["--package", c]))
+        .status()?;
     anyhow::ensure!(status.success(), "cargo build of the chapters failed");
     let dir = root().join("book/src/transcripts");
     std::fs::create_dir_all(&dir)?;
@@ -13,13 +16,26 @@ pub fn run() -> Result<()> {
         let transcript = transcript(chapter)?;
         let path = dir.join(format!("{chapter}.txt"));
         std::fs::write(&path, transcript).with_context(|| format!("write {}", path.display()))?;
-        eprintln!("wrote {}", path.strip_prefix(root()).unwrap_or(&path).display());
+        eprintln!(
+            "wrote {}",
+            path.strip_prefix(root()).unwrap_or(&path).display()
+        );
     }
-    if Command::new("mdbook").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
-        let status = Command::new("mdbook").arg("build").arg(root().join("book")).status()?;
+    if Command::new("mdbook")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let status = Command::new("mdbook")
+            .arg("build")
+            .arg(root().join("book"))
+            .status()?;
         anyhow::ensure!(status.success(), "mdbook build failed");
     } else {
-        eprintln!("mdbook is not installed: transcripts written, book not built (cargo install mdbook)");
+        eprintln!(
+            "mdbook is not installed: transcripts written, book not built (cargo install mdbook)"
+        );
     }
     Ok(())
 }
@@ -48,7 +64,13 @@ fn transcript(chapter: &str) -> Result<String> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(read), &mut text)?;
     let status = child.wait()?;
-    anyhow::ensure!(status.success(), "{chapter} demo failed ({status}):\n{text}");
+    anyhow::ensure!(
+        status.success(),
+        "{chapter} demo failed ({status}):\n{text}"
+    );
     let root = root().display().to_string();
-    Ok(format!("$ cargo run -p {chapter}\n{}", text.replace(&root, ".")))
+    Ok(format!(
+        "$ cargo run -p {chapter}\n{}",
+        text.replace(&root, ".")
+    ))
 }

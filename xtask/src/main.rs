@@ -45,7 +45,10 @@ fn main() -> ExitCode {
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask has a parent")
+        .to_path_buf()
 }
 
 /// The chapters, in order: (package name, directory under chapters/).
@@ -53,7 +56,8 @@ pub const CHAPTERS: [&str; 3] = ["ch01-clone", "ch02-namespaces", "ch03-mount"];
 
 /// `cargo` as the one that runs us.
 pub fn cargo() -> std::process::Command {
-    let mut cmd = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut cmd =
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
     cmd
 }

@@ -8,9 +8,15 @@ use std::path::Path;
 pub fn run() -> Result<()> {
     let mut failed = Vec::new();
     for (name, step) in [
-        ("exercises are well-formed", exercises_are_well_formed as fn() -> Result<()>),
+        (
+            "exercises are well-formed",
+            exercises_are_well_formed as fn() -> Result<()>,
+        ),
         ("book includes resolve", book_includes_resolve),
-        ("checks fail on the stubs and pass on the solutions", checks_discriminate),
+        (
+            "checks fail on the stubs and pass on the solutions",
+            checks_discriminate,
+        ),
     ] {
         eprintln!("verify: {name}");
         if let Err(e) = step() {
@@ -34,7 +40,10 @@ fn functions(source: &str) -> BTreeMap<String, String> {
     while let Some(line) = lines.next() {
         let t = line.trim_start();
         if let Some(rest) = t.strip_prefix("pub fn ") {
-            let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
             let mut body = std::mem::take(&mut doc);
             body.push_str(line);
             body.push('\n');
@@ -70,25 +79,52 @@ fn exercises_are_well_formed() -> Result<()> {
         let stub = std::fs::read_to_string(&path)?;
         let solved_path = root().join("solutions/src").join(&file);
         let solved = std::fs::read_to_string(&solved_path).unwrap_or_default();
-        ensure(!solved.is_empty(), &mut problems, || format!("solutions/src/{file} is missing"));
+        ensure(!solved.is_empty(), &mut problems, || {
+            format!("solutions/src/{file} is missing")
+        });
         let (stubs, solutions) = (functions(&stub), functions(&solved));
-        ensure(!stubs.is_empty(), &mut problems, || format!("exercises/src/{file} has no exercise"));
+        ensure(!stubs.is_empty(), &mut problems, || {
+            format!("exercises/src/{file} has no exercise")
+        });
         for (name, text) in &stubs {
             let at = format!("exercises/src/{file}: {name}");
-            ensure(text.contains("// TODO"), &mut problems, || format!("{at} has no `// TODO`"));
-            ensure(text.contains("todo!(\""), &mut problems, || format!("{at} has no todo!(\"...\") saying what to do"));
-            ensure(text.contains("/// Exercise "), &mut problems, || format!("{at} does not say which exercise it is"));
-            let hints = text.lines().skip_while(|l| !l.contains("/// Hint")).skip(1).take_while(|l| l.trim_start().starts_with("///"));
+            ensure(text.contains("// TODO"), &mut problems, || {
+                format!("{at} has no `// TODO`")
+            });
+            ensure(text.contains("todo!(\""), &mut problems, || {
+                format!("{at} has no todo!(\"...\") saying what to do")
+            });
+            ensure(text.contains("/// Exercise "), &mut problems, || {
+                format!("{at} does not say which exercise it is")
+            });
+            let hints = text
+                .lines()
+                .skip_while(|l| !l.contains("/// Hint"))
+                .skip(1)
+                .take_while(|l| l.trim_start().starts_with("///"));
             let hint_text: String = hints.collect();
-            let inline = text.lines().any(|l| l.contains("/// Hint:") && l.split("Hint:").nth(1).is_some_and(|h| h.trim().len() > 10));
-            ensure(inline || hint_text.trim_matches(['/', ' ', '-', '\n']).len() > 10, &mut problems, || format!("{at} has an empty hint"));
-            ensure(solutions.contains_key(name), &mut problems, || format!("solutions/src/{file} does not solve {name}"));
+            let inline = text.lines().any(|l| {
+                l.contains("/// Hint:")
+                    && l.split("Hint:").nth(1).is_some_and(|h| h.trim().len() > 10)
+            });
+            ensure(
+                inline || hint_text.trim_matches(['/', ' ', '-', '\n']).len() > 10,
+                &mut problems,
+                || format!("{at} has an empty hint"),
+            );
+            ensure(solutions.contains_key(name), &mut problems, || {
+                format!("solutions/src/{file} does not solve {name}")
+            });
         }
         for (name, text) in &solutions {
-            ensure(!text.contains("todo!("), &mut problems, || format!("solutions/src/{file}: {name} still has todo!()"));
+            ensure(!text.contains("todo!("), &mut problems, || {
+                format!("solutions/src/{file}: {name} still has todo!()")
+            });
         }
     }
-    ensure(modules > 0, &mut problems, || "no exercise modules found in exercises/src".into());
+    ensure(modules > 0, &mut problems, || {
+        "no exercise modules found in exercises/src".into()
+    });
     result_of(problems, "exercises")
 }
 
@@ -104,7 +140,11 @@ fn book_includes_resolve() -> Result<()> {
             continue;
         }
         let text = std::fs::read_to_string(&page)?;
-        let rel_page = page.strip_prefix(root()).unwrap_or(&page).display().to_string();
+        let rel_page = page
+            .strip_prefix(root())
+            .unwrap_or(&page)
+            .display()
+            .to_string();
         for include in includes(&text) {
             count += 1;
             let at = format!("{rel_page}: {{{{#include {include}}}}}");
@@ -118,19 +158,27 @@ fn book_includes_resolve() -> Result<()> {
                 continue;
             };
             match anchor {
-                None => ensure(!content.trim().is_empty(), &mut problems, || format!("{at}: the file is empty")),
+                None => ensure(!content.trim().is_empty(), &mut problems, || {
+                    format!("{at}: the file is empty")
+                }),
                 Some(a) if a.chars().next().is_some_and(|c| c.is_ascii_digit()) || a.is_empty() => {
-                    problems.push(format!("{at}: includes by line number drift; use an ANCHOR"))
+                    problems.push(format!(
+                        "{at}: includes by line number drift; use an ANCHOR"
+                    ))
                 }
                 Some(a) => match anchored(&content, a) {
                     Some(body) if !body.trim().is_empty() => {}
                     Some(_) => problems.push(format!("{at}: anchor `{a}` is empty")),
-                    None => problems.push(format!("{at}: no ANCHOR: {a} ... ANCHOR_END: {a} in {file}")),
+                    None => problems.push(format!(
+                        "{at}: no ANCHOR: {a} ... ANCHOR_END: {a} in {file}"
+                    )),
                 },
             }
         }
     }
-    ensure(count > 0, &mut problems, || "the book includes no source at all".into());
+    ensure(count > 0, &mut problems, || {
+        "the book includes no source at all".into()
+    });
     eprintln!("  {count} includes checked");
     result_of(problems, "book")
 }
@@ -153,7 +201,9 @@ fn includes(text: &str) -> Vec<String> {
 /// The lines between `ANCHOR: name` and `ANCHOR_END: name`, as mdBook cuts them.
 fn anchored(content: &str, name: &str) -> Option<String> {
     let is = |line: &str, tag: &str| {
-        line.split(tag).nth(1).is_some_and(|rest| rest.split_whitespace().next() == Some(name))
+        line.split(tag)
+            .nth(1)
+            .is_some_and(|rest| rest.split_whitespace().next() == Some(name))
     };
     let mut lines = content.lines();
     lines.by_ref().find(|l| is(l, "ANCHOR: "))?;
@@ -186,14 +236,26 @@ fn walk(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
 /// Run the shared checks against `package` and return each test's name and whether it passed.
 fn check_results(package: &str) -> Result<BTreeMap<String, bool>> {
     let out = cargo()
-        .args(["test", "--package", package, "--test", "checks", "--no-fail-fast", "--", "--color", "never"])
+        .args([
+            "test",
+            "--package",
+            package,
+            "--test",
+            "checks",
+            "--no-fail-fast",
+            "--",
+            "--color",
+            "never",
+        ])
         .env("RUST_BACKTRACE", "0")
         .output()
         .with_context(|| format!("failed to run cargo test -p {package}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut results = BTreeMap::new();
     for line in stdout.lines() {
-        let Some(rest) = line.strip_prefix("test ") else { continue };
+        let Some(rest) = line.strip_prefix("test ") else {
+            continue;
+        };
         if let Some((name, verdict)) = rest.rsplit_once(" ... ") {
             results.insert(name.to_string(), verdict.trim() == "ok");
         }
@@ -213,13 +275,24 @@ fn checks_discriminate() -> Result<()> {
     let stubs = check_results("exercises")?;
     let solved = check_results("solutions")?;
     for (name, passed) in &stubs {
-        ensure(!passed, &mut problems, || format!("{name} passes on the unsolved stubs: it checks nothing (or exercises/ is solved)"));
+        ensure(!passed, &mut problems, || {
+            format!(
+                "{name} passes on the unsolved stubs: it checks nothing (or exercises/ is solved)"
+            )
+        });
     }
     for (name, passed) in &solved {
-        ensure(*passed, &mut problems, || format!("{name} fails on the solutions"));
+        ensure(*passed, &mut problems, || {
+            format!("{name} fails on the solutions")
+        });
     }
-    ensure(stubs.keys().eq(solved.keys()), &mut problems, || "exercises and solutions do not run the same checks".into());
-    eprintln!("  {} checks: all fail on the stubs, all pass on the solutions", solved.len());
+    ensure(stubs.keys().eq(solved.keys()), &mut problems, || {
+        "exercises and solutions do not run the same checks".into()
+    });
+    eprintln!(
+        "  {} checks: all fail on the stubs, all pass on the solutions",
+        solved.len()
+    );
     result_of(problems, "checks")
 }
 
@@ -229,17 +302,24 @@ mod tests {
 
     #[test]
     fn finds_anchored_text() {
-        let src = "a\n// ANCHOR: x\nfn x() {}\n// ANCHOR: y\ny\n// ANCHOR_END: y\n// ANCHOR_END: x\n";
+        let src =
+            "a\n// ANCHOR: x\nfn x() {}\n// ANCHOR: y\ny\n// ANCHOR_END: y\n// ANCHOR_END: x\n";
         assert_eq!(anchored(src, "x").unwrap(), "fn x() {}\ny\n");
         assert_eq!(anchored(src, "y").unwrap(), "y\n");
         assert!(anchored(src, "z").is_none());
-        assert!(anchored("// ANCHOR: xy\n1\n// ANCHOR_END: xy\n", "x").is_none(), "no prefix matches");
+        assert!(
+            anchored("// ANCHOR: xy\n1\n// ANCHOR_END: xy\n", "x").is_none(),
+            "no prefix matches"
+        );
     }
 
     #[test]
     fn finds_includes() {
         let page = "text {{#include ../../a.rs:one}} and\n```\n{{#rustdoc_include b.rs}}\n```";
-        assert_eq!(includes(page), vec!["../../a.rs:one".to_string(), "b.rs".to_string()]);
+        assert_eq!(
+            includes(page),
+            vec!["../../a.rs:one".to_string(), "b.rs".to_string()]
+        );
     }
 
     #[test]

@@ -80,6 +80,23 @@ mod tests {
         assert_eq!(describe(CloneFlags::CLONE_NEWPID), "CLONE_NEWPID | SIGCHLD");
         assert_eq!(describe(CloneFlags::empty()), "SIGCHLD");
     }
+
+    #[test]
+    fn clone_errors_say_what_to_do() {
+        let e = clone_error(CloneFlags::CLONE_NEWPID, Errno::EINVAL);
+        let hinted = e.downcast_ref::<workshop::error::Hinted>().unwrap();
+        assert_eq!(
+            hinted.message,
+            "failed to clone(CLONE_NEWPID | SIGCHLD): EINVAL: Invalid argument"
+        );
+        assert!(hinted.hint.contains("CONFIG_PID_NS"));
+        let e = clone_error(CloneFlags::CLONE_NEWNS, Errno::EPERM);
+        assert!(e
+            .downcast_ref::<workshop::error::Hinted>()
+            .unwrap()
+            .hint
+            .contains("CAP_SYS_ADMIN"));
+    }
 }
 
 /// What a demo saw when it ran a command in a container.
