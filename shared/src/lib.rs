@@ -18,12 +18,16 @@ pub use narrate::Narrator;
 
 /// What every chapter does before anything else: block the termination
 /// signals (they are handled where the tool waits), check for the capability
-/// the chapter needs, and with `--shell` leave Ctrl-C to the shell inside.
+/// the chapter needs, and with `--shell` prepare the prompt and the terminal.
 pub fn start(common: &Common, tool: &str, why: &str) -> anyhow::Result<()> {
     process::block_termination_signals()?;
     privileges::require(privileges::Capability::SysAdmin, tool, why)?;
     if common.shell {
-        process::leave_sigint_to_the_container();
+        // The shell's prompt says where it is.
+        std::env::set_var("PS1", format!("[{tool}] # "));
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            process::give_the_terminal_to_the_container();
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@
 use crate::error::Interrupted;
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
-use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{dup2_stderr, dup2_stdout, execvp, pipe2, read, Pid};
 use std::convert::Infallible;
@@ -35,13 +35,35 @@ pub fn block_termination_signals() -> Result<()> {
         .context("failed to block SIGINT/SIGTERM with sigprocmask")
 }
 
-/// Leave SIGINT to the container: with `--shell`, Ctrl-C is for the shell
-/// inside (it reaches it through the terminal), not a reason to stop the tool.
-pub fn leave_sigint_to_the_container() {
-    SHELL_MODE.store(true, std::sync::atomic::Ordering::Relaxed);
+/// With `--shell` on a terminal: the container gets the terminal, as a shell
+/// gives it to a foreground job. Its shell then runs job control in a process
+/// group of its own (one it can see from inside its PID namespace), Ctrl-C
+/// goes to it and not to the tool, and the tool takes the terminal back when
+/// the container is gone.
+pub fn give_the_terminal_to_the_container() {
+    INTERACTIVE.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
-static SHELL_MODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static INTERACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn interactive() -> bool {
+    INTERACTIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Make `pgrp` the terminal's foreground process group. SIGTTOU is blocked
+/// meanwhile: a background process that calls tcsetpgrp() gets it otherwise.
+fn set_foreground(pgrp: Pid) -> Result<()> {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let old = ttou
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .context("failed to block SIGTTOU")?;
+    let result = nix::unistd::tcsetpgrp(std::io::stdin(), pgrp)
+        .context("failed to tcsetpgrp on the terminal");
+    old.thread_set_mask()
+        .context("failed to restore the signal mask")?;
+    result
+}
 
 /// What every child does first, whatever namespaces it is in: unblock the
 /// signals the parent blocked (a program started with SIGINT blocked could
@@ -55,6 +77,11 @@ pub fn in_child(body: impl FnOnce() -> Result<Infallible>) -> isize {
             .context("failed to unblock signals")?;
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
             .context("failed to set PR_SET_PDEATHSIG")?;
+        if interactive() {
+            nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
+                .context("failed to setpgid")?;
+            set_foreground(nix::unistd::getpgrp())?;
+        }
         Ok(())
     };
     // A panic must not unwind out of the clone() callback (it would abort the
@@ -171,10 +198,15 @@ impl std::fmt::Display for Exit {
 /// it has a handler), reap it, and return [`Interrupted`] so that the caller's
 /// cleanup runs on the way out.
 pub fn wait_for(pid: Pid) -> Result<Exit> {
-    let mut waiting = termination_signals();
-    if SHELL_MODE.load(std::sync::atomic::Ordering::Relaxed) {
-        waiting.remove(Signal::SIGINT);
+    let exit = wait_until_exit(pid);
+    if interactive() {
+        set_foreground(nix::unistd::getpgrp())?;
     }
+    exit
+}
+
+fn wait_until_exit(pid: Pid) -> Result<Exit> {
+    let waiting = termination_signals();
     loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => {}
@@ -208,11 +240,10 @@ pub fn stop_if_interrupted() -> Result<()> {
             .context("failed to read pending signals")?;
         pending.assume_init()
     };
-    let shell = SHELL_MODE.load(std::sync::atomic::Ordering::Relaxed);
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: sigismember only reads the initialised set.
         let is_pending = unsafe { nix::libc::sigismember(&pending, sig as i32) } == 1;
-        if is_pending && !(sig == Signal::SIGINT && shell) {
+        if is_pending {
             return Err(Interrupted(sig).into());
         }
     }

@@ -139,3 +139,56 @@ fn on_a_shared_root_nothing_propagates_back() {
         "a mount made in the container propagated back to the (sandboxed) host"
     );
 }
+
+/// `--shell` on a real terminal (a pty from `script`): the shell is PID 1 with
+/// a prompt that names the chapter, job control works (no "Cannot set tty
+/// process group"), and its exit code comes back.
+#[test]
+fn shell_on_a_terminal_is_pid_1_and_returns_its_exit_code() {
+    require_root();
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{BIN} --shell"), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo pid=$$\nexit 3\n")
+        .unwrap();
+    let out = wait_output(child, LIMIT);
+    let text = stdout_of(&out).replace('\r', "");
+    assert!(text.contains("[ch03-mount] # pid=1"), "{text}");
+    assert!(!text.contains("Cannot set tty process group"), "{text}");
+    assert_eq!(exit_code(out.status), 3, "{text}");
+}
+
+#[test]
+fn shell_without_a_terminal_reads_its_commands_from_stdin() {
+    require_root();
+    let mut child = chapter(BIN)
+        .args(["--quiet", "--shell"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo $$; ps -e -o pid= | wc -l; exit 4\n")
+        .unwrap();
+    let out = wait_output(child, LIMIT);
+    assert_eq!(
+        stdout_of(&out).split_whitespace().collect::<Vec<_>>(),
+        ["1", "3"],
+        "PID 1; sh, ps and wc"
+    );
+    assert_eq!(exit_code(out.status), 4);
+}
