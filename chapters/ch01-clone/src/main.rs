@@ -9,7 +9,7 @@ use clap::Parser;
 use nix::sched::CloneFlags;
 use std::process::ExitCode;
 use workshop::cli::Mode;
-use workshop::process::{argv, exec, wait_for, Gate};
+use workshop::process::{argv, exec, wait_for, Capture, Gate};
 use workshop::{Common, Narrator};
 
 /// Chapter 1: clone() a child into a new PID namespace, where it is PID 1.
@@ -105,25 +105,28 @@ fn demo(say: &Narrator) -> Result<()> {
     // ANCHOR: side_by_side
     // Both children wait at the gate, so that the host can look at them alive.
     let mut gate = Gate::new()?;
-    let mut pids = Vec::new();
+    let mut containers = Vec::new();
     for _ in 0..2 {
+        let output = Capture::new()?;
         let pid = clone_child(CloneFlags::CLONE_NEWPID, || {
+            output.redirect()?;
             gate.pass()?;
-            exec(&argv(&["true"]))
+            exec(&argv(&["sh", "-c", "echo $$"]))
         })?;
-        pids.push(pid);
+        containers.push((pid, output));
     }
-    for pid in &pids {
+    for (pid, _) in &containers {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let nspid = workshop::testing::nspid(&status);
-        say.host(&format!(
-            "PID {pid}: NSpid {nspid:?}  →  PID {} inside its namespace",
-            nspid.last().unwrap_or(&0)
-        ));
+        say.host(&format!("PID {pid}: NSpid {nspid:?}"));
     }
     gate.open();
-    for pid in pids {
-        wait_for(pid)?;
+    for (pid, output) in containers {
+        let (inside, _) = output.collect(pid)?;
+        say.container(&format!(
+            "host PID {pid} says: echo $$  →  {}",
+            inside.trim()
+        ));
     }
     // ANCHOR_END: side_by_side
     say.note("Two processes, both PID 1: a PID namespace is a separate numbering of processes.");
