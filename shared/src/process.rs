@@ -250,69 +250,76 @@ pub fn stop_if_interrupted() -> Result<()> {
     Ok(())
 }
 
+/// A close-on-exec pipe whose write end the parent can drop, read to its end.
+struct Pipe {
+    read: OwnedFd,
+    write: Option<OwnedFd>,
+}
+
+impl Pipe {
+    fn new(what: &str) -> Result<Pipe> {
+        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .with_context(|| format!("failed to create a pipe for {what}"))?;
+        Ok(Pipe {
+            read,
+            write: Some(write),
+        })
+    }
+
+    /// Everything written until every write end is closed (end-of-file).
+    fn read_to_end(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match read(self.read.as_fd(), &mut buf) {
+                Ok(0) => return Ok(out),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("failed to read from a pipe"),
+            }
+        }
+    }
+}
+
 /// A gate: the child waits at it until the parent opens it. Lets the parent
 /// look at (or set up) a container that exists but has not run its command.
 ///
 /// It is a pipe: the child reads until end-of-file, which comes when every
 /// write end is closed. Both ends are close-on-exec, so a second child that
 /// inherited this gate's write end lets go of it when it execs.
-pub struct Gate {
-    read: OwnedFd,
-    write: Option<OwnedFd>,
-}
+pub struct Gate(Pipe);
 
 impl Gate {
     pub fn new() -> Result<Gate> {
-        let (read, write) =
-            pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe for the gate")?;
-        Ok(Gate {
-            read,
-            write: Some(write),
-        })
+        Pipe::new("the gate").map(Gate)
     }
 
     /// In the child: close our copy of the write end, then wait until the parent opens the gate.
     pub fn pass(&self) -> Result<()> {
-        if let Some(w) = &self.write {
+        if let Some(w) = &self.0.write {
             nix::unistd::close(w.as_raw_fd()).context("failed to close the gate's write end")?;
         }
-        let mut byte = [0u8; 1];
-        loop {
-            match read(self.read.as_fd(), &mut byte) {
-                Ok(0) => return Ok(()),
-                Ok(_) => continue,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("failed to read from the gate"),
-            }
-        }
+        self.0.read_to_end().map(drop)
     }
 
     /// In the parent: let the children through.
     pub fn open(&mut self) {
-        self.write = None;
+        self.0.write = None;
     }
 }
 
 /// Capture a child's stdout and stderr: create with [`Capture::new`], call
 /// [`Capture::redirect`] in the child, then [`Capture::collect`] in the parent.
-pub struct Capture {
-    read: OwnedFd,
-    write: Option<OwnedFd>,
-}
+pub struct Capture(Pipe);
 
 impl Capture {
     pub fn new() -> Result<Capture> {
-        let (read, write) =
-            pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("failed to create a pipe for output")?;
-        Ok(Capture {
-            read,
-            write: Some(write),
-        })
+        Pipe::new("output").map(Capture)
     }
 
     /// In the child: send stdout and stderr into the pipe.
     pub fn redirect(&self) -> Result<()> {
-        let w = self.write.as_ref().context("capture already collected")?;
+        let w = self.0.write.as_ref().context("capture already collected")?;
         dup2_stdout(w).context("failed to dup2 the capture pipe onto stdout")?;
         dup2_stderr(w).context("failed to dup2 the capture pipe onto stderr")?;
         Ok(())
@@ -320,17 +327,11 @@ impl Capture {
 
     /// In the parent: read everything the child wrote, then wait for it.
     pub fn collect(mut self, pid: Pid) -> Result<(String, Exit)> {
-        self.write = None;
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match read(self.read.as_fd(), &mut buf) {
-                Ok(0) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("failed to read the container's output"),
-            }
-        }
+        self.0.write = None;
+        let out = self
+            .0
+            .read_to_end()
+            .context("failed to read the container's output")?;
         let exit = wait_for(pid)?;
         Ok((String::from_utf8_lossy(&out).into_owned(), exit))
     }

@@ -218,6 +218,30 @@ pub fn signal_mid_run(
     (exit_code(out.status), container)
 }
 
+/// The fault case: send `signal` to the tool mid-run (its command execs
+/// `argv0`), then prove the tool exited 128+N, the container is gone, and the
+/// host is exactly as before.
+pub fn assert_signal_leaves_nothing(
+    bin: &str,
+    args: &[&str],
+    argv0: &str,
+    signal: nix::sys::signal::Signal,
+) {
+    require_root();
+    let host = HostSnapshot::take();
+    let (exit, container) = signal_mid_run(bin, args, argv0, signal);
+    assert_eq!(
+        exit,
+        128 + signal as i32,
+        "{bin} after {signal:?}: exit code"
+    );
+    assert!(
+        wait_until_gone(container, Duration::from_secs(10)),
+        "{bin}: the container survived {signal:?}"
+    );
+    host.assert_unchanged(&format!("{bin} after {signal:?}"));
+}
+
 /// Wait (a little) for a process to be gone: the kernel may take a moment to
 /// deliver PR_SET_PDEATHSIG and the reaper to reap.
 pub fn wait_until_gone(pid: u32, limit: Duration) -> bool {

@@ -34,6 +34,7 @@ fn the_kernel_numbers_the_container_in_both_namespaces() {
 
 #[test]
 fn exit_codes_are_the_containers_own() {
+    let host = HostSnapshot::take();
     assert_eq!(exit_code(ch01(&["sh", "-c", "exit 7"]).status), 7);
     assert_eq!(exit_code(ch01(&["true"]).status), 0);
     let missing = ch01(&["no-such-command-here"]);
@@ -133,30 +134,13 @@ fn quiet_prints_only_the_containers_output() {
     assert_eq!(stderr_of(&out), "");
 }
 
+/// SIGINT, SIGTERM to the tool: it kills the container and exits 128+N.
+/// SIGKILL: PR_SET_PDEATHSIG takes the container with it.
 #[test]
-fn sigint_and_sigterm_stop_the_container_and_leave_nothing() {
-    require_root();
-    for (signal, code) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
-        let host = HostSnapshot::take();
-        let (exit, container) = signal_mid_run(BIN, &["--", "sleep", "30"], "sleep", signal);
-        assert_eq!(exit, code, "{signal:?}");
-        assert!(
-            wait_until_gone(container, LIMIT),
-            "the container survived {signal:?}"
-        );
-        host.assert_unchanged(&format!("ch01 after {signal:?}"));
+fn a_signal_to_the_tool_stops_the_container_and_leaves_nothing() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
+        assert_signal_leaves_nothing(BIN, &["--", "sleep", "30"], "sleep", signal);
     }
-}
-
-#[test]
-fn sigkill_of_the_tool_takes_the_container_with_it() {
-    require_root();
-    let (exit, container) = signal_mid_run(BIN, &["--", "sleep", "30"], "sleep", Signal::SIGKILL);
-    assert_eq!(exit, 137);
-    assert!(
-        wait_until_gone(container, LIMIT),
-        "PR_SET_PDEATHSIG should have killed the container"
-    );
 }
 
 #[test]
