@@ -31,8 +31,9 @@ pub fn namespace_inode(pid: Pid, kind: &str) -> Result<u64> {
 /// - open `/proc/TARGET/ns/KIND` (`std::fs::File::open`), then
 ///   `nix::sched::setns(&file, flag)`.
 /// - the flag for each kind: `CloneFlags::CLONE_NEWUTS`, `CLONE_NEWIPC`,
-///   `CLONE_NEWNET`, ... (`ch02_namespaces::kind(name)` has the table), or
-///   `CloneFlags::empty()`, which lets the kernel check the file's kind.
+///   `CLONE_NEWNET`, ... (`ch02_namespaces::kind(name)` has the table). With
+///   the kind's flag the kernel checks that the file is that kind of
+///   namespace; `CloneFlags::empty()` would accept any kind.
 /// - open all the files before the first setns().
 pub fn join(target: Pid, kinds: &[&str]) -> Result<()> {
     // TODO: open each /proc/TARGET/ns/KIND, then setns() into it.

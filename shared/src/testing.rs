@@ -186,6 +186,21 @@ pub fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Run `script` with `sh -c` in a sandbox that stands in for a systemd host:
+/// a mount namespace of the test's own whose mounts are all shared, as
+/// systemd makes the host's. The namespace starts private (unshare's default)
+/// and is made shared inside, so its peer groups are its own: even a chapter
+/// that wrongly propagated a mount would only reach the sandbox, never the
+/// real host.
+pub fn run_in_shared_sandbox(script: &str, limit: Duration) -> Output {
+    require_root();
+    let script = format!("mount --make-rshared / && {script}");
+    run(
+        Command::new("unshare").args(["--mount", "sh", "-c", &script]),
+        limit,
+    )
+}
+
 /// Exit code of a finished chapter run: its code, or 128+N if it was killed by signal N.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;

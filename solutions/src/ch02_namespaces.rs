@@ -23,8 +23,9 @@ pub fn join(target: Pid, kinds: &[&str]) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     for (kind, file) in kinds.iter().zip(&files) {
-        // empty flags: the kernel takes the namespace kind from the file itself.
-        setns(file, CloneFlags::empty())
+        // With the kind's flag, the kernel checks that the file is that kind.
+        let flag = ch02_namespaces::kind(kind).map_or(CloneFlags::empty(), |k| k.flag);
+        setns(file, flag)
             .with_context(|| format!("failed to setns into {target}'s {kind} namespace"))?;
     }
     Ok(())

@@ -50,8 +50,10 @@ fn clone_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
     let hint = match errno {
         Errno::EPERM => "creating namespaces needs CAP_SYS_ADMIN: run as root, or through `cargo run`, which asks sudo",
         Errno::EINVAL => "this kernel was built without one of these namespaces (CONFIG_PID_NS, CONFIG_NET_NS, ...)",
-        Errno::ENOSPC => "the limit on namespaces is reached: see /proc/sys/user/max_*_namespaces",
-        Errno::EUSERS => "too many nested namespaces (the kernel allows 32 levels)",
+        Errno::ENOSPC => {
+            "a namespace limit is reached (/proc/sys/user/max_*_namespaces), or PID namespaces are nested 32 deep"
+        }
+        Errno::EUSERS => "user namespaces are nested too deep (older kernels said EUSERS for this)",
         _ => "see `man 2 clone`, section ERRORS",
     };
     hinted(what, hint)

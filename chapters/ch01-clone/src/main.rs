@@ -33,15 +33,17 @@ fn run(common: &Common, say: &Narrator) -> Result<i32> {
     workshop::start(common, "ch01-clone", "to create a PID namespace")?;
     match common.mode() {
         Mode::Demo => demo(say).map(|()| 0),
-        Mode::Run(argv) | Mode::Shell(argv) => {
-            // ANCHOR: run
-            let pid = clone_child(CloneFlags::CLONE_NEWPID, || exec(&argv))?;
-            let exit = wait_for(pid)?;
-            // ANCHOR_END: run
-            Ok(exit.code())
-        }
+        Mode::Run(argv) | Mode::Shell(argv) => run_container(&argv),
     }
 }
+
+// ANCHOR: run
+/// Like `docker run`: COMMAND is PID 1 of a new PID namespace, and its exit code is ours.
+fn run_container(argv: &[String]) -> Result<i32> {
+    let pid = clone_child(CloneFlags::CLONE_NEWPID, || exec(argv))?;
+    Ok(wait_for(pid)?.code())
+}
+// ANCHOR_END: run
 
 fn demo(say: &Narrator) -> Result<()> {
     say.title("Chapter 1 · clone() and a PID namespace");

@@ -44,6 +44,7 @@ fn exit_codes_are_the_containers_own() {
         "{}",
         stderr_of(&missing)
     );
+    host.assert_unchanged("ch01 failing containers");
 }
 
 #[test]

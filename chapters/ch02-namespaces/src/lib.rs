@@ -139,6 +139,11 @@ pub fn join_and_spawn(target: Pid, argv: &[String]) -> Result<Pid> {
             "give the container's PID as the host sees it (ps -e on the host, or the `host` lines of a demo)",
         ));
     }
-    join_namespaces(target)?;
+    if join_namespaces(target)?.is_empty() {
+        return Err(hinted(
+            format!("process {target} is in the same namespaces as this tool: there is nothing to join"),
+            "give the PID of a container's process (the `host` lines of a demo, or `ps -e` on the host)",
+        ));
+    }
     clone_child(CloneFlags::empty(), || exec(argv))
 }

@@ -102,6 +102,15 @@ fn join_a_process_that_does_not_exist_is_a_clear_error() {
         err.contains("error: no process 999999999") && err.contains("hint:"),
         "{err}"
     );
+    // A process in the host's own namespaces (this test): nothing to join, and it says so.
+    let me = std::process::id().to_string();
+    let out = ch02(&["--join", &me, "--", "true"]);
+    assert_eq!(exit_code(out.status), 1);
+    assert!(
+        stderr_of(&out).contains("nothing to join"),
+        "{}",
+        stderr_of(&out)
+    );
     for bad in ["0", "-5", "abc", ""] {
         assert_eq!(
             exit_code(ch02(&["--join", bad, "--", "true"]).status),

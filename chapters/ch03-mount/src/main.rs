@@ -40,18 +40,21 @@ fn run(common: &Common, say: &Narrator) -> Result<i32> {
     workshop::start(common, "ch03-mount", "to create mount and PID namespaces")?;
     match common.mode() {
         Mode::Demo => demo(say).map(|()| 0),
-        Mode::Run(argv) | Mode::Shell(argv) => {
-            // ANCHOR: run
-            let pid = clone_child(FLAGS, || {
-                make_mounts_private()?; // first, before any mount
-                mount_proc()?;
-                exec(&argv)
-            })?;
-            // ANCHOR_END: run
-            Ok(wait_for(pid)?.code())
-        }
+        Mode::Run(argv) | Mode::Shell(argv) => run_container(&argv),
     }
 }
+
+// ANCHOR: run
+/// COMMAND as PID 1 of new PID and mount namespaces, with a /proc of its own.
+fn run_container(argv: &[String]) -> Result<i32> {
+    let pid = clone_child(FLAGS, || {
+        make_mounts_private()?; // first, before any mount
+        mount_proc()?;
+        exec(argv)
+    })?;
+    Ok(wait_for(pid)?.code())
+}
+// ANCHOR_END: run
 
 fn demo(say: &Narrator) -> Result<()> {
     say.title("Chapter 3 · a mount namespace and a /proc of our own");
@@ -79,9 +82,16 @@ fn demo(say: &Narrator) -> Result<()> {
             "/ is shared (systemd does that): the copies in the new namespace are still peers",
         );
         say.warn("of the host's mounts, and anything mounted inside would appear on the host too.");
-    } else {
+    } else if before == "private" {
         say.note("Here / is already private (no systemd). On most machines it is shared:1,");
         say.note("and a mount made inside the container would then appear on the host too.");
+    } else {
+        say.note(&format!(
+            "{before}: / receives mounts from its master but sends none back."
+        ));
+        say.note(
+            "Making it private still matters: the step below makes sure, whatever the host did.",
+        );
     }
 
     say.step("make every mount private, before mounting anything");

@@ -98,17 +98,7 @@ fn on_a_shared_root_nothing_propagates_back() {
          && cat /proc/self/mountinfo > {d}/after",
         d = dir.display()
     );
-    let out = run(
-        std::process::Command::new("unshare").args([
-            "--mount",
-            "--propagation",
-            "shared",
-            "sh",
-            "-c",
-            &script,
-        ]),
-        LIMIT,
-    );
+    let out = run_in_shared_sandbox(&script, LIMIT);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
     let (before, inside, after) = (read("before"), read("inside"), read("after"));
