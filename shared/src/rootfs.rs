@@ -576,7 +576,8 @@ fn from_tar(root: &Path, image: &Path, progress: &mut dyn FnMut(&str)) -> Result
     Ok(())
 }
 
-fn place_all(root: &Path, placements: &[elf::Placement]) -> Result<()> {
+/// Put what [`elf::Search::libraries_of`] listed into the rootfs at `root`.
+pub fn place_all(root: &Path, placements: &[elf::Placement]) -> Result<()> {
     for p in placements {
         match p {
             elf::Placement::Copy { from, to } => install(root, from, to)?,

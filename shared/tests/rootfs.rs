@@ -200,6 +200,42 @@ fn origin_relative_libraries_follow_the_program() {
         "{}",
         stderr_of(&out)
     );
+
+    // The same library found through ld.so.conf (a stand-in list here, so
+    // that the host's own /etc is never touched): it keeps its host path,
+    // and a link from the first default directory lets the loader inside,
+    // which has no ld.so.cache, find it.
+    cc(&["-o", "app/bin/plain", "main.c", "-Lapp/lib", "-lgreet"]);
+    let search = elf::Search {
+        ld_so_conf: vec![app.join("lib")],
+    };
+    let libs = search
+        .libraries_of(&app.join("bin/plain"), Path::new("/bin/plain"))
+        .unwrap();
+    let kind = elf::kind_of(&app.join("bin/plain")).unwrap();
+    assert!(
+        libs.contains(&elf::Placement::Link {
+            at: elf::default_dirs(kind)[0].join("libgreet.so"),
+            target: app.join("lib/libgreet.so"),
+        }),
+        "{libs:?}"
+    );
+    // A rootfs of its own, without the /lib/libgreet.so placed above.
+    let dir = tmp.path().join("rootfs2");
+    rootfs::build(&dir, &Source::HostBinaries).unwrap();
+    rootfs::install(&dir, &app.join("bin/plain"), Path::new("/bin/plain")).unwrap();
+    rootfs::place_all(&dir, &libs).unwrap();
+    let host_path = app.join("lib/libgreet.so");
+    assert!(dir.join(host_path.strip_prefix("/").unwrap()).is_file());
+    assert!(!dir.join("lib/libgreet.so").exists());
+    check_libraries_inside(&dir, "/bin/plain");
+    let out = chroot_sh(&dir, "plain");
+    assert_eq!(
+        stdout_of(&out),
+        "hello from $ORIGIN\n",
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 #[test]
