@@ -2,7 +2,8 @@
 //!
 //! The chapters hold the system calls; this crate holds the plumbing around
 //! them: the common command line, the narration, privilege checks, process
-//! supervision (waiting, signals, exit codes), error reporting, and the
+//! supervision (waiting, signals, exit codes), error reporting, root
+//! filesystems built from what the host has (no download), and the
 //! support the tests use to prove that the host is left as it was.
 
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod narrate;
 pub mod privileges;
 pub mod process;
+pub mod rootfs;
 pub mod testing;
 
 pub use cli::Common;

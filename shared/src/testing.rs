@@ -295,6 +295,131 @@ pub fn run_as_nobody(bin: &str, args: &[&str]) -> Output {
     out
 }
 
+/// A directory under the system temp dir, removed (whatever is in it, even
+/// read-only directories) when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// `/tmp/workshop-WHAT-PID-N`, new and empty, mode 0755.
+    pub fn new(what: &str) -> TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("workshop-{what}-{}-{n}", std::process::id()));
+        let _ = crate::rootfs::remove_tree(&path);
+        std::fs::create_dir(&path).expect("create a temp dir");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod a temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = crate::rootfs::remove_tree(&self.0);
+    }
+}
+
+/// A tar archive made by a test, hostile entries included: paths and link
+/// targets are written raw into the header, so `../x`, `/abs/../../x` and
+/// `evil -> /` are all possible (tar's own `Builder` refuses `..`).
+pub struct Tarball(tar::Builder<Vec<u8>>);
+
+impl Default for Tarball {
+    fn default() -> Self {
+        Tarball(tar::Builder::new(Vec::new()))
+    }
+}
+
+impl Tarball {
+    pub fn new() -> Tarball {
+        Tarball::default()
+    }
+
+    fn raw(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        link: &str,
+        data: &[u8],
+    ) -> &mut Self {
+        let mut header = tar::Header::new_ustar();
+        let old = header.as_old_mut();
+        assert!(
+            path.len() < old.name.len() && link.len() < old.linkname.len(),
+            "short names only"
+        );
+        old.name[..path.len()].copy_from_slice(path.as_bytes());
+        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(data.len() as u64);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
+        header.set_cksum();
+        self.0
+            .append(&header, data)
+            .expect("append to an in-memory tar");
+        self
+    }
+
+    pub fn dir(&mut self, path: &str, mode: u32) -> &mut Self {
+        self.raw(path, tar::EntryType::Directory, mode, "", b"")
+    }
+
+    pub fn file(&mut self, path: &str, content: &[u8], mode: u32) -> &mut Self {
+        self.raw(path, tar::EntryType::Regular, mode, "", content)
+    }
+
+    pub fn symlink(&mut self, path: &str, target: &str) -> &mut Self {
+        self.raw(path, tar::EntryType::Symlink, 0o777, target, b"")
+    }
+
+    pub fn hard_link(&mut self, path: &str, target: &str) -> &mut Self {
+        self.raw(path, tar::EntryType::Link, 0o644, target, b"")
+    }
+
+    /// A character device entry (device 0,0: only its type matters here).
+    pub fn char_device(&mut self, path: &str) -> &mut Self {
+        self.raw(path, tar::EntryType::Char, 0o666, "", b"")
+    }
+
+    pub fn fifo(&mut self, path: &str) -> &mut Self {
+        self.raw(path, tar::EntryType::Fifo, 0o644, "", b"")
+    }
+
+    /// The archive as a .tar file's bytes.
+    pub fn bytes(&mut self) -> Vec<u8> {
+        self.0
+            .get_ref()
+            .clone()
+            .into_iter()
+            .chain([0u8; 1024])
+            .collect()
+    }
+
+    /// The archive as a .tar.gz file's bytes.
+    pub fn gzipped(&mut self) -> Vec<u8> {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&self.bytes()).expect("gzip in memory");
+        gz.finish().expect("gzip in memory")
+    }
+
+    /// Write the archive to `path` (gzipped when `gzip`).
+    pub fn write_to(&mut self, path: &Path, gzip: bool) {
+        let bytes = if gzip { self.gzipped() } else { self.bytes() };
+        std::fs::write(path, bytes).expect("write a test tarball");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,11 @@
 //!   `{{#include}}` in the book resolves to non-empty text.
 //! - `book`: run each chapter's demo and write its real transcript into the
 //!   book, then build the book if mdbook is installed.
+//! - `rootfs`: build the root filesystem the chapters use (target/rootfs)
+//!   from busybox, the host's binaries, or a tar image; nothing downloaded.
 
 mod book;
+mod rootfs;
 mod verify;
 
 use anyhow::Result;
@@ -27,17 +30,26 @@ enum Task {
     Verify,
     /// Regenerate the transcripts the book shows (runs each chapter's demo; needs root or sudo)
     Book,
+    /// Build the root filesystem the chapters use, in target/rootfs (from busybox, the host's binaries, or --from an image)
+    Rootfs(rootfs::RootfsArgs),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Verify => verify::run(),
         Task::Book => book::run(),
+        Task::Rootfs(args) => rootfs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            if let Some(h) = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<workshop::error::Hinted>())
+            {
+                eprintln!("hint: {}", h.hint);
+            }
             ExitCode::FAILURE
         }
     }
