@@ -1,0 +1,166 @@
+//! Chapter 4, checked against the kernel: the container's / is the rootfs,
+//! the chroot escape works under chroot and fails under pivot_root, bad
+//! --rootfs values are refused before anything is created, and the host's
+//! mounts are byte-identical after every run.
+
+use ch04_rootfs::list_dir;
+use nix::sys::signal::Signal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use workshop::testing::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch04-rootfs");
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn ch04(args: &[&str]) -> std::process::Output {
+    require_root();
+    run(chapter(BIN).args(args), LIMIT)
+}
+
+fn rootfs() -> PathBuf {
+    workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs")
+}
+
+fn listing(out: &std::process::Output) -> Vec<String> {
+    let mut names: Vec<String> = stdout_of(out)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn ls_shows_the_rootfs_not_the_host() {
+    let root = rootfs();
+    let before = list_dir(&root).unwrap();
+    let host = HostSnapshot::take();
+    let out = ch04(&["--quiet", "--", "ls", "/"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(listing(&out), list_dir(&root).unwrap());
+    assert_ne!(listing(&out), list_dir(Path::new("/")).unwrap());
+    host.assert_unchanged("ch04 -- ls /");
+    assert_eq!(
+        list_dir(&root).unwrap(),
+        before,
+        "the run left nothing in the rootfs"
+    );
+}
+
+#[test]
+fn proc_1_is_the_containers_own() {
+    rootfs();
+    let out = ch04(&["--quiet", "cat", "/proc/1/cmdline"]);
+    assert_eq!(
+        stdout_of(&out),
+        "cat\0/proc/1/cmdline\0",
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn the_chroot_escape_works_under_chroot_and_fails_under_pivot_root() {
+    let root = rootfs();
+    let host = HostSnapshot::take();
+    let escaped = ch04(&["--quiet", "--chroot", "--break-out", "--", "ls", "/"]);
+    assert!(escaped.status.success(), "{}", stderr_of(&escaped));
+    assert_eq!(
+        listing(&escaped),
+        list_dir(Path::new("/")).unwrap(),
+        "under chroot, root walks out to the host's /"
+    );
+
+    let held = ch04(&["--quiet", "--break-out", "--", "ls", "/"]);
+    assert!(held.status.success(), "{}", stderr_of(&held));
+    assert_eq!(
+        listing(&held),
+        list_dir(&root).unwrap(),
+        "after pivot_root the escape lands in the rootfs"
+    );
+    host.assert_unchanged("ch04 escapes");
+    let hidden: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".breakout"))
+        .collect();
+    assert!(
+        hidden.is_empty(),
+        "the escape removes its directory: {hidden:?}"
+    );
+}
+
+#[test]
+fn bad_rootfs_is_refused_before_anything_is_created() {
+    let host = HostSnapshot::take();
+    let tmp = std::env::temp_dir().join(format!("ch04-bad-rootfs-{}", std::process::id()));
+    std::fs::create_dir_all(tmp.join("empty")).unwrap();
+    std::fs::write(tmp.join("file"), "not a directory").unwrap();
+    let cases = [
+        (tmp.join("missing"), "does not exist"),
+        (tmp.join("file"), "not a directory"),
+        (tmp.join("empty"), "no /bin/sh"),
+    ];
+    for (path, says) in &cases {
+        let out = ch04(&["--rootfs", path.to_str().unwrap(), "--", "true"]);
+        let err = stderr_of(&out);
+        assert_eq!(exit_code(out.status), 1, "{err}");
+        assert!(
+            err.contains("error:") && err.contains(says) && err.contains("hint:"),
+            "{path:?}: {err}"
+        );
+        assert!(
+            err.contains(path.to_str().unwrap()),
+            "the error names the path: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+    host.assert_unchanged("ch04 bad --rootfs");
+}
+
+#[test]
+fn exit_codes_and_signals_leave_nothing() {
+    rootfs();
+    let host = HostSnapshot::take();
+    assert_eq!(exit_code(ch04(&["sh", "-c", "exit 5"]).status), 5);
+    assert_eq!(exit_code(ch04(&["no-such-command-here"]).status), 127);
+    host.assert_unchanged("ch04 failing containers");
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
+        assert_signal_leaves_nothing(BIN, &["--", "sleep", "30"], "sleep", signal);
+    }
+}
+
+/// On a host whose mounts are shared (systemd), the bind mounts and the proc
+/// mount must still not propagate back. A sandbox mount namespace with shared
+/// mounts stands in for such a host.
+#[test]
+fn on_a_shared_root_nothing_propagates_back() {
+    rootfs();
+    let dir = std::env::temp_dir().join(format!("ch04-shared-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "cat /proc/self/mountinfo > {d}/before && {BIN} --quiet -- ls / > /dev/null && cat /proc/self/mountinfo > {d}/after",
+        d = dir.display()
+    );
+    let out = run_in_shared_sandbox(&script, LIMIT);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let (before, after) = (
+        std::fs::read_to_string(dir.join("before")).unwrap(),
+        std::fs::read_to_string(dir.join("after")).unwrap(),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(before.contains(" shared:"));
+    assert_eq!(
+        before, after,
+        "a mount made in the container propagated back to the (sandboxed) host"
+    );
+}
+
+#[test]
+fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
+    rootfs();
+    let host = HostSnapshot::take();
+    let out = ch04(&[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    host.assert_unchanged("ch04 demo");
+}

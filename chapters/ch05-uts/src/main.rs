@@ -1,0 +1,113 @@
+//! Chapter 5: a UTS namespace and a hostname of the container's own.
+//!
+//! `ch05-uts` runs the guided demo; `ch05-uts --hostname box1 -- hostname`
+//! runs `hostname` in a container named box1, in its own rootfs.
+
+use anyhow::Result;
+use ch01_clone::{clone_child, describe, observe};
+use ch04_rootfs::{enter_rootfs, RootfsOption};
+use ch05_uts::{hostname, parse_hostname, set_hostname};
+use clap::Parser;
+use nix::sched::CloneFlags;
+use std::path::Path;
+use std::process::ExitCode;
+use workshop::cli::Mode;
+use workshop::process::{argv, exec, wait_for};
+use workshop::{Common, Narrator};
+
+/// Chapter 5: a UTS namespace and a hostname of the container's own.
+#[derive(Parser)]
+#[command(version, after_help = "Example: ch05-uts --hostname box1 -- hostname")]
+struct Cli {
+    /// The container's hostname (letters, digits, hyphens and dots; at most 64 bytes)
+    #[arg(long, value_name = "NAME", default_value = "workshop", value_parser = parse_hostname)]
+    hostname: String,
+
+    #[command(flatten)]
+    rootfs: RootfsOption,
+
+    #[command(flatten)]
+    common: Common,
+}
+
+// ANCHOR: flags
+/// Chapters 1 to 4, plus a new UTS namespace.
+const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_NEWUTS);
+// ANCHOR_END: flags
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let say = Narrator::new(&cli.common);
+    workshop::report(run(&cli, &say), &say)
+}
+
+fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
+    workshop::start(
+        &cli.common,
+        "ch05-uts",
+        "to create UTS, mount and PID namespaces",
+    )?;
+    let root = cli.rootfs.resolve(|line| say.note(line))?;
+    match cli.common.mode() {
+        Mode::Demo => demo(&root, &cli.hostname, say).map(|()| 0),
+        Mode::Run(argv) | Mode::Shell(argv) => run_container(&root, &cli.hostname, &argv),
+    }
+}
+
+// ANCHOR: run
+/// COMMAND in a container named `hostname`, in its own rootfs.
+fn run_container(root: &Path, hostname: &str, argv: &[String]) -> Result<i32> {
+    let pid = clone_child(FLAGS, || {
+        set_hostname(hostname)?;
+        enter_rootfs(root)?;
+        exec(argv)
+    })?;
+    Ok(wait_for(pid)?.code())
+}
+// ANCHOR_END: run
+
+fn demo(root: &Path, name: &str, say: &Narrator) -> Result<()> {
+    say.title("Chapter 5 · a hostname of the container's own");
+    let host_before = hostname()?;
+
+    // The child reports the name it starts with, then names itself and runs `hostname`.
+    let seen = observe(FLAGS, || {
+        println!("{}", hostname()?);
+        set_hostname(name)?;
+        enter_rootfs(root)?;
+        exec(&argv(&["hostname"]))
+    })?;
+    let mut lines = seen.output.lines();
+    let (at_start, after) = (lines.next().unwrap_or("?"), lines.next().unwrap_or("?"));
+
+    say.step("a new UTS namespace starts as a copy of the host's");
+    say.syscall(&format!("clone(child, stack, {})", describe(FLAGS)));
+    say.shell("unshare --uts --mount --pid --fork hostname");
+    say.container(&format!("hostname  →  {at_start}"));
+    say.host(&format!("hostname  →  {host_before}"));
+    say.note("The same name: the namespace is new, its contents are copied.");
+
+    say.step("sethostname() inside changes the container's copy only");
+    say.syscall(&format!("sethostname(\"{name}\", {})", name.len()));
+    say.shell(&format!(
+        "unshare --uts --mount --pid --fork sh -c 'hostname {name}; hostname'"
+    ));
+    say.container(&format!("hostname  →  {after}"));
+    let host_after = hostname()?;
+    say.host(&format!("hostname  →  {host_after}"));
+    if host_after == host_before && after == name {
+        say.ok("two names at once, one per UTS namespace; the host kept its own");
+    } else {
+        say.warn(
+            "the names are not what they should be: see the troubleshooting section of the book",
+        );
+    }
+    say.note("Docker names a container's host after its ID the same way (docker run --hostname).");
+
+    say.finish(
+        "Next, chapter 6: a network of the container's own (a network namespace and a veth pair).",
+    );
+    Ok(())
+}
