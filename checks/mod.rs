@@ -8,6 +8,8 @@
 mod ch01;
 mod ch02;
 mod ch03;
+mod ch04;
+mod ch05;
 
 use std::collections::HashMap;
 use std::time::Duration;

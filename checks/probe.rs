@@ -29,6 +29,9 @@ fn run(scenario: &str) -> Result<()> {
         "ch03-private" => ch03_private(),
         "ch03-proc" => ch03_proc(),
         "ch03-tmpfs" => ch03_tmpfs(),
+        "ch04-pivot" => ch04_pivot(),
+        "ch04-breakout" => ch04_breakout(),
+        "ch05-hostname" => ch05_hostname(),
         other => bail!("unknown probe scenario {other:?}"),
     }
 }
@@ -153,5 +156,89 @@ fn ch03_tmpfs() -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     relay(seen?)?;
     println!("host_entries={}", host_entries?);
+    Ok(())
+}
+
+/// (device, inode): the identity of a directory, whatever path reaches it.
+fn identity(path: &str) -> Result<(u64, u64)> {
+    let meta = std::fs::metadata(path).with_context(|| format!("failed to stat {path}"))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Every name in a directory, hidden ones too.
+fn all_names(dir: &std::path::Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn ch04_pivot() -> Result<()> {
+    let rootfs = workshop::rootfs::ensure_default(|_| {})?;
+    let expected = identity(rootfs.to_str().context("utf-8 path")?)?;
+    println!(
+        "rootfs_listing={}",
+        ch04_rootfs::list_dir(&rootfs)?.join(" ")
+    );
+    relay(observe(
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID,
+        || {
+            ch03_mount::make_mounts_private()?;
+            under_test::ch04_rootfs::pivot_into(&rootfs)?;
+            println!("root_is_rootfs={}", identity("/")? == expected);
+            println!(
+                "listing={}",
+                ch04_rootfs::list_dir(std::path::Path::new("/"))?.join(" ")
+            );
+            ch03_mount::mount_proc()?;
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+            println!("mounts={}", mountinfo.lines().count());
+            std::process::exit(0)
+        },
+    )?)
+}
+
+fn ch04_breakout() -> Result<()> {
+    let rootfs = workshop::rootfs::ensure_default(|_| {})?;
+    let host_root = identity("/")?;
+    let before = all_names(&rootfs)?;
+    let seen = observe(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID, || {
+        ch03_mount::make_mounts_private()?;
+        ch04_rootfs::enter_with_chroot(&rootfs)?;
+        println!("chrooted={}", identity("/")? != host_root);
+        under_test::ch04_rootfs::break_out_of_chroot()?;
+        println!("escaped={}", identity("/")? == host_root);
+        std::process::exit(0)
+    });
+    let after = all_names(&rootfs)?;
+    let left: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    relay(seen?)?;
+    println!("left_in_rootfs={}", left.len());
+    Ok(())
+}
+
+fn ch05_hostname() -> Result<()> {
+    println!("host_before={}", ch05_uts::hostname()?);
+    // The child prints its hostname on our stdout, as a line of its own.
+    let pid = under_test::ch05_uts::spawn_with_hostname(
+        "exercise-5-2",
+        &argv(&["sh", "-c", "echo inside=$(hostname)"]),
+    )?;
+    println!("exit={}", wait_for(pid)?.code());
+    println!("host_after={}", ch05_uts::hostname()?);
+    let refused = under_test::ch05_uts::spawn_with_hostname("bad_name!", &argv(&["true"]));
+    println!("bad_name_refused={}", refused.is_err());
+    if let Ok(pid) = refused {
+        let _ = wait_for(pid);
+    }
+    // Any child left to reap means something was started for the bad name.
+    let spawned = nix::sys::wait::waitpid(
+        None::<nix::unistd::Pid>,
+        Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+    )
+    .is_ok();
+    println!("bad_name_spawned={spawned}");
     Ok(())
 }

@@ -6,3 +6,5 @@
 pub mod ch01_clone;
 pub mod ch02_namespaces;
 pub mod ch03_mount;
+pub mod ch04_rootfs;
+pub mod ch05_uts;
