@@ -64,7 +64,13 @@ pub fn root() -> PathBuf {
 }
 
 /// The chapters, in order: (package name, directory under chapters/).
-pub const CHAPTERS: [&str; 3] = ["ch01-clone", "ch02-namespaces", "ch03-mount"];
+pub const CHAPTERS: [&str; 5] = [
+    "ch01-clone",
+    "ch02-namespaces",
+    "ch03-mount",
+    "ch04-rootfs",
+    "ch05-uts",
+];
 
 /// `cargo` as the one that runs us.
 pub fn cargo() -> std::process::Command {
