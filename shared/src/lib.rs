@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod error;
 pub mod narrate;
+pub mod net;
 pub mod privileges;
 pub mod process;
 pub mod rootfs;
