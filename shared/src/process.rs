@@ -306,6 +306,14 @@ impl Gate {
     pub fn open(&mut self) {
         self.0.write = None;
     }
+
+    /// In the parent, the other way round: wait until every child that holds
+    /// this gate has exec'd (or exited), which closes its close-on-exec copy.
+    /// The child does nothing: exec is the signal ("set up, and running").
+    pub fn wait_until_exec(mut self) -> Result<()> {
+        self.0.write = None;
+        self.0.read_to_end().map(drop)
+    }
 }
 
 /// Capture a child's stdout and stderr: create with [`Capture::new`], call

@@ -201,6 +201,18 @@ pub fn run_in_shared_sandbox(script: &str, limit: Duration) -> Output {
     )
 }
 
+/// Run `script` with `sh -c` in a network namespace of its own (`unshare
+/// --net`): both ends of every veth the chapter makes live there, and no
+/// packet can leave it. The script reads the kernel's state back (`ip -o
+/// link`) before the namespace goes.
+pub fn run_in_net_sandbox(script: &str, limit: Duration) -> Output {
+    require_root();
+    run(
+        Command::new("unshare").args(["--net", "sh", "-c", script]),
+        limit,
+    )
+}
+
 /// Exit code of a finished chapter run: its code, or 128+N if it was killed by signal N.
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;

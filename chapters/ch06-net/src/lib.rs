@@ -1,0 +1,146 @@
+//! Chapter 6: a network namespace and a veth pair.
+//!
+//! A new network namespace has its own links, addresses, routes and ports,
+//! and starts with nothing but a loopback device, down. A veth pair is a
+//! virtual cable: what goes in one end comes out of the other. Put one end in
+//! the container's namespace, give both ends addresses, and the host and the
+//! container can talk. All of it over rtnetlink, the interface `ip` itself uses.
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use workshop::error::hinted;
+use workshop::net::{errno_of, Netlink, Plan, Subnet};
+
+/// Names say the links are the workshop's, and which run made them: the host
+/// end `wsh-PID`, the container end `wsc-PID`, PID being the tool's.
+pub fn veth_names(tool: u32) -> (String, String) {
+    (format!("wsh-{tool}"), format!("wsc-{tool}"))
+}
+
+// ANCHOR: create
+/// `ip link add wsh-PID type veth peer name wsc-PID`: the cable, both ends on
+/// the host for now. Done before the container exists, so that a kernel
+/// without veth fails here, with nothing created. The returned guard removes
+/// the pair however the tool ends.
+pub fn create_pair(nl: &mut Netlink, host_end: &str, container_end: &str) -> Result<VethGuard> {
+    if let Err(e) = nl.add_veth(host_end, container_end) {
+        return Err(match errno_of(&e) {
+            Some(Errno::EOPNOTSUPP) => hinted(
+                format!("{e:#}"),
+                "this kernel has no veth driver: `modprobe veth`, or a kernel built with CONFIG_VETH",
+            ),
+            Some(Errno::EEXIST) => hinted(format!("{e:#}"), "a link with that name exists: `ip link delete` it"),
+            _ => e,
+        });
+    }
+    Ok(VethGuard(host_end.to_string()))
+}
+// ANCHOR_END: create
+
+/// Removes the host end of the pair when dropped: on success, error, or
+/// SIGINT/SIGTERM (the wait returns an error and the guard drops on the way
+/// out). Deleting one end deletes both; and if the container's namespace is
+/// already gone, the kernel has deleted the pair itself.
+pub struct VethGuard(String);
+
+impl VethGuard {
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for VethGuard {
+    fn drop(&mut self) {
+        if let Ok(mut nl) = Netlink::open() {
+            let _ = nl.delete_link(&self.0);
+        }
+    }
+}
+
+// ANCHOR: move
+/// `ip link set wsc-PID netns CONTAINER`: one end of the cable into the
+/// container's network namespace. From now on the host cannot see it.
+pub fn move_into(nl: &mut Netlink, container_end: &str, container: nix::unistd::Pid) -> Result<()> {
+    nl.move_to_namespace_of(container_end, container.as_raw() as u32)
+}
+// ANCHOR_END: move
+
+// ANCHOR: host_end
+/// `ip addr add HOST/PREFIX dev wsh-PID; ip link set wsh-PID up`.
+pub fn configure_host_end(nl: &mut Netlink, host_end: &str, plan: &Plan) -> Result<()> {
+    nl.add_address(host_end, plan.host, plan.subnet.prefix)?;
+    nl.set_up(host_end)
+}
+// ANCHOR_END: host_end
+
+// ANCHOR: inside
+/// In the container, before exec: loopback up, the cable renamed eth0 with
+/// its address and up, and a default route through the host end.
+pub fn configure_inside(container_end: &str, plan: &Plan) -> Result<()> {
+    let mut nl = Netlink::open()?; // a socket in the container's namespace
+    nl.set_up("lo")?; // ip link set lo up
+    nl.rename(container_end, "eth0")?; // ip link set wsc-PID name eth0
+    nl.add_address("eth0", plan.container, plan.subnet.prefix)?; // ip addr add ADDR/PREFIX dev eth0
+    nl.set_up("eth0")?; // ip link set eth0 up
+    nl.add_default_route(plan.host) // ip route add default via HOST
+}
+// ANCHOR_END: inside
+
+/// Remove workshop pairs that a killed run left behind: `wsh-PID` whose tool
+/// (PID) is gone. Returns their names.
+pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for link in nl.links()? {
+        let Some(pid) = link
+            .name
+            .strip_prefix("wsh-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+            cmdline
+                .split('\0')
+                .next()
+                .is_some_and(|argv0| argv0.contains("ch0"))
+        });
+        if !alive && link.kind.as_deref() == Some("veth") {
+            nl.delete_link(&link.name)
+                .with_context(|| format!("failed to remove the stale pair {}", link.name))?;
+            removed.push(link.name);
+        }
+    }
+    Ok(removed)
+}
+
+/// Refuse a subnet that overlaps a route or an address the host already has:
+/// the container would shadow (or be shadowed by) a real network.
+pub fn check_no_clash(nl: &mut Netlink, plan: &Plan) -> Result<()> {
+    for route in nl.routes()? {
+        if route.prefix == 0 {
+            continue; // the default route overlaps everything
+        }
+        let theirs = Subnet::of(route.destination, route.prefix);
+        if theirs.overlaps(&plan.subnet) {
+            return Err(hinted(
+                format!(
+                    "--ip {}/{}: the subnet {} clashes with the host's route to {theirs}",
+                    plan.container, plan.subnet.prefix, plan.subnet
+                ),
+                "pick a subnet the host does not use, e.g. --ip 10.201.0.2/24 (see `ip route`)",
+            ));
+        }
+    }
+    for address in nl.addresses()? {
+        if plan.subnet.contains(address.address) {
+            return Err(hinted(
+                format!(
+                    "--ip {}/{}: the host already has the address {} in {}",
+                    plan.container, plan.subnet.prefix, address.address, plan.subnet
+                ),
+                "pick a subnet the host does not use, e.g. --ip 10.201.0.2/24 (see `ip addr`)",
+            ));
+        }
+    }
+    Ok(())
+}

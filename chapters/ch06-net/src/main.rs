@@ -1,0 +1,261 @@
+//! Chapter 6: a network namespace and a veth pair, over netlink.
+//!
+//! `ch06-net` runs the guided demo (pings both ways); `ch06-net -- COMMAND`
+//! runs COMMAND in a container whose eth0 is one end of a veth pair, the
+//! other end on the host with the subnet's first address.
+
+use anyhow::Result;
+use ch01_clone::{clone_child, describe, Observed};
+use ch04_rootfs::{enter_rootfs, RootfsOption};
+use ch05_uts::{parse_hostname, set_hostname};
+use ch06_net::{
+    check_no_clash, configure_host_end, configure_inside, create_pair, move_into, reclaim_stale,
+    veth_names,
+};
+use clap::Parser;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use std::convert::Infallible;
+use std::path::Path;
+use std::process::ExitCode;
+use workshop::cli::Mode;
+use workshop::net::{plan, Netlink, Plan};
+use workshop::process::{argv, exec, wait_for, Capture, Gate};
+use workshop::{Common, Narrator};
+
+/// Chapter 6: a network namespace and a veth pair, over netlink.
+#[derive(Parser)]
+#[command(version, after_help = "Example: ch06-net -- ping -c1 10.200.0.1")]
+struct Cli {
+    /// The container's address and prefix; the host end takes the subnet's first address
+    #[arg(long, value_name = "ADDR/PREFIX", default_value = "10.200.0.2/24", value_parser = plan)]
+    ip: Plan,
+
+    /// The container's hostname
+    #[arg(long, value_name = "NAME", default_value = "workshop", value_parser = parse_hostname)]
+    hostname: String,
+
+    #[command(flatten)]
+    rootfs: RootfsOption,
+
+    #[command(flatten)]
+    common: Common,
+}
+
+// ANCHOR: flags
+/// Chapters 1 to 5, plus a new network namespace.
+const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWNET);
+// ANCHOR_END: flags
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let say = Narrator::new(&cli.common);
+    workshop::report(run(&cli, &say), &say)
+}
+
+fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
+    workshop::start(
+        &cli.common,
+        "ch06-net",
+        "to create network, mount, UTS and PID namespaces",
+    )?;
+    workshop::privileges::require(
+        workshop::privileges::Capability::NetAdmin,
+        "ch06-net",
+        "to create network links",
+    )?;
+    let root = cli.rootfs.resolve(|line| say.note(line))?;
+    let mut nl = Netlink::open()?;
+    for stale in reclaim_stale(&mut nl)? {
+        say.note(&format!(
+            "removed {stale}, a veth pair left by a run that was killed"
+        ));
+    }
+    check_no_clash(&mut nl, &cli.ip)?;
+    match cli.common.mode() {
+        Mode::Demo => demo(cli, &root, &mut nl, say).map(|()| 0),
+        Mode::Run(argv) | Mode::Shell(argv) => {
+            let container = Container::start(cli, &root, &mut nl, || exec(&argv))?;
+            Ok(wait_for(container.pid)?.code())
+        }
+    }
+}
+
+/// A running container with its veth pair, removed when this is dropped.
+struct Container {
+    pid: Pid,
+    host_end: String,
+    _veth: ch06_net::VethGuard,
+}
+
+impl Container {
+    // ANCHOR: start
+    /// The order matters: the pair first (nothing else exists if that fails),
+    /// then the container, waiting at a gate while the host moves one end in.
+    fn start(
+        cli: &Cli,
+        root: &Path,
+        nl: &mut Netlink,
+        then: impl FnOnce() -> Result<Infallible>,
+    ) -> Result<Container> {
+        let (host_end, container_end) = veth_names(std::process::id());
+        let veth = create_pair(nl, &host_end, &container_end)?;
+        let mut gate = Gate::new()?;
+        let pid = clone_child(FLAGS, || {
+            gate.pass()?; // until our end of the cable is here
+            configure_inside(&container_end, &cli.ip)?;
+            set_hostname(&cli.hostname)?;
+            enter_rootfs(root)?;
+            then()
+        })?;
+        let setup = move_into(nl, &container_end, pid)
+            .and_then(|()| configure_host_end(nl, &host_end, &cli.ip));
+        if let Err(e) = setup {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = wait_for(pid);
+            return Err(e);
+        }
+        gate.open();
+        Ok(Container {
+            pid,
+            host_end,
+            _veth: veth,
+        })
+    }
+    // ANCHOR_END: start
+}
+
+fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
+    say.title("Chapter 6 · a network of the container's own");
+    let plan = &cli.ip;
+
+    say.step("a new network namespace starts with lo only, and lo is down");
+    say.syscall(&format!("clone(child, stack, {})", describe(FLAGS)));
+    say.shell("unshare --net --fork ip link");
+    let seen = ch01_clone::observe(FLAGS, || {
+        enter_rootfs(root)?;
+        exec(&argv(&["ip", "link"]))
+    })?;
+    say.container(seen.output.trim_end());
+    let host_links: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+    say.host(&format!("links: {}", host_links.join(" ")));
+    say.note("No eth0, no route, no way out: a network namespace isolates all of it.");
+
+    workshop::process::stop_if_interrupted()?;
+    let (host_end, container_end) = veth_names(std::process::id());
+    say.step("a veth pair: a virtual cable, created on the host, then one end moved in");
+    say.syscall(&format!(
+        "RTM_NEWLINK {host_end} kind veth peer {container_end}; RTM_SETLINK {container_end} IFLA_NET_NS_PID=<container>"
+    ));
+    say.shell(&format!("ip link add {host_end} type veth peer name {container_end}; ip link set {container_end} netns <PID>"));
+    say.step("addresses, links up, and a default route through the host end");
+    say.shell(&format!(
+        "ip addr add {}/{p} dev {host_end}; ip link set {host_end} up      # on the host\n\
+         ip link set lo up; ip link set {container_end} name eth0                  # in the container\n\
+         ip addr add {}/{p} dev eth0; ip link set eth0 up; ip route add default via {}",
+        plan.host,
+        plan.container,
+        plan.host,
+        p = plan.subnet.prefix
+    ));
+
+    // The container shows its side, then pings the host; the host pings it as
+    // soon as it has exec'd (the ready gate), while it is alive.
+    let capture = Capture::new()?;
+    let ready = Gate::new()?;
+    let script = format!(
+        "ip -4 addr show eth0; ip route; ping -c1 -W2 {}; sleep 1",
+        plan.host
+    );
+    let container = Container::start(cli, root, nl, || {
+        capture.redirect()?;
+        exec(&argv(&["sh", "-c", &script]))
+    })?;
+    ready.wait_until_exec()?;
+    let link = nl.link(&container.host_end)?;
+    let addresses: Vec<String> = nl
+        .addresses()?
+        .into_iter()
+        .filter(|a| Some(a.index) == link.as_ref().map(|l| l.index))
+        .map(|a| format!("{}/{}", a.address, a.prefix))
+        .collect();
+    say.host(&format!(
+        "{}: {} {}   (the container end is gone from here: moved)",
+        container.host_end,
+        if link.as_ref().is_some_and(|l| l.up) {
+            "UP"
+        } else {
+            "DOWN"
+        },
+        addresses.join(" ")
+    ));
+
+    workshop::process::stop_if_interrupted()?;
+    say.step("ping both ways across the cable");
+    let host_ping = std::process::Command::new("ping")
+        .args(["-c1", "-W2", &plan.container.to_string()])
+        .output();
+    match host_ping {
+        Ok(out) if out.status.success() => say.ok(&format!(
+            "host → container: ping {} answered",
+            plan.container
+        )),
+        Ok(out) => say.warn(&format!(
+            "host → container: ping {} failed:\n{}",
+            plan.container,
+            String::from_utf8_lossy(&out.stdout)
+        )),
+        Err(_) => say.warn("host → container: no `ping` on the host (apt install iputils-ping)"),
+    }
+    let (output, exit) = capture.collect(container.pid)?;
+    let seen = Observed {
+        pid: container.pid,
+        output,
+        exit,
+    };
+    say.container(seen.output.trim_end());
+    if seen.exit.code() == 0 {
+        say.ok(&format!("container → host: ping {} answered", plan.host));
+    } else {
+        say.warn(&format!(
+            "container → host: the ping failed ({})",
+            seen.exit
+        ));
+    }
+
+    say.step("the container is gone, and its cable with it");
+    // A veth end dies with its network namespace, and its peer with it. The
+    // kernel frees the namespace a moment after its last process; give it a second.
+    let host_end = container.host_end.clone();
+    let start = std::time::Instant::now();
+    while nl.link(&host_end)?.is_some() && start.elapsed() < std::time::Duration::from_secs(1) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let kernel_did_it = nl.link(&host_end)?.is_none();
+    drop(container); // the guard: deletes the host end if it is still there
+    let left: Vec<String> = nl
+        .links()?
+        .into_iter()
+        .filter(|l| l.name.starts_with("wsh-"))
+        .map(|l| l.name)
+        .collect();
+    if !left.is_empty() {
+        say.warn(&format!("still on the host: {}", left.join(" ")));
+    } else if kernel_did_it {
+        say.ok(&format!(
+            "{host_end} is gone: the kernel deleted the pair with the container's namespace"
+        ));
+    } else {
+        say.ok(&format!(
+            "{host_end} is gone: the tool deleted it (the kernel had not yet freed the namespace)"
+        ));
+    }
+    say.note("Going further (not done here): docker puts host ends on a bridge (docker0) and");
+    say.note("NATs the bridge's subnet out through the host's own address with iptables.");
+
+    say.finish("Next, chapter 7: limits on CPU, processes and memory (cgroups).");
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! Chapter 6, checked against the kernel, always inside a network namespace
+//! the test makes (`unshare --net`): both veth ends live there and no packet
+//! leaves it. What is asserted is read back from the kernel (`ip -o link`,
+//! `ip -o addr` over netlink), not from the tool's narration.
+
+use std::time::Duration;
+use workshop::testing::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch06-net");
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn sandbox(script: &str) -> std::process::Output {
+    workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    let host = HostSnapshot::take();
+    let out = run_in_net_sandbox(&format!("BIN={BIN}; {script}"), LIMIT);
+    host.assert_unchanged("ch06 in its sandbox"); // the machine's own links too
+    out
+}
+
+/// The veth links left in the sandbox, as the kernel lists them.
+const VETHS: &str = "echo veths=$(ip -o link show type veth | wc -l)";
+
+/// Wait until the tool $T has a `sleep` child: the container is set up and running.
+const WAIT_FOR_SLEEP: &str =
+    "for i in $(seq 200); do pgrep -P $T -x sleep >/dev/null && break; sleep 0.05; done";
+
+fn value(out: &std::process::Output, key: &str) -> String {
+    let text = stdout_of(out);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in:\n{text}\nstderr:\n{}", stderr_of(out)))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn the_container_pings_the_host_end_and_nothing_is_left() {
+    let out = sandbox(&format!(
+        "$BIN --quiet -- ping -c1 -W2 10.200.0.1 >/dev/null; echo exit=$?; {VETHS}"
+    ));
+    assert_eq!(value(&out, "exit"), "0", "{}", stderr_of(&out));
+    assert_eq!(value(&out, "veths"), "0");
+}
+
+#[test]
+fn the_host_pings_the_container_while_it_runs() {
+    let out = sandbox(&format!(
+        "$BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; \
+         ping -c1 -W2 10.200.0.2 >/dev/null; echo ping=$?; \
+         echo host_end=$(ip -o -4 addr show | grep -c 'wsh-.*10.200.0.1/24'); \
+         kill -TERM $T; wait $T; echo exit=$?; {VETHS}"
+    ));
+    assert_eq!(
+        value(&out, "ping"),
+        "0",
+        "host → container ping: {}",
+        stderr_of(&out)
+    );
+    assert_eq!(
+        value(&out, "host_end"),
+        "1",
+        "the host end has the subnet's first address"
+    );
+    assert_eq!(value(&out, "exit"), "143");
+    assert_eq!(value(&out, "veths"), "0");
+}
+
+#[test]
+fn inside_eth0_has_the_address_and_a_default_route_and_lo_is_up() {
+    let out =
+        sandbox("$BIN --quiet --ip 10.77.3.9/24 -- sh -c 'ip -o -4 addr; ip route; ip -o link'");
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("eth0") && text.contains("inet 10.77.3.9/24"),
+        "{text}"
+    );
+    assert!(
+        text.contains("inet 127.0.0.1/8"),
+        "lo is up with its address: {text}"
+    );
+    assert!(text.contains("default via 10.77.3.1 dev eth0"), "{text}");
+    assert!(
+        !text.contains("wsc-") && !text.contains("wsh-"),
+        "inside, the cable is eth0 and the host end is not visible: {text}"
+    );
+}
+
+#[test]
+fn the_demo_pings_both_ways_and_exits_0() {
+    let out = sandbox(&format!("$BIN; echo exit=$?; {VETHS}"));
+    assert_eq!(value(&out, "exit"), "0", "{}", stderr_of(&out));
+    assert_eq!(value(&out, "veths"), "0");
+}
+
+#[test]
+fn sigint_sigterm_and_sigkill_leave_no_veth() {
+    for (signal, code) in [("INT", "130"), ("TERM", "143")] {
+        let out = sandbox(&format!(
+            "$BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; echo during=$(ip -o link show type veth | wc -l); \
+             kill -{signal} $T; wait $T; echo exit=$?; {VETHS}"
+        ));
+        assert_eq!(
+            value(&out, "during"),
+            "1",
+            "SIG{signal}: the host end exists mid-run"
+        );
+        assert_eq!(value(&out, "exit"), code, "SIG{signal}");
+        assert_eq!(value(&out, "veths"), "0", "SIG{signal}");
+    }
+    // SIGKILL: the tool cannot clean up; the container dies with it
+    // (PR_SET_PDEATHSIG), its namespace goes, and the pair with it. The next
+    // run starts clean either way.
+    let out = sandbox(&format!(
+        "$BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; kill -KILL $T; wait $T; echo exit=$?; \
+         for i in $(seq 100); do [ $(ip -o link show type veth | wc -l) = 0 ] && break; sleep 0.05; done; {VETHS}; \
+         $BIN --quiet -- true; echo next=$?; {VETHS}"
+    ));
+    assert_eq!(value(&out, "exit"), "137");
+    assert_eq!(value(&out, "next"), "0");
+    assert!(
+        stdout_of(&out).lines().filter(|l| *l == "veths=0").count() == 2,
+        "{}",
+        stdout_of(&out)
+    );
+}
+
+#[test]
+fn a_stale_pair_from_a_killed_run_is_reclaimed() {
+    // A pair named as a run whose tool is gone would name it (no such PID).
+    let out = sandbox(&format!(
+        "ip link add wsh-999999 type veth peer name wsc-999999; echo before=$(ip -o link show type veth | wc -l); \
+         $BIN --quiet -- true 2>/tmp/ch06-reclaim-$$; echo exit=$?; {VETHS}; rm -f /tmp/ch06-reclaim-$$"
+    ));
+    assert_eq!(value(&out, "before"), "2");
+    assert_eq!(value(&out, "exit"), "0", "{}", stderr_of(&out));
+    assert_eq!(value(&out, "veths"), "0", "the stale pair was removed");
+}
+
+#[test]
+fn bad_addresses_are_refused_before_any_link_exists() {
+    for bad in [
+        "",
+        "10.200.0.2",
+        "10.200.0.2/31",
+        "10.200.0.2/32",
+        "300.1.1.1/24",
+        "10.200.0.0/24",
+        "10.200.0.1/24",
+        "abc/24",
+    ] {
+        let out = sandbox(&format!("$BIN --ip '{bad}' -- true; echo exit=$?; {VETHS}"));
+        assert_eq!(
+            value(&out, "exit"),
+            "2",
+            "--ip {bad:?}: {}",
+            stderr_of(&out)
+        );
+        let err = stderr_of(&out);
+        assert!(
+            err.contains("--ip") && err.contains(&format!("'{bad}'")),
+            "the error names the option and the value: {err}"
+        );
+        assert_eq!(value(&out, "veths"), "0");
+    }
+}
+
+#[test]
+fn a_subnet_the_host_already_uses_is_refused() {
+    let out = sandbox(&format!(
+        "ip link set lo up; ip addr add 10.200.0.77/24 dev lo; \
+         $BIN --ip 10.200.0.2/24 -- true; echo exit=$?; {VETHS}"
+    ));
+    assert_eq!(value(&out, "exit"), "1");
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("error:") && err.contains("10.200.0.0/24") && err.contains("hint:"),
+        "{err}"
+    );
+    assert_eq!(value(&out, "veths"), "0", "nothing was created");
+}
