@@ -10,6 +10,7 @@ mod ch02;
 mod ch03;
 mod ch04;
 mod ch05;
+mod ch06;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -39,13 +40,24 @@ impl Report {
 /// Run a probe scenario for `exercise` (e.g. "1.1"), and fail with a message
 /// a student can act on if the code under test is not done or failed.
 pub fn probe(scenario: &str, exercise: &str, file: &str) -> Report {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_probe"));
+    cmd.arg(scenario);
+    probe_with(cmd, exercise, file)
+}
+
+/// The same, with the probe in a network namespace of its own (`unshare
+/// --net`), for the network exercises: no packet leaves it.
+pub fn probe_in_net_sandbox(scenario: &str, exercise: &str, file: &str) -> Report {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--net", env!("CARGO_BIN_EXE_probe"), scenario]);
+    probe_with(cmd, exercise, file)
+}
+
+fn probe_with(mut cmd: std::process::Command, exercise: &str, file: &str) -> Report {
     workshop::testing::require_root();
-    let out = workshop::testing::run(
-        std::process::Command::new(env!("CARGO_BIN_EXE_probe"))
-            .arg(scenario)
-            .env("RUST_BACKTRACE", "0"),
-        Duration::from_secs(30),
-    );
+    let host = workshop::testing::HostSnapshot::take();
+    let out = workshop::testing::run(cmd.env("RUST_BACKTRACE", "0"), Duration::from_secs(30));
+    host.assert_unchanged(&format!("exercise {exercise}"));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {

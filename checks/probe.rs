@@ -32,6 +32,7 @@ fn run(scenario: &str) -> Result<()> {
         "ch04-pivot" => ch04_pivot(),
         "ch04-breakout" => ch04_breakout(),
         "ch05-hostname" => ch05_hostname(),
+        "ch06-inside" => ch06_inside(),
         other => bail!("unknown probe scenario {other:?}"),
     }
 }
@@ -240,5 +241,50 @@ fn ch05_hostname() -> Result<()> {
     )
     .is_ok();
     println!("bad_name_spawned={spawned}");
+    Ok(())
+}
+
+/// Run in a network namespace of its own (the check starts the probe under
+/// `unshare --net`): both veth ends live there.
+fn ch06_inside() -> Result<()> {
+    use std::net::Ipv4Addr;
+    let (host, container) = (Ipv4Addr::new(10, 200, 0, 1), Ipv4Addr::new(10, 200, 0, 2));
+    let mut nl = workshop::net::Netlink::open()?;
+    nl.add_veth("wsh-probe", "wsc-probe")?;
+    let mut gate = Gate::new()?;
+    let output = workshop::process::Capture::new()?;
+    let child = clone_child(CloneFlags::CLONE_NEWNET, || {
+        output.redirect()?;
+        gate.pass()?;
+        under_test::ch06_net::configure_inside("wsc-probe", host, container, 24)?;
+        let mut inside = workshop::net::Netlink::open()?;
+        for link in inside.links()? {
+            println!("link_{}={}", link.name, if link.up { "up" } else { "down" });
+        }
+        for a in inside.addresses()? {
+            println!("address={}/{}", a.address, a.prefix);
+        }
+        for r in inside.routes()?.iter().filter(|r| r.prefix == 0) {
+            println!(
+                "default_via={}",
+                r.gateway.map_or("none".to_string(), |g| g.to_string())
+            );
+        }
+        exec(&argv(&[
+            "sh",
+            "-c",
+            "ping -c1 -W2 10.200.0.1 >/dev/null 2>&1; echo ping=$?",
+        ]))
+    })?;
+    nl.move_to_namespace_of("wsc-probe", child.as_raw() as u32)?;
+    nl.add_address("wsh-probe", host, 24)?;
+    nl.set_up("wsh-probe")?;
+    gate.open();
+    let (text, exit) = output.collect(child)?;
+    print!("{text}");
+    anyhow::ensure!(
+        exit.code() == 0,
+        "the code under test failed in the child ({exit})"
+    );
     Ok(())
 }

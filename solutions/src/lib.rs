@@ -5,3 +5,4 @@ pub mod ch02_namespaces;
 pub mod ch03_mount;
 pub mod ch04_rootfs;
 pub mod ch05_uts;
+pub mod ch06_net;

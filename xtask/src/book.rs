@@ -44,13 +44,19 @@ pub fn run() -> Result<()> {
 /// student sees them (one pipe for both), colour off.
 fn transcript(chapter: &str) -> Result<String> {
     let bin = root().join("target/debug").join(chapter);
-    let mut cmd = if nix::unistd::geteuid().is_root() {
-        Command::new(&bin)
-    } else {
-        let mut sudo = Command::new("sudo");
-        sudo.arg("--").arg(&bin);
-        sudo
-    };
+    // The network chapter pings across its veth: run it in a network
+    // namespace of its own, so that nothing it does reaches this machine's network.
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    if chapter == "ch06-net" {
+        argv.extend(["unshare".into(), "--net".into()]);
+    }
+    argv.push(bin.clone().into());
+    if !nix::unistd::geteuid().is_root() {
+        argv.insert(0, "--".into());
+        argv.insert(0, "sudo".into());
+    }
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     let (read, write) = nix::unistd::pipe()?;
     let write2 = write.try_clone()?;
     let mut child = cmd
@@ -69,8 +75,10 @@ fn transcript(chapter: &str) -> Result<String> {
         "{chapter} demo failed ({status}):\n{text}"
     );
     let root = root().display().to_string();
-    Ok(format!(
-        "$ cargo run -p {chapter}\n{}",
-        text.replace(&root, ".")
-    ))
+    let shown = if chapter == "ch06-net" {
+        format!("$ sudo unshare --net target/debug/{chapter}")
+    } else {
+        format!("$ cargo run -p {chapter}")
+    };
+    Ok(format!("{shown}\n{}", text.replace(&root, ".")))
 }

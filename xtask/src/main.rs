@@ -64,12 +64,13 @@ pub fn root() -> PathBuf {
 }
 
 /// The chapters, in order: (package name, directory under chapters/).
-pub const CHAPTERS: [&str; 5] = [
+pub const CHAPTERS: [&str; 6] = [
     "ch01-clone",
     "ch02-namespaces",
     "ch03-mount",
     "ch04-rootfs",
     "ch05-uts",
+    "ch06-net",
 ];
 
 /// `cargo` as the one that runs us.
