@@ -6,6 +6,7 @@
 //! filesystems built from what the host has (no download), and the
 //! support the tests use to prove that the host is left as it was.
 
+pub mod cgroup;
 pub mod cli;
 pub mod error;
 pub mod narrate;

@@ -13,6 +13,8 @@ pub struct HostSnapshot {
     pub hostname: String,
     /// Names of the network links (`/sys/class/net`), sorted.
     pub links: Vec<String>,
+    /// The workshop's cgroup directories (there should be none between runs).
+    pub cgroups: Vec<std::path::PathBuf>,
 }
 
 impl HostSnapshot {
@@ -31,10 +33,12 @@ impl HostSnapshot {
             })
             .unwrap_or_default();
         links.sort();
+        let cgroups = crate::cgroup::workshop_dirs();
         HostSnapshot {
             mountinfo,
             hostname,
             links,
+            cgroups,
         }
     }
 
@@ -55,6 +59,10 @@ impl HostSnapshot {
         assert_eq!(
             now.links, self.links,
             "{what}: the host's network links changed"
+        );
+        assert_eq!(
+            now.cgroups, self.cgroups,
+            "{what}: the workshop's cgroup directories changed"
         );
     }
 }
