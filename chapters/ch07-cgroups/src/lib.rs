@@ -1,0 +1,147 @@
+//! Chapter 7: cgroups. Namespaces decide what a container can see; control
+//! groups decide how much it can use. A cgroup is a directory in a special
+//! filesystem: its files hold the limits, writing a PID into `cgroup.procs`
+//! puts a process in it, and the kernel counts and enforces from then on.
+//!
+//! The cgroup handle itself (v2 and v1, created, measured, removed) is in
+//! `workshop::cgroup`; this chapter's lib holds the checks of the options and
+//! the three workloads its demo runs inside the container.
+
+use nix::errno::Errno;
+use std::time::{Duration, Instant};
+
+/// The smallest memory limit accepted: below it a shell cannot even start
+/// (docker refuses less than 6 MiB too).
+pub const MIN_MEMORY: u64 = 6 << 20;
+
+/// `--cpus`: a fraction of one CPU, more than 0 (at least 0.01: the kernel's
+/// smallest quota is 1 ms per 100 ms period) and at most the machine's CPUs.
+pub fn parse_cpus(text: &str) -> Result<f64, String> {
+    let cpus: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of CPUs like 0.5 or 2"))?;
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    if !cpus.is_finite() || cpus <= 0.0 {
+        return Err(format!("{text} CPUs: the share must be more than 0"));
+    }
+    if cpus < 0.01 {
+        return Err(format!(
+            "{text} CPUs is below 0.01 (1 ms per 100 ms period, the kernel's smallest quota)"
+        ));
+    }
+    if cpus > available {
+        return Err(format!(
+            "{text} CPUs is more than this machine has ({available})"
+        ));
+    }
+    Ok(cpus)
+}
+
+/// `--pids-limit`: at least 1 (the container's own first process).
+pub fn parse_pids_limit(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("0 tasks: the container's first process needs 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number of tasks")),
+    }
+}
+
+/// `--memory`: a size like 64M, at least [`MIN_MEMORY`].
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let bytes = workshop::cgroup::parse_size(text)?;
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "{text} is below 6M, less than a process needs to start"
+        ));
+    }
+    Ok(bytes)
+}
+
+// ANCHOR: burn
+/// A CPU burner: spin for `wall` of wall-clock time. Alone on a CPU it would
+/// use all of `wall`; under a quota it gets only its share.
+pub fn burn_cpu(wall: Duration) {
+    let start = Instant::now();
+    let mut x: u64 = 0;
+    while start.elapsed() < wall {
+        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+// ANCHOR_END: burn
+
+/// What the bounded fork bomb saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bomb {
+    pub forked: usize,
+    pub refused: usize,
+    pub first_refusal: Option<Errno>,
+}
+
+// ANCHOR: bomb
+/// A bounded fork bomb: try `attempts` forks; each child holds its task slot
+/// for `hold`, then exits, and the bomb waits for them all. Under pids.max
+/// the kernel refuses forks past the limit with EAGAIN. Bounded in count and
+/// in time, so it ends by itself.
+pub fn fork_bomb(attempts: usize, hold: Duration) -> Bomb {
+    let mut bomb = Bomb {
+        forked: 0,
+        refused: 0,
+        first_refusal: None,
+    };
+    for _ in 0..attempts {
+        // SAFETY: the child only sleeps and _exits: no allocation, no locks.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                std::thread::sleep(hold);
+                // SAFETY: leave at once, without running the parent's exit handlers.
+                unsafe { nix::libc::_exit(0) };
+            }
+            Ok(nix::unistd::ForkResult::Parent { .. }) => bomb.forked += 1,
+            Err(errno) => {
+                bomb.refused += 1;
+                bomb.first_refusal.get_or_insert(errno);
+            }
+        }
+    }
+    while nix::sys::wait::wait().is_ok() {} // until ECHILD: every child has exited
+    bomb
+}
+// ANCHOR_END: bomb
+
+// ANCHOR: allocate
+/// Allocate `mib` MiB, one MiB at a time, writing to every page so that the
+/// memory is really used (untouched pages cost nothing).
+pub fn allocate(mib: usize) -> Vec<Vec<u8>> {
+    let mut blocks = Vec::new();
+    for _ in 0..mib {
+        let mut block = vec![0u8; 1 << 20];
+        for page in block.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        blocks.push(block);
+    }
+    blocks
+}
+// ANCHOR_END: allocate
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked() {
+        assert_eq!(parse_cpus("0.2"), Ok(0.2));
+        for bad in ["0", "-1", "abc", "", "NaN", "inf", "0.001", "1000"] {
+            assert!(parse_cpus(bad).is_err(), "--cpus {bad}");
+        }
+        assert_eq!(parse_pids_limit("20"), Ok(20));
+        for bad in ["0", "-3", "x", ""] {
+            assert!(parse_pids_limit(bad).is_err(), "--pids-limit {bad}");
+        }
+        assert_eq!(parse_memory("64M"), Ok(64 << 20));
+        for bad in ["1M", "5M", "100", "lots", ""] {
+            assert!(parse_memory(bad).is_err(), "--memory {bad}");
+        }
+    }
+}

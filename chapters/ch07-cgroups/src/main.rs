@@ -1,0 +1,322 @@
+//! Chapter 7: cgroup limits on CPU, processes and memory, on cgroup v2 and v1.
+//!
+//! `ch07-cgroups` runs the guided demo (a CPU burner under --cpus 0.2, a
+//! bounded fork bomb under --pids-limit 20, an allocation past --memory 32M);
+//! `ch07-cgroups --cpus 0.5 --memory 64M -- COMMAND` runs COMMAND so limited.
+
+use anyhow::Result;
+use ch01_clone::{clone_child, describe};
+use ch04_rootfs::{enter_rootfs, RootfsOption};
+use ch05_uts::{parse_hostname, set_hostname};
+use ch07_cgroups::{allocate, burn_cpu, fork_bomb, parse_cpus, parse_memory, parse_pids_limit};
+use clap::Parser;
+use nix::sched::CloneFlags;
+use std::convert::Infallible;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use workshop::cgroup::{reclaim_stale, Cgroup, CpuQuota, Limits, Version};
+use workshop::cli::Mode;
+use workshop::process::{exec, wait_for, Capture, Exit, Gate};
+use workshop::{Common, Narrator};
+
+/// Chapter 7: cgroup limits on CPU, processes and memory, on cgroup v2 and v1.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Example: ch07-cgroups --cpus 0.2 --pids-limit 20 --memory 64M -- sh"
+)]
+struct Cli {
+    /// CPU share, in CPUs: 0.2 is 20% of one CPU (quota 20000 per period 100000)
+    #[arg(long, value_name = "CPUS", value_parser = parse_cpus)]
+    cpus: Option<f64>,
+
+    /// The most tasks (processes and threads) the container may have at once
+    #[arg(long, value_name = "N", value_parser = parse_pids_limit)]
+    pids_limit: Option<u64>,
+
+    /// The most memory the container may use, e.g. 64M or 1G (no swap beyond it)
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    memory: Option<u64>,
+
+    /// The container's hostname
+    #[arg(long, value_name = "NAME", default_value = "workshop", value_parser = parse_hostname)]
+    hostname: String,
+
+    #[command(flatten)]
+    rootfs: RootfsOption,
+
+    #[command(flatten)]
+    common: Common,
+}
+
+// ANCHOR: flags
+/// Chapters 1 to 6: every namespace so far (the network one with lo only).
+const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWNET);
+// ANCHOR_END: flags
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let say = Narrator::new(&cli.common);
+    workshop::report(run(&cli, &say), &say)
+}
+
+fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
+    workshop::start(
+        &cli.common,
+        "ch07-cgroups",
+        "to create namespaces and cgroups",
+    )?;
+    for stale in reclaim_stale()? {
+        say.note(&format!(
+            "removed {}, a cgroup left by a run that was killed",
+            stale.display()
+        ));
+    }
+    let root = cli.rootfs.resolve(|line| say.note(line))?;
+    match cli.common.mode() {
+        Mode::Demo => demo(cli, &root, say).map(|()| 0),
+        Mode::Run(argv) | Mode::Shell(argv) => {
+            let limits = Limits {
+                cpu: cli.cpus.map(CpuQuota::from_cpus),
+                pids: cli.pids_limit,
+                memory: cli.memory,
+            };
+            let (cgroup, exit) = run_limited(&limits, || {
+                set_hostname(&cli.hostname)?;
+                enter_rootfs(&root)?;
+                exec(&argv)
+            })?;
+            if exit == Exit::Signal(nix::sys::signal::Signal::SIGKILL)
+                && cgroup.oom_kills().unwrap_or(0) > 0
+            {
+                say.warn(&format!(
+                    "the container was killed by the OOM killer: it needed more than --memory {}",
+                    show_size(cli.memory.unwrap_or(0))
+                ));
+            }
+            Ok(exit.code())
+        }
+    }
+}
+
+// ANCHOR: run_limited
+/// The cgroup first (nothing else exists if a controller is missing), then
+/// the container, which waits at a gate until it is in the cgroup: every
+/// process it starts after that is born in the cgroup too.
+fn run_limited(
+    limits: &Limits,
+    work: impl FnOnce() -> Result<Infallible>,
+) -> Result<(Cgroup, Exit)> {
+    let cgroup = Cgroup::create(limits)?;
+    let mut gate = Gate::new()?;
+    let pid = clone_child(FLAGS, || {
+        gate.pass()?;
+        work()
+    })?;
+    if let Err(e) = cgroup.add(pid) {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = wait_for(pid);
+        return Err(e);
+    }
+    gate.open();
+    let exit = wait_for(pid)?;
+    Ok((cgroup, exit))
+}
+// ANCHOR_END: run_limited
+
+/// What a demo step saw: the cgroup (still there, for its counters), the
+/// container's output and exit, and the wall time it ran.
+struct Seen {
+    cgroup: Cgroup,
+    output: String,
+    exit: Exit,
+    wall: Duration,
+}
+
+/// Run `work` as the container's PID 1 under `limits`, capturing its output;
+/// `meanwhile` runs on the host while it does.
+fn observe_limited(
+    limits: &Limits,
+    meanwhile: impl FnOnce(),
+    work: impl FnOnce() -> Result<Infallible>,
+) -> Result<Seen> {
+    let cgroup = Cgroup::create(limits)?;
+    let capture = Capture::new()?;
+    let mut gate = Gate::new()?;
+    let pid = clone_child(FLAGS, || {
+        capture.redirect()?;
+        gate.pass()?;
+        work()
+    })?;
+    cgroup.add(pid)?;
+    let start = Instant::now();
+    gate.open();
+    meanwhile();
+    let (output, exit) = capture.collect(pid)?;
+    Ok(Seen {
+        cgroup,
+        output,
+        exit,
+        wall: start.elapsed(),
+    })
+}
+
+fn show_size(bytes: u64) -> String {
+    format!("{}M", bytes >> 20)
+}
+
+fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
+    say.title("Chapter 7 · cgroups: limits on CPU, processes and memory");
+    let version = workshop::cgroup::detect()?;
+
+    say.step("where cgroups live on this machine");
+    say.shell("stat -f -c %T /sys/fs/cgroup; cat /proc/self/cgroup");
+    match version {
+        Version::V2 => say.host("cgroup v2: one tree at /sys/fs/cgroup, every controller in it"),
+        Version::V1 => say
+            .host("cgroup v1: one hierarchy per controller, /sys/fs/cgroup/cpu, /pids, /memory..."),
+    }
+    say.note("A cgroup is a directory. Its files are the limits and the counters; the PIDs");
+    say.note("written into its cgroup.procs are its members, and their children are born in it.");
+
+    workshop::process::stop_if_interrupted()?;
+    say.step("CPU: --cpus 0.2, a busy loop for 3 seconds");
+    let cpu = CpuQuota::from_cpus(0.2);
+    let seen = observe_limited(
+        &Limits {
+            cpu: Some(cpu),
+            ..Limits::default()
+        },
+        || {},
+        || {
+            enter_rootfs(root)?;
+            burn_cpu(Duration::from_secs(3));
+            std::process::exit(0)
+        },
+    )?;
+    let dir = seen.cgroup.paths()[0].display().to_string();
+    match version {
+        Version::V2 => say.shell(&format!(
+            "echo '{} {}' > {dir}/cpu.max",
+            cpu.quota_us, cpu.period_us
+        )),
+        Version::V1 => say.shell(&format!(
+            "echo {} > {dir}/cpu.cfs_period_us; echo {} > {dir}/cpu.cfs_quota_us",
+            cpu.period_us, cpu.quota_us
+        )),
+    }
+    say.syscall(&format!(
+        "clone(child, stack, {}); write(\"{dir}/cgroup.procs\", PID)",
+        describe(FLAGS)
+    ));
+    let used = seen.cgroup.cpu_usage()?;
+    let share = used.as_secs_f64() / seen.wall.as_secs_f64();
+    say.container("a busy loop that would use a whole CPU");
+    say.host(&format!(
+        "the cgroup's counter: {:.2} s of CPU in {:.2} s  →  {:.1}% of one CPU (limit {:.0}%)",
+        used.as_secs_f64(),
+        seen.wall.as_secs_f64(),
+        share * 100.0,
+        cpu.share() * 100.0
+    ));
+    say.note("The scheduler lets the cgroup run 20 ms in every 100 ms period, then throttles it.");
+
+    workshop::process::stop_if_interrupted()?;
+    say.step("pids: --pids-limit 20, a bomb of 200 forks");
+    let mut host_spawn = Duration::ZERO;
+    let seen = observe_limited(
+        &Limits {
+            pids: Some(20),
+            ..Limits::default()
+        },
+        || {
+            std::thread::sleep(Duration::from_millis(300));
+            let start = Instant::now();
+            let _ = std::process::Command::new("true").status();
+            host_spawn = start.elapsed();
+        },
+        || {
+            enter_rootfs(root)?;
+            let bomb = fork_bomb(200, Duration::from_secs(1));
+            println!("{} {} {:?}", bomb.forked, bomb.refused, bomb.first_refusal);
+            std::process::exit(0)
+        },
+    )?;
+    let fields: Vec<&str> = seen.output.split_whitespace().collect();
+    say.shell(&format!(
+        "echo 20 > {}",
+        seen.cgroup.file("pids", "pids.max")?.display()
+    ));
+    say.container(&format!(
+        "forked {} children, then {} forks failed with {}",
+        fields.first().unwrap_or(&"?"),
+        fields.get(1).unwrap_or(&"?"),
+        fields
+            .get(2)
+            .unwrap_or(&"?")
+            .trim_start_matches("Some(")
+            .trim_end_matches(')')
+    ));
+    say.note("19 children + the bomb itself = 20 tasks: pids.max counts every task in the cgroup.");
+    say.host(&format!(
+        "meanwhile the host started /bin/true in {:.1} ms: it stays responsive",
+        host_spawn.as_secs_f64() * 1e3
+    ));
+
+    workshop::process::stop_if_interrupted()?;
+    say.step("memory: --memory 32M, then allocate 100M");
+    let seen = observe_limited(
+        &Limits {
+            memory: Some(32 << 20),
+            ..Limits::default()
+        },
+        || {},
+        || {
+            enter_rootfs(root)?;
+            let blocks = allocate(100);
+            println!("allocated {} MiB", blocks.len());
+            std::process::exit(0)
+        },
+    )?;
+    let memory_file = match version {
+        Version::V2 => "memory.max",
+        Version::V1 => "memory.limit_in_bytes",
+    };
+    say.shell(&format!(
+        "echo 32M > {}",
+        seen.cgroup.file("memory", memory_file)?.display()
+    ));
+    let kills = seen.cgroup.oom_kills()?;
+    say.container(if seen.output.trim().is_empty() {
+        "(nothing: it did not get to the end)"
+    } else {
+        seen.output.trim()
+    });
+    if seen.exit == Exit::Signal(nix::sys::signal::Signal::SIGKILL) && kills > 0 {
+        say.ok(&format!(
+            "{}: the OOM killer struck (oom_kill {kills} in the cgroup's counters)",
+            seen.exit
+        ));
+    } else {
+        say.warn(&format!(
+            "the container ended with {} and oom_kill {kills}",
+            seen.exit
+        ));
+    }
+
+    say.step("the cgroups are gone with the containers");
+    let paths = seen.cgroup.paths();
+    drop(seen);
+    if paths.iter().all(|p| !p.exists()) {
+        say.ok("rmdir'd: no workshop cgroup is left");
+    } else {
+        say.warn("a workshop cgroup is still there");
+    }
+
+    say.finish("That is a container: namespaces for what it sees, cgroups for what it uses.");
+    Ok(())
+}

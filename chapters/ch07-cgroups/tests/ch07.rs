@@ -1,0 +1,277 @@
+//! Chapter 7, checked against the kernel: the CPU share measured from the
+//! cgroup's own usage counter, pids.current and pids.events under a bounded
+//! fork bomb, the OOM kill, the cgroup placed beneath the tool's own, bad
+//! options refused before anything exists, and no cgroup left afterwards.
+//!
+//! These tests take turns (a lock): a CPU measurement needs a quiet machine,
+//! and each compares the machine's workshop cgroups before and after.
+
+use nix::sys::signal::Signal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use workshop::cgroup::{detect, dir_of, Version};
+use workshop::testing::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch07-cgroups");
+const LIMIT: Duration = Duration::from_secs(60);
+static TURN: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    require_root();
+    workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn ch07(args: &[&str]) -> std::process::Output {
+    run(chapter(BIN).args(args), LIMIT)
+}
+
+fn spawn(args: &[&str]) -> std::process::Child {
+    chapter(BIN)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ch07")
+}
+
+/// CPU time of `pid`'s cgroup, from the kernel's counter.
+fn cpu_usage(pid: u32) -> Duration {
+    match detect().unwrap() {
+        Version::V2 => workshop::cgroup::v2::cpu_usage(&dir_of(pid, "cpu").unwrap()).unwrap(),
+        Version::V1 => workshop::cgroup::v1::cpu_usage(&dir_of(pid, "cpuacct").unwrap()).unwrap(),
+    }
+}
+
+#[test]
+fn cpus_0_2_measures_20_percent_of_one_cpu() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let tool = spawn(&[
+        "--quiet",
+        "--cpus",
+        "0.2",
+        "--",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    let container = wait_for_container(tool.id(), "sh", LIMIT);
+    std::thread::sleep(Duration::from_millis(300)); // past the start
+    let (t0, u0) = (Instant::now(), cpu_usage(container));
+    std::thread::sleep(Duration::from_secs(3));
+    let (t1, u1) = (Instant::now(), cpu_usage(container));
+    let share = (u1 - u0).as_secs_f64() / (t1 - t0).as_secs_f64();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(exit_code(wait_output(tool, LIMIT).status), 143);
+    assert!(
+        (share - 0.20).abs() <= 0.03,
+        "measured {:.1}% of one CPU, want 20% ± 3",
+        share * 100.0
+    );
+    host.assert_unchanged("ch07 --cpus 0.2");
+}
+
+/// The demo (which must exit 0 and leave no cgroup) runs a bomb of 200 forks,
+/// each child holding its slot for a second; the test watches it from the
+/// host through the kernel's counters of its cgroup, the one whose pids.max is 20.
+#[test]
+fn pids_limit_20_holds_a_bomb_of_200_forks() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let tool = spawn(&["--quiet"]);
+    let (mut most, mut refused, mut host_spawn) = (0u64, 0u64, None);
+    let start = Instant::now();
+    while start.elapsed() < LIMIT && is_alive(tool.id()) {
+        for kid in children_of(tool.id()) {
+            let Ok(dir) = dir_of(kid, "pids") else {
+                continue;
+            };
+            let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if read("pids.max").trim() != "20" {
+                continue;
+            }
+            while is_alive(kid) {
+                most = most.max(read("pids.current").trim().parse().unwrap_or(0));
+                let events = read("pids.events");
+                let max = events
+                    .lines()
+                    .find_map(|l| l.strip_prefix("max "))
+                    .and_then(|n| n.trim().parse().ok());
+                refused = refused.max(max.unwrap_or(0));
+                if host_spawn.is_none() && most >= 20 {
+                    let t = Instant::now();
+                    std::process::Command::new("true").status().unwrap();
+                    host_spawn = Some(t.elapsed());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = wait_output(tool, LIMIT);
+    assert_eq!(exit_code(out.status), 0, "{}", stderr_of(&out));
+    assert!(most <= 20, "{most} tasks alive at once under pids.max 20");
+    assert!(
+        most >= 18,
+        "the bomb should have filled the cgroup (saw at most {most} tasks)"
+    );
+    assert!(
+        refused >= 100,
+        "the kernel should have refused most of the 200 forks (pids.events max {refused})"
+    );
+    let host_spawn = host_spawn.expect("the test saw the bomb fill the cgroup");
+    assert!(
+        host_spawn < Duration::from_secs(1),
+        "the host took {host_spawn:?} to start a process"
+    );
+    host.assert_unchanged("ch07 --pids-limit 20");
+}
+
+#[test]
+fn memory_32m_and_100m_is_an_oom_kill() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let out = ch07(&[
+        "--memory",
+        "32M",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=100M",
+        "count=1",
+    ]);
+    assert_eq!(exit_code(out.status), 137, "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("OOM killer"),
+        "the tool says so: {}",
+        stderr_of(&out)
+    );
+    // Under the limit, the same program is fine.
+    let out = ch07(&[
+        "--quiet",
+        "--memory",
+        "200M",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=100M",
+        "count=1",
+    ]);
+    assert_eq!(exit_code(out.status), 0, "{}", stderr_of(&out));
+    host.assert_unchanged("ch07 --memory");
+}
+
+/// On v1, the container's cgroup in every hierarchy is beneath the cgroup the
+/// tool (here: this test) lives in; on v2 it is under the workshop parent.
+#[test]
+fn the_container_cgroup_is_beneath_ours() {
+    let _turn = turn();
+    let tool = spawn(&[
+        "--quiet",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "--memory",
+        "64M",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    let container = wait_for_container(tool.id(), "sleep", LIMIT);
+    for controller in ["cpu", "pids", "memory"] {
+        let theirs = dir_of(container, controller).unwrap();
+        let ours = dir_of(std::process::id(), controller).unwrap();
+        match detect().unwrap() {
+            Version::V1 => assert_eq!(
+                theirs.parent().unwrap(),
+                ours,
+                "{controller}: beneath our own cgroup"
+            ),
+            Version::V2 => assert_eq!(
+                theirs.parent().unwrap(),
+                std::path::Path::new("/sys/fs/cgroup/workshop")
+            ),
+        }
+        assert!(theirs
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .contains(&tool.id().to_string()));
+    }
+    // Our own cgroup did not change.
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool.id() as i32),
+        Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_output(tool, LIMIT);
+    assert_eq!(std::fs::read_to_string("/proc/self/cgroup").unwrap(), own);
+    // The SIGKILLed run left an empty cgroup; the next run removes it.
+    assert!(wait_until_gone(container, LIMIT));
+    assert!(ch07(&["--quiet", "--", "true"]).status.success());
+    assert_eq!(
+        workshop::cgroup::workshop_dirs(),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
+
+#[test]
+fn bad_options_are_refused_before_any_cgroup_exists() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    for (option, bad) in [
+        ("--cpus", "0"),
+        ("--cpus", "-1"),
+        ("--cpus", "1000"),
+        ("--cpus", "abc"),
+        ("--cpus", ""),
+        ("--pids-limit", "0"),
+        ("--pids-limit", "-5"),
+        ("--pids-limit", "many"),
+        ("--memory", "1M"),
+        ("--memory", "lots"),
+        ("--memory", ""),
+    ] {
+        let out = ch07(&[option, bad, "--", "true"]);
+        let err = stderr_of(&out);
+        assert_eq!(exit_code(out.status), 2, "{option} {bad:?}: {err}");
+        assert!(
+            err.contains("error:") && err.contains(option) && err.contains(&format!("'{bad}'")),
+            "{option} {bad:?}: {err}"
+        );
+    }
+    host.assert_unchanged("ch07 bad options");
+}
+
+#[test]
+fn signals_leave_no_cgroup() {
+    let _turn = turn();
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        assert_signal_leaves_nothing(
+            BIN,
+            &[
+                "--cpus",
+                "0.5",
+                "--pids-limit",
+                "30",
+                "--memory",
+                "64M",
+                "--",
+                "sleep",
+                "30",
+            ],
+            "sleep",
+            signal,
+        );
+    }
+}
