@@ -11,6 +11,7 @@ mod ch03;
 mod ch04;
 mod ch05;
 mod ch06;
+mod ch07;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -53,8 +54,13 @@ pub fn probe_in_net_sandbox(scenario: &str, exercise: &str, file: &str) -> Repor
     probe_with(cmd, exercise, file)
 }
 
+/// Probes take turns: each compares the machine before and after, and one
+/// probe's cgroup or mount must not show up in another's comparison.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn probe_with(mut cmd: std::process::Command, exercise: &str, file: &str) -> Report {
     workshop::testing::require_root();
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let host = workshop::testing::HostSnapshot::take();
     let out = workshop::testing::run(cmd.env("RUST_BACKTRACE", "0"), Duration::from_secs(30));
     host.assert_unchanged(&format!("exercise {exercise}"));

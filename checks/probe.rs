@@ -33,6 +33,7 @@ fn run(scenario: &str) -> Result<()> {
         "ch04-breakout" => ch04_breakout(),
         "ch05-hostname" => ch05_hostname(),
         "ch06-inside" => ch06_inside(),
+        "ch07-pids" => ch07_pids(),
         other => bail!("unknown probe scenario {other:?}"),
     }
 }
@@ -286,5 +287,38 @@ fn ch06_inside() -> Result<()> {
         exit.code() == 0,
         "the code under test failed in the child ({exit})"
     );
+    Ok(())
+}
+
+/// A real cgroup (the workshop's, beneath ours), a gated child, the code under
+/// test sets pids.max to 5 and attaches the child, which then tries 10 forks.
+fn ch07_pids() -> Result<()> {
+    use workshop::cgroup::{Cgroup, Limits};
+    let cgroup = Cgroup::create(&Limits {
+        pids: Some(1000),
+        ..Limits::default()
+    })?;
+    let dir = cgroup.dir("pids")?.to_path_buf();
+    let mut gate = Gate::new()?;
+    let output = workshop::process::Capture::new()?;
+    let child = clone_child(CloneFlags::CLONE_NEWPID, || {
+        output.redirect()?;
+        gate.pass()?;
+        let bomb = ch07_cgroups::fork_bomb(10, std::time::Duration::from_millis(200));
+        println!("forked={}", bomb.forked);
+        println!("refused={}", bomb.refused);
+        std::process::exit(0)
+    })?;
+    under_test::ch07_cgroups::limit_tasks(&dir, 5, child)?;
+    let in_cgroup = workshop::cgroup::dir_of(child.as_raw() as u32, "pids")? == dir;
+    println!(
+        "pids_max={}",
+        std::fs::read_to_string(dir.join("pids.max"))?.trim()
+    );
+    println!("in_cgroup={in_cgroup}");
+    gate.open();
+    let (text, exit) = output.collect(child)?;
+    print!("{text}");
+    anyhow::ensure!(exit.code() == 0, "the child failed ({exit})");
     Ok(())
 }

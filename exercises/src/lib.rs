@@ -9,3 +9,4 @@ pub mod ch03_mount;
 pub mod ch04_rootfs;
 pub mod ch05_uts;
 pub mod ch06_net;
+pub mod ch07_cgroups;

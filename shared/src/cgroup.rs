@@ -298,7 +298,8 @@ impl Cgroup {
         Ok(cgroup)
     }
 
-    fn dir(&self, controller: &str) -> Result<&Path> {
+    /// The directory of this cgroup in `controller`'s hierarchy (one directory on v2).
+    pub fn dir(&self, controller: &str) -> Result<&Path> {
         self.dirs
             .iter()
             .find(|(c, _)| *c == controller)

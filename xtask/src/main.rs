@@ -64,13 +64,14 @@ pub fn root() -> PathBuf {
 }
 
 /// The chapters, in order: (package name, directory under chapters/).
-pub const CHAPTERS: [&str; 6] = [
+pub const CHAPTERS: [&str; 7] = [
     "ch01-clone",
     "ch02-namespaces",
     "ch03-mount",
     "ch04-rootfs",
     "ch05-uts",
     "ch06-net",
+    "ch07-cgroups",
 ];
 
 /// `cargo` as the one that runs us.
