@@ -689,7 +689,11 @@ fn init_script(built: &Built, skips: &[&Skip]) -> String {
         );
     }
     for t in &built.tests {
-        let mut line = format!("run_tests {} {}", t.package, t.path.display());
+        let mut line = format!(
+            "run_tests {} {}",
+            t.package,
+            sh_quote(&t.path.to_string_lossy())
+        );
         for skip in skips.iter().filter(|s| s.package == t.package) {
             let _ = write!(line, " --skip {}", skip.test);
         }
@@ -697,6 +701,11 @@ fn init_script(built: &Built, skips: &[&Skip]) -> String {
     }
     INIT.replace("@RUNS@", runs.trim_end())
         .replace("@COUNT@", &built.tests.len().to_string())
+}
+
+/// `text` as one word for sh: in single quotes, each `'` written as `'\''`.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 const INIT: &str = r#"#!/bin/sh
@@ -1155,13 +1164,19 @@ mod tests {
         let skips: Vec<&Skip> = SKIPS.iter().collect();
         let init = init_script(&built, &skips);
         assert!(init.starts_with("#!/bin/sh\n"));
-        assert!(init.contains("\nrun_tests ch01-clone /w/t/deps/ch01-1\n"));
+        assert!(init.contains("\nrun_tests ch01-clone '/w/t/deps/ch01-1'\n"));
         assert!(init.contains(
-            "\nrun_tests ch03-mount /w/t/deps/ch03-1 --skip shell_on_a_terminal_is_pid_1_and_returns_its_exit_code\n"
+            "\nrun_tests ch03-mount '/w/t/deps/ch03-1' --skip shell_on_a_terminal_is_pid_1_and_returns_its_exit_code\n"
         ));
         assert!(init.contains("say \"skip ch03-mount shell_on_a_terminal_is_pid_1_and_returns_its_exit_code: it needs util-linux 'script'"));
         assert!(init.contains("say \"all test executables passed: 2\""));
         assert!(!init.contains("@RUNS@") && !init.contains("@COUNT@"));
+    }
+
+    #[test]
+    fn paths_are_quoted_for_sh() {
+        assert_eq!(sh_quote("/work/my repo/t"), "'/work/my repo/t'");
+        assert_eq!(sh_quote("/it's"), r"'/it'\''s'");
     }
 
     #[test]
