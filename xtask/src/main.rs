@@ -7,10 +7,13 @@
 //!   book, then build the book if mdbook is installed.
 //! - `rootfs`: build the root filesystem the chapters use (target/rootfs)
 //!   from busybox, the host's binaries, or a tar image; nothing downloaded.
+//! - `vm-test`: run the chapters' tests in qemu on a stock Debian kernel with
+//!   cgroup v2 and every controller (the kernel comes from `apt-get download`).
 
 mod book;
 mod rootfs;
 mod verify;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -32,6 +35,8 @@ enum Task {
     Book,
     /// Build the root filesystem the chapters use, in target/rootfs (from busybox, the host's binaries, or --from an image)
     Rootfs(rootfs::RootfsArgs),
+    /// Run the chapters' tests in qemu on a stock Debian kernel with cgroup v2 (no KVM needed; downloads the kernel package once)
+    VmTest(vm::VmTestArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         Task::Verify => verify::run(),
         Task::Book => book::run(),
         Task::Rootfs(args) => rootfs::run(args),
+        Task::VmTest(args) => vm::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
