@@ -48,6 +48,32 @@ pub enum Mode {
 }
 
 impl Common {
+    /// A mistyped option (`--shel`) would otherwise be taken as the command to
+    /// run. Unless `--` came first, a command that starts with '-' is a usage
+    /// error (exit 2), with the closest real option suggested. Call right after
+    /// parsing: `cli.common.reject_mistyped_option::<Cli>()`.
+    pub fn reject_mistyped_option<C: clap::CommandFactory>(&self) {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        if let Some(word) = mistyped(&self.command, &args) {
+            let command = C::command();
+            let names: Vec<String> = command
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .map(|l| format!("--{l}"))
+                .collect();
+            let tip = closest(word, &names).map_or(String::new(), |n| {
+                format!("\n\n  tip: a similar option exists: '{n}'")
+            });
+            let message = format!(
+                "unexpected argument '{word}' found{tip}\n  tip: a command that starts with '-' goes after '--'"
+            );
+            command
+                .clone()
+                .error(clap::error::ErrorKind::UnknownArgument, message)
+                .exit();
+        }
+    }
+
     pub fn mode(&self) -> Mode {
         if self.shell {
             Mode::Shell(vec!["/bin/sh".into()])
@@ -66,6 +92,45 @@ impl Common {
             std::io::stderr().is_terminal(),
         )
     }
+}
+
+/// The command's first word, if it starts with '-' and no `--` came before it.
+fn mistyped<'a>(command: &'a [String], args: &[String]) -> Option<&'a str> {
+    let first = command.first()?;
+    if !first.starts_with('-') {
+        return None;
+    }
+    let dashdash = args.iter().position(|a| a == "--");
+    let at = args.iter().position(|a| a == first);
+    match (dashdash, at) {
+        (Some(d), Some(a)) if d < a => None,
+        _ => Some(first),
+    }
+}
+
+/// The option name closest to `word` (edit distance at most 2).
+fn closest(word: &str, names: &[String]) -> Option<String> {
+    let distance = |a: &str, b: &str| {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for i in 1..=a.len() {
+            let mut previous = row[0];
+            row[0] = i;
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let next = (row[j] + 1).min(row[j - 1] + 1).min(previous + cost);
+                previous = row[j];
+                row[j] = next;
+            }
+        }
+        row[b.len()]
+    };
+    names
+        .iter()
+        .map(|n| (distance(word, n), n))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, n)| n.clone())
 }
 
 fn color_wanted(choice: ColorChoice, no_color_env: bool, terminal: bool) -> bool {
@@ -112,6 +177,32 @@ mod tests {
         // ...and options after the command belong to the command.
         let c = parse(&["ls", "--quiet"]).unwrap();
         assert!(!c.quiet);
+    }
+
+    #[test]
+    fn a_mistyped_option_is_not_a_command() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            mistyped(&args(&["--shel"]), &args(&["--shel"])),
+            Some("--shel")
+        );
+        assert_eq!(
+            mistyped(&args(&["--hostnme", "box1"]), &args(&["--hostnme", "box1"])),
+            Some("--hostnme")
+        );
+        // After `--`, anything is the command, even a leading dash.
+        assert_eq!(
+            mistyped(&args(&["-x"]), &args(&["--quiet", "--", "-x"])),
+            None
+        );
+        assert_eq!(
+            mistyped(&args(&["sh", "-c", "x"]), &args(&["sh", "-c", "x"])),
+            None
+        );
+        let names = args(&["--shell", "--quiet", "--color", "--hostname"]);
+        assert_eq!(closest("--shel", &names).as_deref(), Some("--shell"));
+        assert_eq!(closest("--hostnme", &names).as_deref(), Some("--hostname"));
+        assert_eq!(closest("--frobnicate", &names), None);
     }
 
     #[test]

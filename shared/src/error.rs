@@ -54,7 +54,7 @@ impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "stopped by {}: the container was killed and cleaned up",
+            "{}: the container was killed, and nothing it used is left",
             self.0.as_str()
         )
     }

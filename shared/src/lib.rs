@@ -27,11 +27,17 @@ pub fn start(common: &Common, tool: &str, why: &str) -> anyhow::Result<()> {
     process::block_termination_signals()?;
     privileges::require(privileges::Capability::SysAdmin, tool, why)?;
     if common.shell {
-        // The shell's prompt says where it is.
-        std::env::set_var("PS1", format!("[{tool}] # "));
-        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            process::give_the_terminal_to_the_container();
-        }
+        prepare_shell(tool);
     }
     Ok(())
+}
+
+/// Before starting an interactive shell in a container: a prompt that says
+/// where it is, and, on a terminal, the terminal for the shell's own process
+/// group (so job control works and its exit code comes back).
+pub fn prepare_shell(tool: &str) {
+    std::env::set_var("PS1", format!("[{tool}] # "));
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        process::give_the_terminal_to_the_container();
+    }
 }

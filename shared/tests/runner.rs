@@ -48,6 +48,26 @@ fn without_root_or_sudo_it_says_what_to_do() {
 }
 
 #[test]
+fn help_needs_no_root_and_no_sudo() {
+    workshop::testing::require_root();
+    // As a student without sudo: --help is run directly, not refused.
+    let out = Command::new("/bin/sh")
+        .arg(runner())
+        .args(["/bin/echo", "--help"])
+        .env("PATH", "/nonexistent")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "--help\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn xtask_is_never_elevated() {
     // xtask writes under target/: it runs as whoever called cargo, root or not.
     let dir = std::env::temp_dir().join(format!("runner-xtask-{}", std::process::id()));

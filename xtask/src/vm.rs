@@ -36,7 +36,14 @@ use workshop::rootfs::{elf, shown};
 /// The packages whose tests run in the VM: the chapters that need a real
 /// kernel of their own (namespaces, mounts, pivot_root, cgroups). Add a
 /// chapter here to test it there too.
-pub const PACKAGES: &[&str] = &["ch01-clone", "ch03-mount", "ch04-rootfs", "ch05-uts"];
+pub const PACKAGES: &[&str] = &[
+    "ch01-clone",
+    "ch02-namespaces",
+    "ch03-mount",
+    "ch04-rootfs",
+    "ch05-uts",
+    "ch07-cgroups",
+];
 
 /// Chapters that join [`PACKAGES`] as soon as their directory exists under
 /// `chapters/` (written on another branch).

@@ -25,6 +25,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.common.reject_mistyped_option::<Cli>();
     let say = Narrator::new(&cli.common);
     workshop::report(run(&cli.common, &say), &say)
 }
@@ -88,7 +89,7 @@ fn demo(say: &Narrator) -> Result<()> {
     let rows: Vec<&str> = seen.output.lines().skip(1).collect();
     let preview: Vec<&str> = seen.output.lines().take(4).collect();
     say.container(&format!(
-        "{}\n...  ({} processes)",
+        "{}\n...  ({} processes, ps itself among them)",
         preview.join("\n"),
         rows.len()
     ));

@@ -32,6 +32,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.common.reject_mistyped_option::<Cli>();
     let say = Narrator::new(&cli.common);
     workshop::report(run(&cli, &say), &say)
 }
@@ -45,8 +46,13 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     let mode = cli.common.mode();
     if let Some(target) = cli.join {
         let argv = match mode {
-            Mode::Run(argv) | Mode::Shell(argv) => argv,
-            Mode::Demo => argv(&["/bin/sh"]),
+            Mode::Run(argv) => argv,
+            Mode::Shell(argv) => argv, // --shell prepared the shell already
+            Mode::Demo => {
+                // `--join PID` alone: a shell inside, as `docker exec -it ID sh`.
+                workshop::prepare_shell("ch02-namespaces");
+                argv(&["/bin/sh"])
+            }
         };
         let pid = join_and_spawn(Pid::from_raw(target), &argv)?;
         return Ok(wait_for(pid)?.code());
@@ -108,7 +114,7 @@ fn demo(say: &Narrator) -> Result<()> {
     }
     // ANCHOR_END: compare
     say.note(
-        "user: chapter 8 makes one (rootless). time: only unshare() can make one, not clone().",
+        "user: a later chapter (rootless containers) makes one. time: only unshare() can make one, not clone().",
     );
 
     workshop::process::stop_if_interrupted()?;

@@ -32,6 +32,7 @@ const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID.union(CloneFlags::CLONE_NEWNS
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.common.reject_mistyped_option::<Cli>();
     let say = Narrator::new(&cli.common);
     workshop::report(run(&cli.common, &say), &say)
 }

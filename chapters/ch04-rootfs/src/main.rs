@@ -52,6 +52,7 @@ enum Root {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.common.reject_mistyped_option::<Cli>();
     let say = Narrator::new(&cli.common);
     workshop::report(run(&cli, &say), &say)
 }
@@ -118,8 +119,33 @@ fn look(root: &Path, how: Root, escape: bool) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// `ls /` as a few short lines.
+fn listing(names: &[String]) -> String {
+    let mut lines = vec![String::from("ls /  →")];
+    for name in names {
+        let last = lines.last_mut().expect("one line at least");
+        if last.len() + name.len() > 66 {
+            lines.push(format!("        {name}"));
+        } else {
+            last.push(' ');
+            last.push_str(name);
+        }
+    }
+    lines.join("\n")
+}
+
+/// A path as the student would type it: relative to where they are, if inside.
+fn shown(path: &Path) -> String {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 fn demo(root: &Path, say: &Narrator) -> Result<()> {
     say.title("Chapter 4 · a root filesystem of the container's own");
+    let r = shown(root);
     let host_mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
     let (in_rootfs, on_host) = (list_dir(root)?, list_dir(Path::new("/"))?);
     let verdict = |names: &[String]| {
@@ -133,7 +159,7 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
     };
 
     say.step("a root filesystem is a directory with a small Linux inside");
-    say.host(&format!("{}\n{}", root.display(), in_rootfs.join(" ")));
+    say.host(&format!("{r}\n{}", in_rootfs.join(" ")));
     say.note(
         "bin/ holds the programs (a busybox, or the host's own binaries with their libraries).",
     );
@@ -141,25 +167,21 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
     workshop::process::stop_if_interrupted()?;
     say.step("chroot(): change what / means for the container");
     say.syscall(&format!(
-        "clone(child, stack, {}); chroot(\"{}\"); chdir(\"/\")",
-        describe(FLAGS),
-        root.display()
+        "clone(child, stack, {})\nchroot(\"{r}\")\nchdir(\"/\")",
+        describe(FLAGS)
     ));
-    say.shell(&format!(
-        "unshare --mount --pid --fork chroot {} ls /",
-        root.display()
-    ));
+    say.shell(&format!("unshare --mount --pid --fork chroot {r} ls /"));
     let names = look(root, Root::Chroot, false)?;
-    say.container(&format!("ls /  →  {}", names.join(" ")));
+    say.container(&listing(&names));
     say.ok(&format!("that is {}", verdict(&names)));
 
     workshop::process::stop_if_interrupted()?;
     say.step("...and walk out of it, as root can");
     say.syscall(
-        "mkdir(\"/.breakout-N\"); chroot(\"/.breakout-N\"); chdir(\"..\") × 256; chroot(\".\")",
+        "mkdir(\"/.breakout-N\")\nchroot(\"/.breakout-N\")\nchdir(\"..\") × 256\nchroot(\".\")",
     );
     let names = look(root, Root::Chroot, true)?;
-    say.container(&format!("ls /  →  {}", names.join(" ")));
+    say.container(&listing(&names));
     say.warn(&format!(
         "that is {}: chroot moved \"/\", not the working directory,",
         verdict(&names)
@@ -169,13 +191,14 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
     workshop::process::stop_if_interrupted()?;
     say.step("pivot_root(): swap the root mount, then detach the old one");
     say.syscall(&format!(
-        "mount(\"{r}\", \"{r}\", NULL, MS_BIND | MS_REC); chdir(\"{r}\");\n\
-         pivot_root(\".\", \".\"); umount2(\".\", MNT_DETACH); chdir(\"/\")",
-        r = root.display()
+        "mount(\"{r}\", \"{r}\", NULL, MS_BIND | MS_REC, NULL)\nchdir(\"{r}\")\n\
+         pivot_root(\".\", \".\")\numount2(\".\", MNT_DETACH)\nchdir(\"/\")"
     ));
-    say.shell("mount --bind R R && cd R && pivot_root . . && umount -l .");
+    say.shell(&format!(
+        "mount --bind {r} {r} && cd {r} && pivot_root . . && umount -l ."
+    ));
     let names = look(root, Root::Pivot, false)?;
-    say.container(&format!("ls /  →  {}", names.join(" ")));
+    say.container(&listing(&names));
     say.ok(&format!("that is {}", verdict(&names)));
     say.note("The rootfs is now the root mount of the container's mount namespace,");
     say.note("and the host's root is not mounted anywhere in it.");
@@ -183,7 +206,7 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
     workshop::process::stop_if_interrupted()?;
     say.step("the same escape, after pivot_root");
     let names = look(root, Root::Pivot, true)?;
-    say.container(&format!("ls /  →  {}", names.join(" ")));
+    say.container(&listing(&names));
     if verdict(&names) == "the rootfs" {
         say.ok("still the rootfs: \"..\" stops at the root mount, and there is nothing above it.");
     } else {

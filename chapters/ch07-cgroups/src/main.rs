@@ -60,6 +60,7 @@ const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.common.reject_mistyped_option::<Cli>();
     let say = Narrator::new(&cli.common);
     workshop::report(run(&cli, &say), &say)
 }
