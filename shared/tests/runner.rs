@@ -53,7 +53,7 @@ fn help_needs_no_root_and_no_sudo() {
     // As a student without sudo: --help is run directly, not refused.
     let out = Command::new("/bin/sh")
         .arg(runner())
-        .args(["/bin/echo", "--help"])
+        .args(["/bin/sh", "-c", "echo ran as $(/usr/bin/id -u)", "--help"])
         .env("PATH", "/nonexistent")
         .uid(65534)
         .gid(65534)
