@@ -61,7 +61,7 @@ fn help_needs_no_root_and_no_sudo() {
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "--help\n",
+        "ran as 65534\n",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
