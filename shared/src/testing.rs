@@ -277,6 +277,98 @@ pub fn assert_signal_leaves_nothing(
     host.assert_unchanged(&format!("{bin} after {signal:?}"));
 }
 
+/// The fault matrix for one chapter: the container exits 0, exits non-zero,
+/// the tool gets SIGINT, SIGTERM, or SIGKILL mid-run followed by a new run;
+/// after each, the host's mounts, hostname, links and workshop cgroups are
+/// exactly as before. `options` come before the command (e.g. limits).
+pub fn fault_matrix(bin: &str, options: &[&str]) {
+    require_root();
+    let with = |command: &[&str]| -> Vec<String> {
+        options
+            .iter()
+            .chain(["--quiet", "--"].iter())
+            .chain(command.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let host = HostSnapshot::take();
+    for (command, code) in [(&["true"][..], 0), (&["sh", "-c", "exit 3"][..], 3)] {
+        let out = run(chapter(bin).args(with(command)), Duration::from_secs(60));
+        assert_eq!(
+            exit_code(out.status),
+            code,
+            "{bin} {command:?}: {}",
+            stderr_of(&out)
+        );
+        host.assert_unchanged(&format!("{bin} after {command:?}"));
+    }
+    let sleep: Vec<String> = with(&["sleep", "30"]);
+    let sleep: Vec<&str> = sleep.iter().map(String::as_str).collect();
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        assert_signal_leaves_nothing(bin, &sleep, "sleep", signal);
+    }
+    // SIGKILL: the tool cannot clean up. The container dies with it
+    // (PR_SET_PDEATHSIG) and what the kernel ties to it goes; what it cannot
+    // (an empty cgroup directory) the next run reclaims. After that new run,
+    // the host must be exactly as before.
+    let (exit, container) = signal_mid_run(bin, &sleep, "sleep", nix::sys::signal::Signal::SIGKILL);
+    assert_eq!(exit, 137, "{bin} after SIGKILL");
+    assert!(
+        wait_until_gone(container, Duration::from_secs(10)),
+        "{bin}: the container survived SIGKILL of the tool"
+    );
+    // After a SIGKILL, a new run starts and ends clean (and reclaims what it finds).
+    let out = run(chapter(bin).args(with(&["true"])), Duration::from_secs(60));
+    assert_eq!(
+        exit_code(out.status),
+        0,
+        "{bin}: the run after a SIGKILL: {}",
+        stderr_of(&out)
+    );
+    host.assert_unchanged(&format!("{bin} after SIGKILL and a new run"));
+}
+
+/// The bad-input matrix for one chapter: each (option, value) must be refused
+/// with exit 1 or 2 and an `error:` that names the option and the value,
+/// before anything is created. The options every chapter has are added.
+pub fn bad_input_matrix(bin: &str, cases: &[(&str, &str)]) {
+    require_root();
+    let host = HostSnapshot::take();
+    let common = [
+        ("--color", ""),
+        ("--color", "purple"),
+        ("--color", "ALWAYS!"),
+    ];
+    for (option, value) in common.iter().chain(cases.iter()) {
+        let out = run(
+            chapter(bin).args([option, value, "--", "true"]),
+            Duration::from_secs(60),
+        );
+        let err = stderr_of(&out);
+        let code = exit_code(out.status);
+        assert!(
+            code == 1 || code == 2,
+            "{bin} {option} {value:?}: exit {code}\n{err}"
+        );
+        let first = err
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_else(|| panic!("{bin} {option} {value:?}: no error: line\n{err}"));
+        assert!(
+            first.contains(option),
+            "{bin} {option} {value:?}: the error does not name the option: {first}"
+        );
+        assert!(
+            first.contains(value),
+            "{bin} {option} {value:?}: the error does not name the value: {first}"
+        );
+    }
+    host.assert_unchanged(&format!("{bin} bad input"));
+}
+
 /// Wait (a little) for a process to be gone: the kernel may take a moment to
 /// deliver PR_SET_PDEATHSIG and the reaper to reap.
 pub fn wait_until_gone(pid: u32, limit: Duration) -> bool {

@@ -134,16 +134,6 @@ fn quiet_prints_only_the_containers_output() {
     assert_eq!(stdout_of(&out), "hi\n");
     assert_eq!(stderr_of(&out), "");
 }
-
-/// SIGINT, SIGTERM to the tool: it kills the container and exits 128+N.
-/// SIGKILL: PR_SET_PDEATHSIG takes the container with it.
-#[test]
-fn a_signal_to_the_tool_stops_the_container_and_leaves_nothing() {
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        assert_signal_leaves_nothing(BIN, &["--", "sleep", "30"], "sleep", signal);
-    }
-}
-
 #[test]
 fn without_root_it_says_which_capability_and_how() {
     require_root();
@@ -156,8 +146,14 @@ fn without_root_it_says_which_capability_and_how() {
     );
 }
 
+/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
 #[test]
-fn bad_usage_exits_2() {
-    assert_eq!(exit_code(ch01(&["--color", "purple"]).status), 2);
-    assert_eq!(exit_code(ch01(&["--shell", "--", "ls"]).status), 2);
+fn fault_matrix() {
+    workshop::testing::fault_matrix(BIN, &[]);
+}
+
+/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
+#[test]
+fn bad_input_matrix() {
+    workshop::testing::bad_input_matrix(BIN, &[]);
 }

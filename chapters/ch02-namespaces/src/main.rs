@@ -5,7 +5,7 @@
 //! `ch02-namespaces --join PID -- COMMAND` runs COMMAND inside the namespaces
 //! of process PID, as `docker exec` does.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ch01_clone::{clone_child, describe, observe};
 use ch02_namespaces::{join_and_spawn, namespace_inode, CONTAINER_FLAGS, KINDS};
 use clap::Parser;
@@ -54,7 +54,8 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 argv(&["/bin/sh"])
             }
         };
-        let pid = join_and_spawn(Pid::from_raw(target), &argv)?;
+        let pid = join_and_spawn(Pid::from_raw(target), &argv)
+            .with_context(|| format!("--join {target}"))?;
         return Ok(wait_for(pid)?.code());
     }
     match mode {

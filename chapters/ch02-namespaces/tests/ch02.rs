@@ -99,7 +99,7 @@ fn join_a_process_that_does_not_exist_is_a_clear_error() {
     assert_eq!(exit_code(out.status), 1);
     let err = stderr_of(&out);
     assert!(
-        err.contains("error: no process 999999999") && err.contains("hint:"),
+        err.contains("error: --join 999999999: no process 999999999") && err.contains("hint:"),
         "{err}"
     );
     // A process in the host's own namespaces (this test): nothing to join, and it says so.
@@ -127,15 +127,6 @@ fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     host.assert_unchanged("ch02 demo");
 }
-
-#[test]
-fn exit_codes_and_signals() {
-    assert_eq!(exit_code(ch02(&["sh", "-c", "exit 3"]).status), 3);
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        assert_signal_leaves_nothing(BIN, &["--", "sleep", "30"], "sleep", signal);
-    }
-}
-
 #[test]
 fn without_root_it_says_which_capability_and_how() {
     require_root();
@@ -145,5 +136,26 @@ fn without_root_it_says_which_capability_and_how() {
         stderr_of(&out).contains("CAP_SYS_ADMIN"),
         "{}",
         stderr_of(&out)
+    );
+}
+
+/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
+#[test]
+fn fault_matrix() {
+    workshop::testing::fault_matrix(BIN, &[]);
+}
+
+/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
+#[test]
+fn bad_input_matrix() {
+    workshop::testing::bad_input_matrix(
+        BIN,
+        &[
+            ("--join", ""),
+            ("--join", "0"),
+            ("--join", "-5"),
+            ("--join", "abc"),
+            ("--join", "999999999"),
+        ],
     );
 }

@@ -54,16 +54,6 @@ fn host_mounts_unchanged_when_the_container_fails() {
     assert_eq!(exit_code(ch03(&["no-such-command-here"]).status), 127);
     host.assert_unchanged("ch03 failing container");
 }
-
-#[test]
-fn host_mounts_unchanged_after_sigint_sigterm_sigkill() {
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        assert_signal_leaves_nothing(BIN, &["--", "sleep", "30"], "sleep", signal);
-        // And a run after it starts clean.
-        assert!(ch03(&["true"]).status.success());
-    }
-}
-
 #[test]
 fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
     let host = HostSnapshot::take();
@@ -169,4 +159,16 @@ fn shell_without_a_terminal_reads_its_commands_from_stdin() {
         "PID 1; sh, ps and wc"
     );
     assert_eq!(exit_code(out.status), 4);
+}
+
+/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
+#[test]
+fn fault_matrix() {
+    workshop::testing::fault_matrix(BIN, &[]);
+}
+
+/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
+#[test]
+fn bad_input_matrix() {
+    workshop::testing::bad_input_matrix(BIN, &[]);
 }

@@ -28,7 +28,9 @@ impl RootfsOption {
     pub fn resolve(&self, announce: impl FnOnce(&str)) -> Result<PathBuf> {
         let dir = match &self.rootfs {
             Some(dir) => {
-                workshop::rootfs::validate(dir)?;
+                // The error names the option and the value the student typed.
+                workshop::rootfs::validate(dir)
+                    .with_context(|| format!("--rootfs {:?}", dir.display().to_string()))?;
                 dir.clone()
             }
             None => workshop::rootfs::ensure_default(announce)?,

@@ -117,19 +117,6 @@ fn bad_rootfs_is_refused_before_anything_is_created() {
     std::fs::remove_dir_all(&tmp).unwrap();
     host.assert_unchanged("ch04 bad --rootfs");
 }
-
-#[test]
-fn exit_codes_and_signals_leave_nothing() {
-    rootfs();
-    let host = HostSnapshot::take();
-    assert_eq!(exit_code(ch04(&["sh", "-c", "exit 5"]).status), 5);
-    assert_eq!(exit_code(ch04(&["no-such-command-here"]).status), 127);
-    host.assert_unchanged("ch04 failing containers");
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        assert_signal_leaves_nothing(BIN, &["--", "sleep", "30"], "sleep", signal);
-    }
-}
-
 /// On a host whose mounts are shared (systemd), the bind mounts and the proc
 /// mount must still not propagate back. A sandbox mount namespace with shared
 /// mounts stands in for such a host.
@@ -163,4 +150,24 @@ fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
     let out = ch04(&[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     host.assert_unchanged("ch04 demo");
+}
+
+/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
+#[test]
+fn fault_matrix() {
+    workshop::testing::fault_matrix(BIN, &[]);
+}
+
+/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
+#[test]
+fn bad_input_matrix() {
+    workshop::testing::bad_input_matrix(
+        BIN,
+        &[
+            ("--rootfs", ""),
+            ("--rootfs", "/nonexistent/rootfs"),
+            ("--rootfs", "/etc/hostname"),
+            ("--rootfs", "/proc/sys"),
+        ],
+    );
 }

@@ -2,7 +2,6 @@
 //! inside, the host's from outside, and bad names refused before anything
 //! is created.
 
-use nix::sys::signal::Signal;
 use std::time::Duration;
 use workshop::testing::*;
 
@@ -31,39 +30,37 @@ fn the_default_name_is_workshop() {
     let out = ch05(&["--quiet", "cat", "/proc/sys/kernel/hostname"]);
     assert_eq!(stdout_of(&out), "workshop\n");
 }
-
-#[test]
-fn bad_names_are_refused_before_anything_is_created() {
-    let host = HostSnapshot::take();
-    let long = "a".repeat(65);
-    for bad in ["", "bad_name", "-x", "x-", "a..b", "sp ace", long.as_str()] {
-        let out = ch05(&["--hostname", bad, "--", "true"]);
-        let err = stderr_of(&out);
-        assert_eq!(exit_code(out.status), 2, "{bad:?}: {err}");
-        assert!(
-            err.contains("error:") && err.contains("--hostname"),
-            "{bad:?}: {err}"
-        );
-        assert!(
-            err.contains(&format!("'{bad}'")),
-            "the error names the value {bad:?}: {err}"
-        );
-    }
-    host.assert_unchanged("ch05 bad names");
-}
-
-#[test]
-fn signals_leave_the_host_as_it_was() {
-    workshop::rootfs::ensure_default(|_| {}).unwrap();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        assert_signal_leaves_nothing(BIN, &["--", "sleep", "30"], "sleep", signal);
-    }
-}
-
 #[test]
 fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
     let host = HostSnapshot::take();
     let out = ch05(&[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     host.assert_unchanged("ch05 demo");
+}
+
+/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
+#[test]
+fn fault_matrix() {
+    workshop::testing::fault_matrix(BIN, &[]);
+}
+
+/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
+#[test]
+fn bad_input_matrix() {
+    workshop::testing::bad_input_matrix(
+        BIN,
+        &[
+            ("--hostname", ""),
+            ("--hostname", "bad_name"),
+            ("--hostname", "-x"),
+            ("--hostname", "x-"),
+            ("--hostname", "a..b"),
+            ("--hostname", "sp ace"),
+            (
+                "--hostname",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            ),
+            ("--rootfs", "/nonexistent/rootfs"),
+        ],
+    );
 }

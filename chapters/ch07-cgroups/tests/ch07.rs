@@ -225,53 +225,38 @@ fn the_container_cgroup_is_beneath_ours() {
     );
 }
 
+/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run, with all
+/// three limits: no cgroup (and nothing else) is left.
 #[test]
-fn bad_options_are_refused_before_any_cgroup_exists() {
+fn fault_matrix() {
     let _turn = turn();
-    let host = HostSnapshot::take();
-    for (option, bad) in [
-        ("--cpus", "0"),
-        ("--cpus", "-1"),
-        ("--cpus", "1000"),
-        ("--cpus", "abc"),
-        ("--cpus", ""),
-        ("--pids-limit", "0"),
-        ("--pids-limit", "-5"),
-        ("--pids-limit", "many"),
-        ("--memory", "1M"),
-        ("--memory", "lots"),
-        ("--memory", ""),
-    ] {
-        let out = ch07(&[option, bad, "--", "true"]);
-        let err = stderr_of(&out);
-        assert_eq!(exit_code(out.status), 2, "{option} {bad:?}: {err}");
-        assert!(
-            err.contains("error:") && err.contains(option) && err.contains(&format!("'{bad}'")),
-            "{option} {bad:?}: {err}"
-        );
-    }
-    host.assert_unchanged("ch07 bad options");
+    workshop::testing::fault_matrix(
+        BIN,
+        &["--cpus", "0.5", "--pids-limit", "50", "--memory", "64M"],
+    );
 }
 
+/// Every option with bad values: exit 1 or 2, an error naming both, no cgroup created.
 #[test]
-fn signals_leave_no_cgroup() {
+fn bad_input_matrix() {
     let _turn = turn();
-    for signal in [Signal::SIGINT, Signal::SIGTERM] {
-        assert_signal_leaves_nothing(
-            BIN,
-            &[
-                "--cpus",
-                "0.5",
-                "--pids-limit",
-                "30",
-                "--memory",
-                "64M",
-                "--",
-                "sleep",
-                "30",
-            ],
-            "sleep",
-            signal,
-        );
-    }
+    workshop::testing::bad_input_matrix(
+        BIN,
+        &[
+            ("--cpus", "0"),
+            ("--cpus", "-1"),
+            ("--cpus", "1000"),
+            ("--cpus", "abc"),
+            ("--cpus", ""),
+            ("--pids-limit", "0"),
+            ("--pids-limit", "-5"),
+            ("--pids-limit", "many"),
+            ("--pids-limit", ""),
+            ("--memory", "1M"),
+            ("--memory", "lots"),
+            ("--memory", ""),
+            ("--hostname", "bad_name"),
+            ("--rootfs", "/nonexistent/rootfs"),
+        ],
+    );
 }
