@@ -4,7 +4,6 @@
 //! mounts are byte-identical after every run.
 
 use ch04_rootfs::list_dir;
-use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use workshop::testing::*;
