@@ -2,7 +2,6 @@
 //! mount tree, and the host's mount table byte-identical afterwards, whatever
 //! way the run ends.
 
-use nix::sys::signal::Signal;
 use std::time::Duration;
 use workshop::testing::*;
 
