@@ -173,10 +173,20 @@ impl Netlink {
 
     /// `ip link add NAME type veth peer name PEER`: both ends in this namespace.
     pub fn add_veth(&mut self, name: &str, peer: &str) -> Result<()> {
+        self.add_veth_into(name, peer, None)
+    }
+
+    /// `ip link add NAME type veth peer name PEER netns PID`: the peer is born
+    /// in the network namespace of process `pid`: one step, where creating it
+    /// here and moving it costs the kernel a second round of synchronisation.
+    pub fn add_veth_into(&mut self, name: &str, peer: &str, pid: Option<u32>) -> Result<()> {
         let mut peer_message = LinkMessage::default();
         peer_message
             .attributes
             .push(LinkAttribute::IfName(peer.to_string()));
+        if let Some(pid) = pid {
+            peer_message.attributes.push(LinkAttribute::NetNsPid(pid));
+        }
         let mut message = LinkMessage::default();
         message
             .attributes

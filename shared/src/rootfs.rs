@@ -774,8 +774,8 @@ fn check(dir: &Path, shown: &Path) -> Result<()> {
         ));
     }
     // An ELF file that does not parse is left for exec to judge.
-    if let Ok(Some(elf)) = elf::read(&sh) {
-        if let Some(interp) = elf.interpreter {
+    if let Ok(Some(interp)) = elf::interpreter(&sh) {
+        {
             if resolve_inside(dir, &interp)?.is_none() {
                 return Err(hinted(
                     format!(

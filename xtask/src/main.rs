@@ -10,6 +10,7 @@
 //! - `vm-test`: run the chapters' tests in qemu on a stock Debian kernel with
 //!   cgroup v2 and every controller (the kernel comes from `apt-get download`).
 
+mod bench;
 mod book;
 mod rootfs;
 mod verify;
@@ -37,6 +38,8 @@ enum Task {
     Rootfs(rootfs::RootfsArgs),
     /// Run the chapters' tests in qemu on a stock Debian kernel with cgroup v2 (no KVM needed; downloads the kernel package once)
     VmTest(vm::VmTestArgs),
+    /// Time a container's start against /bin/true, unshare, bwrap and runc, step by step; and the build times
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Task::Book => book::run(),
         Task::Rootfs(args) => rootfs::run(args),
         Task::VmTest(args) => vm::run(args),
+        Task::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
+use nix::unistd::Pid;
 use workshop::error::hinted;
 use workshop::net::{errno_of, Netlink, Plan, Subnet};
 
@@ -18,12 +19,19 @@ pub fn veth_names(tool: u32) -> (String, String) {
 }
 
 // ANCHOR: create
-/// `ip link add wsh-PID type veth peer name wsc-PID`: the cable, both ends on
-/// the host for now. Done before the container exists, so that a kernel
-/// without veth fails here, with nothing created. The returned guard removes
-/// the pair however the tool ends.
-pub fn create_pair(nl: &mut Netlink, host_end: &str, container_end: &str) -> Result<VethGuard> {
-    if let Err(e) = nl.add_veth(host_end, container_end) {
+/// `ip link add wsh-PID type veth peer name wsc-PID netns CONTAINER`: the
+/// cable, with one end on the host and the other born in the container's
+/// network namespace (creating both on the host and then moving one, as
+/// `ip link set wsc-PID netns CONTAINER` does, works too, and costs the kernel
+/// a second round of synchronisation: see [`move_into`]). The returned guard
+/// removes the pair however the tool ends.
+pub fn create_pair(
+    nl: &mut Netlink,
+    host_end: &str,
+    container_end: &str,
+    container: Pid,
+) -> Result<VethGuard> {
+    if let Err(e) = nl.add_veth_into(host_end, container_end, Some(container.as_raw() as u32)) {
         return Err(match errno_of(&e) {
             Some(Errno::EOPNOTSUPP) => hinted(
                 format!("{e:#}"),
@@ -60,7 +68,7 @@ impl Drop for VethGuard {
 // ANCHOR: move
 /// `ip link set wsc-PID netns CONTAINER`: one end of the cable into the
 /// container's network namespace. From now on the host cannot see it.
-pub fn move_into(nl: &mut Netlink, container_end: &str, container: nix::unistd::Pid) -> Result<()> {
+pub fn move_into(nl: &mut Netlink, container_end: &str, container: Pid) -> Result<()> {
     nl.move_to_namespace_of(container_end, container.as_raw() as u32)
 }
 // ANCHOR_END: move

@@ -9,8 +9,7 @@ use ch01_clone::{clone_child, describe, Observed};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{parse_hostname, set_hostname};
 use ch06_net::{
-    check_no_clash, configure_host_end, configure_inside, create_pair, move_into, reclaim_stale,
-    veth_names,
+    check_no_clash, configure_host_end, configure_inside, create_pair, reclaim_stale, veth_names,
 };
 use clap::Parser;
 use nix::sched::CloneFlags;
@@ -94,8 +93,9 @@ struct Container {
 
 impl Container {
     // ANCHOR: start
-    /// The order matters: the pair first (nothing else exists if that fails),
-    /// then the container, waiting at a gate while the host moves one end in.
+    /// The container first, waiting at a gate; then the cable, one end born
+    /// in its namespace (if the kernel has no veth, the container is stopped
+    /// and nothing is left); then the host end; then the gate opens.
     fn start(
         cli: &Cli,
         root: &Path,
@@ -103,7 +103,6 @@ impl Container {
         then: impl FnOnce() -> Result<Infallible>,
     ) -> Result<Container> {
         let (host_end, container_end) = veth_names(std::process::id());
-        let veth = create_pair(nl, &host_end, &container_end)?;
         let mut gate = Gate::new()?;
         let pid = clone_child(FLAGS, || {
             gate.pass()?; // until our end of the cable is here
@@ -112,13 +111,16 @@ impl Container {
             enter_rootfs(root)?;
             then()
         })?;
-        let setup = move_into(nl, &container_end, pid)
-            .and_then(|()| configure_host_end(nl, &host_end, &cli.ip));
-        if let Err(e) = setup {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = wait_for(pid);
-            return Err(e);
-        }
+        let setup = create_pair(nl, &host_end, &container_end, pid)
+            .and_then(|veth| configure_host_end(nl, &host_end, &cli.ip).map(|()| veth));
+        let veth = match setup {
+            Ok(veth) => veth,
+            Err(e) => {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = wait_for(pid);
+                return Err(e);
+            }
+        };
         gate.open();
         Ok(Container {
             pid,
@@ -147,11 +149,14 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
 
     workshop::process::stop_if_interrupted()?;
     let (host_end, container_end) = veth_names(std::process::id());
-    say.step("a veth pair: a virtual cable, created on the host, then one end moved in");
+    say.step("a veth pair: a virtual cable, one end on the host, the other in the container");
     say.syscall(&format!(
-        "RTM_NEWLINK {host_end} kind veth peer {container_end}; RTM_SETLINK {container_end} IFLA_NET_NS_PID=<container>"
+        "RTM_NEWLINK {host_end} kind veth, peer {container_end} with IFLA_NET_NS_PID=<container>"
     ));
-    say.shell(&format!("ip link add {host_end} type veth peer name {container_end}; ip link set {container_end} netns <PID>"));
+    say.shell(&format!(
+        "ip link add {host_end} type veth peer name {container_end} netns <PID>\n\
+         (or: ip link add {host_end} type veth peer name {container_end}; ip link set {container_end} netns <PID>)"
+    ));
     say.step("addresses, links up, and a default route through the host end");
     say.shell(&format!(
         "ip addr add {}/{p} dev {host_end}; ip link set {host_end} up      # on the host\n\

@@ -91,9 +91,10 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 enter_rootfs(&root)?;
                 exec(&argv)
             })?;
-            if exit == Exit::Signal(nix::sys::signal::Signal::SIGKILL)
-                && cgroup.oom_kills().unwrap_or(0) > 0
-            {
+            let oom_killed = cgroup
+                .as_ref()
+                .is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
+            if exit == Exit::Signal(nix::sys::signal::Signal::SIGKILL) && oom_killed {
                 say.warn(&format!(
                     "the container was killed by the OOM killer: it needed more than --memory {}",
                     show_size(cli.memory.unwrap_or(0))
@@ -107,18 +108,23 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
 // ANCHOR: run_limited
 /// The cgroup first (nothing else exists if a controller is missing), then
 /// the container, which waits at a gate until it is in the cgroup: every
-/// process it starts after that is born in the cgroup too.
+/// process it starts after that is born in the cgroup too. No limits asked
+/// for: no cgroup.
 fn run_limited(
     limits: &Limits,
     work: impl FnOnce() -> Result<Infallible>,
-) -> Result<(Cgroup, Exit)> {
-    let cgroup = Cgroup::create(limits)?;
+) -> Result<(Option<Cgroup>, Exit)> {
+    let cgroup = if *limits == Limits::default() {
+        None
+    } else {
+        Some(Cgroup::create(limits)?)
+    };
     let mut gate = Gate::new()?;
     let pid = clone_child(FLAGS, || {
         gate.pass()?;
         work()
     })?;
-    if let Err(e) = cgroup.add(pid) {
+    if let Some(Err(e)) = cgroup.as_ref().map(|c| c.add(pid)) {
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = wait_for(pid);
         return Err(e);

@@ -12,6 +12,7 @@
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The parts of an ELF file that say what it loads.
@@ -59,6 +60,73 @@ pub fn read(path: &Path) -> Result<Option<Elf>> {
     let bytes =
         std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
     parse(&bytes).with_context(|| format!("failed to parse the ELF headers of {}", path.display()))
+}
+
+/// Only the dynamic loader a program asks for (PT_INTERP), read from its
+/// headers alone: a few hundred bytes, not the whole file. `Ok(None)` for a
+/// static program or a file that is not ELF. Used on every container start
+/// (`--rootfs` checks its /bin/sh), so it must be cheap.
+pub fn interpreter(path: &Path) -> Result<Option<PathBuf>> {
+    use std::os::unix::fs::FileExt;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
+    let mut ident = [0u8; 64];
+    if file.read_at(&mut ident, 0)? < 52 || !ident.starts_with(b"\x7fELF") {
+        return Ok(None);
+    }
+    let (is_64, little) = (ident[4] == 2, ident[5] == 1);
+    let u16_at = |b: &[u8], o: usize| if little { u16::from_le_bytes([b[o], b[o + 1]]) } else { u16::from_be_bytes([b[o], b[o + 1]]) } as u64;
+    let u32_at = |b: &[u8], o: usize| {
+        let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
+        (if little {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }) as u64
+    };
+    let u64_at = |b: &[u8], o: usize| {
+        let a: [u8; 8] = b[o..o + 8].try_into().expect("8 bytes");
+        if little {
+            u64::from_le_bytes(a)
+        } else {
+            u64::from_be_bytes(a)
+        }
+    };
+    // e_phoff, e_phentsize, e_phnum; then in each program header p_type, p_offset, p_filesz.
+    let (phoff, phentsize, phnum) = if is_64 {
+        (
+            u64_at(&ident, 0x20),
+            u16_at(&ident, 0x36),
+            u16_at(&ident, 0x38),
+        )
+    } else {
+        (
+            u32_at(&ident, 0x1c),
+            u16_at(&ident, 0x2a),
+            u16_at(&ident, 0x2c),
+        )
+    };
+    if phentsize == 0 || phnum > 4096 {
+        return Ok(None);
+    }
+    let mut headers = vec![0u8; (phentsize * phnum) as usize];
+    file.read_exact_at(&mut headers, phoff)
+        .with_context(|| format!("failed to read the program headers of {}", path.display()))?;
+    for header in headers.chunks_exact(phentsize as usize) {
+        if u32_at(header, 0) != 3 {
+            continue; // not PT_INTERP
+        }
+        let (offset, size) = if is_64 {
+            (u64_at(header, 8), u64_at(header, 0x20))
+        } else {
+            (u32_at(header, 4), u32_at(header, 0x10))
+        };
+        let mut name = vec![0u8; size.min(4096) as usize];
+        file.read_exact_at(&mut name, offset)?;
+        let name = name.split(|b| *b == 0).next().unwrap_or_default();
+        return Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(name))));
+    }
+    Ok(None)
 }
 
 /// Parse an ELF image held in memory. `Ok(None)` when it is not ELF.
@@ -489,6 +557,18 @@ pub fn normalize(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use crate::testing::TempDir;
+
+    #[test]
+    fn interpreter_from_the_headers_alone_matches_the_full_parse() {
+        for program in ["/bin/sh", "/usr/bin/ls", "/bin/busybox", "/etc/hostname"] {
+            let path = Path::new(program);
+            if !path.exists() {
+                continue;
+            }
+            let full = read(path).unwrap().and_then(|e| e.interpreter);
+            assert_eq!(interpreter(path).unwrap(), full, "{program}");
+        }
+    }
 
     #[test]
     fn reads_what_ls_loads_from_its_headers() {

@@ -1,0 +1,457 @@
+//! `cargo xtask bench`: how fast does a container start, against the tools
+//! people know, measured in one run so that the ratios are fair on a noisy
+//! machine; and the build times a student feels.
+//!
+//! Every command is run round-robin (one run of each, again and again), so
+//! that a slow moment of the machine hits them all alike. Reported: median,
+//! the 10th to 90th percentile spread, and ratios to bare `/bin/true` (the
+//! floor: one fork and exec) and to `bwrap`.
+//!
+//! The chapters themselves make the per-step breakdown: each adds one thing
+//! to the one before (ch01 a PID namespace, ch03 a mount namespace and /proc,
+//! ch04 pivot_root and /dev, ch05 a UTS namespace, ch07 a network namespace,
+//! then a cgroup with limits), and ch06 adds the veth pair.
+
+use crate::{cargo, root, CHAPTERS};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Timed runs of each command (after 10 warm-up runs)
+    #[arg(long, default_value_t = 100)]
+    runs: usize,
+
+    /// Skip the build-time measurements (a clean debug build takes a while)
+    #[arg(long)]
+    no_build_times: bool,
+
+    /// Also write the report into the book (book/src/transcripts/bench.txt)
+    #[arg(long)]
+    book: bool,
+}
+
+/// One command to time.
+struct Candidate {
+    name: String,
+    what: &'static str,
+    argv: Vec<String>,
+    times: Vec<Duration>,
+}
+
+impl Candidate {
+    fn new(name: &str, what: &'static str, argv: &[&str]) -> Candidate {
+        Candidate {
+            name: name.into(),
+            what,
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            times: Vec::new(),
+        }
+    }
+
+    fn run_once(&self) -> Result<Duration> {
+        let start = Instant::now();
+        let status = Command::new(&self.argv[0])
+            .args(&self.argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .with_context(|| format!("failed to run {}", self.argv.join(" ")))?;
+        let elapsed = start.elapsed();
+        if !status.success() {
+            bail!("{} failed ({status}): `{}`", self.name, self.argv.join(" "));
+        }
+        Ok(elapsed)
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.times.clone();
+        sorted.sort();
+        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    }
+
+    fn median(&self) -> Duration {
+        self.percentile(0.5)
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+pub fn run(args: Args) -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "the bench starts containers, which needs root; run it as root (`sudo -E cargo xtask bench`): \
+             sudo around each run would be timed too"
+        );
+    }
+    let started = Instant::now();
+    eprintln!("bench: building the chapters (release)");
+    let status = cargo()
+        .args(["build", "--quiet", "--release"])
+        .args(CHAPTERS.iter().flat_map(|c| ["--package", c]))
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo build --release failed");
+    let rootfs = workshop::rootfs::ensure_default(|line| eprintln!("bench: {line}"))?;
+    let rootfs = rootfs.canonicalize()?;
+    let release = root().join("target/release");
+    let bin = |name: &str| release.join(name).display().to_string();
+    let r = rootfs.display().to_string();
+
+    let mut candidates = vec![
+        Candidate::new(
+            "/bin/true",
+            "the floor: one fork and exec, nothing else",
+            &["/bin/true"],
+        ),
+        Candidate::new(
+            "unshare",
+            "util-linux: PID, mount, UTS, IPC, network namespaces; no new root",
+            &[
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount",
+                "--uts",
+                "--ipc",
+                "--net",
+                "/bin/true",
+            ],
+        ),
+    ];
+    let mut notes = Vec::new();
+    if which("bwrap") {
+        candidates.push(Candidate::new(
+            "bwrap",
+            "bubblewrap --unshare-all, the rootfs bind-mounted as /, /proc and /dev",
+            &[
+                "bwrap",
+                "--unshare-all",
+                "--bind",
+                &r,
+                "/",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "/bin/true",
+            ],
+        ));
+    } else {
+        notes.push("bwrap: not installed, skipped (apt install bubblewrap)".to_string());
+    }
+    let runc_bundle = if which("runc") {
+        Some(runc_bundle(&rootfs)?)
+    } else {
+        None
+    };
+    if let Some(bundle) = &runc_bundle {
+        let b = bundle.display().to_string();
+        candidates.push(Candidate::new(
+            "runc",
+            "runc run: an OCI runtime, every namespace, a cgroup, pivot_root",
+            &[
+                "runc",
+                "run",
+                "--bundle",
+                &b,
+                &format!("workshop-bench-{}", std::process::id()),
+            ],
+        ));
+    } else {
+        notes.push("runc: not installed, skipped (apt install runc)".to_string());
+    }
+    let ladder: Vec<Candidate> = vec![
+        Candidate::new(
+            "ch01",
+            "+ a PID namespace (clone)",
+            &[&bin("ch01-clone"), "--quiet", "--", "/bin/true"],
+        ),
+        Candidate::new(
+            "ch03",
+            "+ a mount namespace made private, a fresh /proc",
+            &[&bin("ch03-mount"), "--quiet", "--", "/bin/true"],
+        ),
+        Candidate::new(
+            "ch04",
+            "+ a /dev, pivot_root into the rootfs",
+            &[
+                &bin("ch04-rootfs"),
+                "--quiet",
+                "--rootfs",
+                &r,
+                "--",
+                "/bin/true",
+            ],
+        ),
+        Candidate::new(
+            "ch05",
+            "+ a UTS namespace and sethostname",
+            &[
+                &bin("ch05-uts"),
+                "--quiet",
+                "--rootfs",
+                &r,
+                "--",
+                "/bin/true",
+            ],
+        ),
+        Candidate::new(
+            "ch07 bare",
+            "+ a network namespace (lo only)",
+            &[
+                &bin("ch07-cgroups"),
+                "--quiet",
+                "--rootfs",
+                &r,
+                "--",
+                "/bin/true",
+            ],
+        ),
+        Candidate::new(
+            "ch07 full",
+            "+ a cgroup with --cpus 0.5 --pids-limit 100 --memory 256M: the full container",
+            &[
+                &bin("ch07-cgroups"),
+                "--quiet",
+                "--rootfs",
+                &r,
+                "--cpus",
+                "0.5",
+                "--pids-limit",
+                "100",
+                "--memory",
+                "256M",
+                "--",
+                "/bin/true",
+            ],
+        ),
+        // The veth needs a network namespace of its own around the run (so
+        // that nothing reaches this machine's network): compare it with the
+        // same wrapper around the container without it.
+        Candidate::new(
+            "sandbox ch07 bare",
+            "(unshare --net around ch07 bare: the baseline for the veth)",
+            &[
+                "unshare",
+                "--net",
+                &bin("ch07-cgroups"),
+                "--quiet",
+                "--rootfs",
+                &r,
+                "--",
+                "/bin/true",
+            ],
+        ),
+        Candidate::new(
+            "sandbox ch06",
+            "(unshare --net around ch06: a veth pair, addresses, routes)",
+            &[
+                "unshare",
+                "--net",
+                &bin("ch06-net"),
+                "--quiet",
+                "--rootfs",
+                &r,
+                "--",
+                "/bin/true",
+            ],
+        ),
+    ];
+    let first_ladder = candidates.len();
+    candidates.extend(ladder);
+
+    eprintln!(
+        "bench: {} commands, 10 warm-up runs then {} timed runs each, round-robin",
+        candidates.len(),
+        args.runs
+    );
+    for _ in 0..10 {
+        for c in &candidates {
+            c.run_once()?;
+        }
+    }
+    for _ in 0..args.runs {
+        for c in candidates.iter_mut() {
+            let t = c.run_once()?;
+            c.times.push(t);
+        }
+    }
+    if let Some(bundle) = runc_bundle {
+        let _ = std::fs::remove_dir_all(bundle);
+    }
+
+    let floor = candidates[0].median();
+    let find = |name: &str| {
+        candidates
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.median())
+    };
+    let bwrap = find("bwrap");
+    let mut report = String::new();
+    let mut line = |s: String| {
+        println!("{s}");
+        report.push_str(&s);
+        report.push('\n');
+    };
+    line(format!(
+        "Container start times: median of {} runs each, round-robin, release builds ({} CPUs)",
+        args.runs,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    ));
+    line(String::new());
+    line(format!(
+        "{:<18} {:>8} {:>15} {:>8} {:>8}  {}",
+        "command", "median", "p10 - p90", "× true", "× bwrap", "what it does"
+    ));
+    for (i, c) in candidates.iter().enumerate() {
+        if i == first_ladder {
+            line(String::new());
+            line("the course's chapters, each adding one step to the one before:".into());
+        }
+        let vs_bwrap = bwrap.map_or("-".to_string(), |b| {
+            format!("{:.2}", ms(c.median()) / ms(b))
+        });
+        line(format!(
+            "{:<18} {:>6.2}ms {:>6.2} - {:>5.2}ms {:>8.1} {:>8}  {}",
+            c.name,
+            ms(c.median()),
+            ms(c.percentile(0.1)),
+            ms(c.percentile(0.9)),
+            ms(c.median()) / ms(floor),
+            vs_bwrap,
+            c.what
+        ));
+    }
+    for n in &notes {
+        line(format!("note: {n}"));
+    }
+
+    line(String::new());
+    line("what each step adds (difference of medians):".into());
+    let steps = [
+        ("PID namespace + clone", "/bin/true", "ch01"),
+        ("mount namespace, private, /proc", "ch01", "ch03"),
+        ("/dev and pivot_root", "ch03", "ch04"),
+        ("UTS namespace + hostname", "ch04", "ch05"),
+        ("network namespace (lo)", "ch05", "ch07 bare"),
+        ("cgroup with three limits", "ch07 bare", "ch07 full"),
+        (
+            "veth pair + addresses + route",
+            "sandbox ch07 bare",
+            "sandbox ch06",
+        ),
+    ];
+    for (what, from, to) in steps {
+        if let (Some(a), Some(b)) = (find(from), find(to)) {
+            line(format!("  {what:<34} {:>+6.2} ms", ms(b) - ms(a)));
+        }
+    }
+
+    line(String::new());
+    if let (Some(full), Some(b)) = (find("ch07 full"), bwrap) {
+        line(format!(
+            "the full container (ch07 full) takes {:.2}× bwrap's time",
+            ms(full) / ms(b)
+        ));
+        if let (Some(a), Some(v)) = (find("sandbox ch07 bare"), find("sandbox ch06")) {
+            let with_veth = ms(full) + (ms(v) - ms(a));
+            line(format!(
+                "with the veth added, {:.2}× bwrap's time",
+                with_veth / ms(b)
+            ));
+        }
+    }
+
+    if !args.no_build_times {
+        line(String::new());
+        let (clean, rebuild) = build_times()?;
+        line(format!("clean debug build of the workspace: {clean:.1} s (cargo build --workspace --all-targets, empty target dir)"));
+        line(format!(
+            "rebuild after editing one exercise: {rebuild:.2} s (cargo test -p exercises --no-run)"
+        ));
+    }
+    line(format!(
+        "(the bench took {:.0} s)",
+        started.elapsed().as_secs_f64()
+    ));
+
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("report.txt"), &report)?;
+    if args.book {
+        std::fs::write(root().join("book/src/transcripts/bench.txt"), &report)?;
+        eprintln!("bench: wrote book/src/transcripts/bench.txt");
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// An OCI bundle for runc: `runc spec`'s defaults, running /bin/true in our
+/// rootfs, its cgroup path relative (beneath the cgroup we live in).
+fn runc_bundle(rootfs: &Path) -> Result<PathBuf> {
+    let bundle = root().join("target/bench/runc-bundle");
+    let _ = std::fs::remove_dir_all(&bundle);
+    std::fs::create_dir_all(&bundle)?;
+    let status = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(&bundle)
+        .status()?;
+    anyhow::ensure!(status.success(), "runc spec failed");
+    let path = bundle.join("config.json");
+    let mut spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(["/bin/true"]);
+    spec["root"]["path"] = rootfs.display().to_string().into();
+    spec["root"]["readonly"] = true.into();
+    spec["linux"]["cgroupsPath"] = format!("workshop-bench-runc-{}", std::process::id()).into();
+    std::fs::write(&path, serde_json::to_string_pretty(&spec)?)?;
+    Ok(bundle)
+}
+
+/// A clean debug build of the workspace in a scratch target dir, then the
+/// rebuild after an edit to one exercise file (its mtime and content).
+fn build_times() -> Result<(f64, f64)> {
+    let scratch = root().join("target/bench/build");
+    let _ = std::fs::remove_dir_all(&scratch);
+    eprintln!(
+        "bench: clean debug build of the workspace in {}",
+        scratch.display()
+    );
+    let start = Instant::now();
+    let status = cargo()
+        .args(["build", "--quiet", "--workspace", "--all-targets"])
+        .env("CARGO_TARGET_DIR", &scratch)
+        .status()?;
+    anyhow::ensure!(status.success(), "clean build failed");
+    let clean = start.elapsed().as_secs_f64();
+    let exercise = root().join("exercises/src/ch01_clone.rs");
+    let original = std::fs::read_to_string(&exercise)?;
+    std::fs::write(
+        &exercise,
+        format!("{original}// edited by cargo xtask bench\n"),
+    )?;
+    let start = Instant::now();
+    let status = cargo()
+        .args(["test", "--quiet", "-p", "exercises", "--no-run"])
+        .env("CARGO_TARGET_DIR", &scratch)
+        .stderr(Stdio::null())
+        .status();
+    let rebuild = start.elapsed().as_secs_f64();
+    std::fs::write(&exercise, original)?;
+    anyhow::ensure!(status?.success(), "rebuild failed");
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok((clean, rebuild))
+}
