@@ -50,6 +50,15 @@ pub fn validate_hostname(name: &str) -> Result<(), String> {
 }
 // ANCHOR_END: validate
 
+/// `--hostname NAME`: the option every chapter from 5 on takes, checked while
+/// the command line is parsed, before anything is created.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HostnameOption {
+    /// The container's hostname (letters, digits, hyphens and dots; at most 64 bytes)
+    #[arg(long = "hostname", value_name = "NAME", default_value = "workshop", value_parser = parse_hostname)]
+    pub name: String,
+}
+
 /// For clap: `--hostname` is checked while the command line is parsed.
 pub fn parse_hostname(name: &str) -> Result<String, String> {
     validate_hostname(name).map(|()| name.to_string())

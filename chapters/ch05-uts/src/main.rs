@@ -6,7 +6,7 @@
 use anyhow::Result;
 use ch01_clone::{clone_child, describe, observe};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
-use ch05_uts::{hostname, parse_hostname, set_hostname};
+use ch05_uts::{hostname, set_hostname, HostnameOption};
 use clap::Parser;
 use nix::sched::CloneFlags;
 use std::path::Path;
@@ -19,9 +19,8 @@ use workshop::{Common, Narrator};
 #[derive(Parser)]
 #[command(version, after_help = "Example: ch05-uts --hostname box1 -- hostname")]
 struct Cli {
-    /// The container's hostname (letters, digits, hyphens and dots; at most 64 bytes)
-    #[arg(long, value_name = "NAME", default_value = "workshop", value_parser = parse_hostname)]
-    hostname: String,
+    #[command(flatten)]
+    hostname: HostnameOption,
 
     #[command(flatten)]
     rootfs: RootfsOption,
@@ -52,8 +51,8 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     )?;
     let root = cli.rootfs.resolve(|line| say.note(line))?;
     match cli.common.mode() {
-        Mode::Demo => demo(&root, &cli.hostname, say).map(|()| 0),
-        Mode::Run(argv) | Mode::Shell(argv) => run_container(&root, &cli.hostname, &argv),
+        Mode::Demo => demo(&root, &cli.hostname.name, say).map(|()| 0),
+        Mode::Run(argv) | Mode::Shell(argv) => run_container(&root, &cli.hostname.name, &argv),
     }
 }
 

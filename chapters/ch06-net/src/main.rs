@@ -7,7 +7,7 @@
 use anyhow::Result;
 use ch01_clone::{clone_child, describe, Observed};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
-use ch05_uts::{parse_hostname, set_hostname};
+use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::{
     check_no_clash, configure_host_end, configure_inside, create_pair, reclaim_stale, veth_names,
 };
@@ -30,9 +30,8 @@ struct Cli {
     #[arg(long, value_name = "ADDR/PREFIX", default_value = "10.200.0.2/24", value_parser = plan)]
     ip: Plan,
 
-    /// The container's hostname
-    #[arg(long, value_name = "NAME", default_value = "workshop", value_parser = parse_hostname)]
-    hostname: String,
+    #[command(flatten)]
+    hostname: HostnameOption,
 
     #[command(flatten)]
     rootfs: RootfsOption,
@@ -107,7 +106,7 @@ impl Container {
         let pid = clone_child(FLAGS, || {
             gate.pass()?; // until our end of the cable is here
             configure_inside(&container_end, &cli.ip)?;
-            set_hostname(&cli.hostname)?;
+            set_hostname(&cli.hostname.name)?;
             enter_rootfs(root)?;
             then()
         })?;

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use ch01_clone::{clone_child, describe};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
-use ch05_uts::{parse_hostname, set_hostname};
+use ch05_uts::{set_hostname, HostnameOption};
 use ch07_cgroups::{allocate, burn_cpu, fork_bomb, parse_cpus, parse_memory, parse_pids_limit};
 use clap::Parser;
 use nix::sched::CloneFlags;
@@ -39,9 +39,8 @@ struct Cli {
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     memory: Option<u64>,
 
-    /// The container's hostname
-    #[arg(long, value_name = "NAME", default_value = "workshop", value_parser = parse_hostname)]
-    hostname: String,
+    #[command(flatten)]
+    hostname: HostnameOption,
 
     #[command(flatten)]
     rootfs: RootfsOption,
@@ -87,7 +86,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 memory: cli.memory,
             };
             let (cgroup, exit) = run_limited(&limits, || {
-                set_hostname(&cli.hostname)?;
+                set_hostname(&cli.hostname.name)?;
                 enter_rootfs(&root)?;
                 exec(&argv)
             })?;
