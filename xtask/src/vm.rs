@@ -734,13 +734,14 @@ if [ "$1" != stage2 ]; then
 fi
 
 mount -t proc proc /proc
-say "stage 2, up $(cut -d' ' -f1 /proc/uptime) s: mounting /sys, /dev, /tmp and cgroup2"
+say "stage 2, up $(cut -d' ' -f1 /proc/uptime) s: mounting /sys, /dev and cgroup2"
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# No tmpfs on /tmp: the root is a tmpfs already, and a checkout under /tmp
+# (where CI may clone) holds the test executables at their absolute paths.
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 for controller in $(cat /sys/fs/cgroup/cgroup.controllers); do
     echo "+$controller" > /sys/fs/cgroup/cgroup.subtree_control ||
