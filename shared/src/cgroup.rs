@@ -512,10 +512,17 @@ pub fn reclaim_stale() -> Result<Vec<PathBuf>> {
             }
         }
     }
-    Ok(candidates
+    let removed: Vec<PathBuf> = candidates
         .into_iter()
         .filter(|d| std::fs::remove_dir(d).is_ok())
-        .collect())
+        .collect();
+    // v2: the shared parent goes too once no container uses it (it fails,
+    // harmlessly, while one does).
+    let parent = Path::new(ROOT).join("workshop");
+    if detect()? == Version::V2 && !removed.is_empty() && std::fs::remove_dir(&parent).is_ok() {
+        return Ok(removed.into_iter().chain([parent]).collect());
+    }
+    Ok(removed)
 }
 
 /// Parse a size the way docker does: `64M`, `512k`, `1G`, `1048576` (bytes);
