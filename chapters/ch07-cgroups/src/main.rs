@@ -4,13 +4,14 @@
 //! bounded fork bomb under --pids-limit 20, an allocation past --memory 32M);
 //! `ch07-cgroups --cpus 0.5 --memory 64M -- COMMAND` runs COMMAND so limited.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ch01_clone::{clone_child, describe};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
 use ch07_cgroups::{allocate, burn_cpu, fork_bomb, parse_cpus, parse_memory, parse_pids_limit};
 use clap::Parser;
 use nix::sched::CloneFlags;
+use nix::unistd::Pid;
 use std::convert::Infallible;
 use std::path::Path;
 use std::process::ExitCode;
@@ -85,11 +86,12 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 pids: cli.pids_limit,
                 memory: cli.memory,
             };
-            let (cgroup, exit) = run_limited(&limits, || {
+            let (cgroup, pid) = start_limited(&limits, || {
                 set_hostname(&cli.hostname.name)?;
                 enter_rootfs(&root)?;
                 exec(&argv)
             })?;
+            let exit = wait_for(pid)?;
             let oom_killed = cgroup
                 .as_ref()
                 .is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
@@ -104,15 +106,15 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     }
 }
 
-// ANCHOR: run_limited
+// ANCHOR: start_limited
 /// The cgroup first (nothing else exists if a controller is missing), then
 /// the container, which waits at a gate until it is in the cgroup: every
 /// process it starts after that is born in the cgroup too. No limits asked
 /// for: no cgroup.
-fn run_limited(
+fn start_limited(
     limits: &Limits,
     work: impl FnOnce() -> Result<Infallible>,
-) -> Result<(Option<Cgroup>, Exit)> {
+) -> Result<(Option<Cgroup>, Pid)> {
     let cgroup = if *limits == Limits::default() {
         None
     } else {
@@ -129,10 +131,9 @@ fn run_limited(
         return Err(e);
     }
     gate.open();
-    let exit = wait_for(pid)?;
-    Ok((cgroup, exit))
+    Ok((cgroup, pid))
 }
-// ANCHOR_END: run_limited
+// ANCHOR_END: start_limited
 
 /// What a demo step saw: the cgroup (still there, for its counters), the
 /// container's output and exit, and the wall time it ran.
@@ -150,19 +151,15 @@ fn observe_limited(
     meanwhile: impl FnOnce(),
     work: impl FnOnce() -> Result<Infallible>,
 ) -> Result<Seen> {
-    let cgroup = Cgroup::create(limits)?;
     let capture = Capture::new()?;
-    let mut gate = Gate::new()?;
-    let pid = clone_child(FLAGS, || {
+    let (cgroup, pid) = start_limited(limits, || {
         capture.redirect()?;
-        gate.pass()?;
         work()
     })?;
-    cgroup.add(pid)?;
     let start = Instant::now();
-    gate.open();
     meanwhile();
     let (output, exit) = capture.collect(pid)?;
+    let cgroup = cgroup.context("each demo step sets a limit, so it has a cgroup")?;
     Ok(Seen {
         cgroup,
         output,
