@@ -165,101 +165,87 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         notes.push("runc: not installed, skipped (apt install runc)".to_string());
     }
-    let ladder: Vec<Candidate> = vec![
-        Candidate::new(
+    // A chapter running /bin/true in the rootfs, with `options`; `sandboxed`
+    // puts it in a network namespace of its own (`unshare --net`).
+    let chapter =
+        |name: &str, what: &'static str, binary: &str, options: &[&str], sandboxed: bool| {
+            let mut argv: Vec<String> = Vec::new();
+            if sandboxed {
+                argv.extend(["unshare".into(), "--net".into()]);
+            }
+            argv.extend([bin(binary), "--quiet".into()]);
+            if binary != "ch01-clone" && binary != "ch03-mount" {
+                argv.extend(["--rootfs".into(), r.clone()]); // ch04 on
+            }
+            argv.extend(options.iter().map(|o| o.to_string()));
+            argv.extend(["--".into(), "/bin/true".into()]);
+            Candidate {
+                name: name.into(),
+                what,
+                argv,
+                times: Vec::new(),
+            }
+        };
+    let limits = ["--cpus", "0.5", "--pids-limit", "100", "--memory", "256M"];
+    let ladder = vec![
+        chapter(
             "ch01",
             "+ a PID namespace (clone)",
-            &[&bin("ch01-clone"), "--quiet", "--", "/bin/true"],
+            "ch01-clone",
+            &[],
+            false,
         ),
-        Candidate::new(
+        chapter(
             "ch03",
             "+ a mount namespace made private, a fresh /proc",
-            &[&bin("ch03-mount"), "--quiet", "--", "/bin/true"],
+            "ch03-mount",
+            &[],
+            false,
         ),
-        Candidate::new(
+        chapter(
             "ch04",
             "+ a /dev, pivot_root into the rootfs",
-            &[
-                &bin("ch04-rootfs"),
-                "--quiet",
-                "--rootfs",
-                &r,
-                "--",
-                "/bin/true",
-            ],
+            "ch04-rootfs",
+            &[],
+            false,
         ),
-        Candidate::new(
+        chapter(
             "ch05",
             "+ a UTS namespace and sethostname",
-            &[
-                &bin("ch05-uts"),
-                "--quiet",
-                "--rootfs",
-                &r,
-                "--",
-                "/bin/true",
-            ],
+            "ch05-uts",
+            &[],
+            false,
         ),
-        Candidate::new(
+        chapter(
             "ch07 bare",
             "+ a network namespace (lo only)",
-            &[
-                &bin("ch07-cgroups"),
-                "--quiet",
-                "--rootfs",
-                &r,
-                "--",
-                "/bin/true",
-            ],
+            "ch07-cgroups",
+            &[],
+            false,
         ),
-        Candidate::new(
+        chapter(
             "ch07 full",
             "+ a cgroup with --cpus 0.5 --pids-limit 100 --memory 256M: the full container",
-            &[
-                &bin("ch07-cgroups"),
-                "--quiet",
-                "--rootfs",
-                &r,
-                "--cpus",
-                "0.5",
-                "--pids-limit",
-                "100",
-                "--memory",
-                "256M",
-                "--",
-                "/bin/true",
-            ],
+            "ch07-cgroups",
+            &limits,
+            false,
         ),
         // The veth needs a network namespace of its own around the run (so
         // that nothing reaches this machine's network): compare it with the
         // same wrapper around the container without it.
-        Candidate::new(
+        chapter(
             "sandbox ch07 bare",
             "(unshare --net around ch07 bare: the baseline for the veth)",
-            &[
-                "unshare",
-                "--net",
-                &bin("ch07-cgroups"),
-                "--quiet",
-                "--rootfs",
-                &r,
-                "--",
-                "/bin/true",
-            ],
+            "ch07-cgroups",
+            &[],
+            true,
         ),
-        Candidate::new(
+        chapter(
             "sandbox ch06",
             "(unshare --net around ch06: a veth pair, addresses, routes)",
-            &[
-                "unshare",
-                "--net",
-                &bin("ch06-net"),
-                "--quiet",
-                "--rootfs",
-                &r,
-                "--",
-                "/bin/true",
-            ],
+            "ch06-net",
+            &[],
+            true,
         ),
     ];
     let first_ladder = candidates.len();
