@@ -323,16 +323,38 @@ impl Cgroup {
         Ok(self.dir(controller)?.join(file))
     }
 
-    // ANCHOR: attach
-    /// `echo PID > cgroup.procs`: move a process into the cgroup (into each
-    /// hierarchy on v1). Its children are born in it.
-    pub fn add(&self, pid: nix::unistd::Pid) -> Result<()> {
+    // ANCHOR: join
+    /// cgroup v1: open `tasks` in each hierarchy, the files through which a
+    /// thread moves itself into the cgroup. The tool opens them before the
+    /// container exists; the container's first act is [`Joining::join`].
+    ///
+    /// Why the container moves itself rather than being moved: `echo PID >
+    /// cgroup.procs` moves a whole process, and to do that safely the kernel
+    /// holds off every fork and exit on the machine with a global lock whose
+    /// taking waits for an RCU grace period (5 to 15 ms). A thread that moves
+    /// only itself needs no such lock. (v2 has no `tasks`: there the
+    /// container is started in its cgroup, with clone3() and CLONE_INTO_CGROUP.)
+    pub fn joining(&self) -> Result<Joining> {
+        let mut files = Vec::new();
         for dir in self.paths() {
-            write(&dir, "cgroup.procs", &pid.to_string())?;
+            let path = dir.join("tasks");
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("failed to open {}", path.display()))?;
+            files.push((path, file));
         }
-        Ok(())
+        Ok(Joining { files })
     }
-    // ANCHOR_END: attach
+    // ANCHOR_END: join
+
+    /// The cgroup's directory, opened for clone3()'s CLONE_INTO_CGROUP (v2).
+    pub fn open_dir(&self) -> Result<std::os::fd::OwnedFd> {
+        let dir = self.dir("cpu")?;
+        let file = std::fs::File::open(dir)
+            .with_context(|| format!("failed to open {}", dir.display()))?;
+        Ok(file.into())
+    }
 
     /// CPU time the cgroup has used so far.
     pub fn cpu_usage(&self) -> Result<Duration> {
@@ -372,6 +394,28 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         let _ = self.remove();
     }
+}
+
+/// The open `tasks` files of a v1 cgroup: see [`Cgroup::joining`].
+#[derive(Debug)]
+pub struct Joining {
+    files: Vec<(PathBuf, std::fs::File)>,
+}
+
+impl Joining {
+    // ANCHOR: join_self
+    /// In the container, before it runs anything: `echo 0 > tasks` in each
+    /// hierarchy. `0` means "the thread that writes this", whatever PID
+    /// namespace it is in. The container has one thread, so all of it moves,
+    /// and every process it starts afterwards is born in the cgroup.
+    pub fn join(&self) -> Result<()> {
+        for (path, file) in &self.files {
+            std::io::Write::write_all(&mut &*file, b"0")
+                .with_context(|| format!("failed to write 0 to {}", path.display()))?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: join_self
 }
 
 fn make_dir(dir: &Path) -> Result<()> {

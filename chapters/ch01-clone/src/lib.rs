@@ -44,8 +44,8 @@ pub fn describe(flags: CloneFlags) -> String {
     names.join(" | ")
 }
 
-/// Turn a failed clone() into an error that says what to do about it.
-fn clone_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
+/// Turn a failed clone() (or clone3()) into an error that says what to do about it.
+pub fn clone_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
     let what = format!("failed to clone({}): {errno}", describe(flags));
     let hint = match errno {
         Errno::EPERM => "creating namespaces needs CAP_SYS_ADMIN: run as root, or through `cargo run`, which asks sudo",

@@ -4,11 +4,88 @@
 //! puts a process in it, and the kernel counts and enforces from then on.
 //!
 //! The cgroup handle itself (v2 and v1, created, measured, removed) is in
-//! `workshop::cgroup`; this chapter's lib holds the checks of the options and
-//! the three workloads its demo runs inside the container.
+//! `workshop::cgroup`; this chapter's lib holds the clone3() that starts a
+//! container in its cgroup, the checks of the options, and the three
+//! workloads its demo runs inside the container.
 
+use anyhow::Result;
 use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::convert::Infallible;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
+use workshop::error::hinted;
+
+/// clone3()'s argument, `struct clone_args` of <linux/sched.h>: every field
+/// is 64 bits wide, on every architecture.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// <linux/sched.h>: start the child in the cgroup `clone_args.cgroup` is open on (Linux 5.7).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+// ANCHOR: clone_into_cgroup
+/// Like ch01's `clone_child`, with clone3() and CLONE_INTO_CGROUP: the child
+/// is born in the cgroup whose directory `cgroup` is open on (cgroup v2), so
+/// nothing ever has to move it there. Returns the child's PID.
+pub fn clone_into_cgroup(
+    flags: CloneFlags,
+    cgroup: BorrowedFd,
+    body: impl FnOnce() -> Result<Infallible>,
+) -> Result<Pid> {
+    let args = CloneArgs {
+        flags: flags.bits() as u32 as u64 | CLONE_INTO_CGROUP,
+        exit_signal: Signal::SIGCHLD as u64,
+        cgroup: cgroup.as_raw_fd() as u64,
+        ..CloneArgs::default() // no stack: the child goes on on its copy of ours, as after fork()
+    };
+    // SAFETY: without CLONE_VM the child gets its own copy of this process's
+    // memory, exactly as after fork(); this process has one thread.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match pid {
+        0 => {
+            let code = workshop::process::in_child(body);
+            // SAFETY: ends the child here, as clone()'s callback returning does.
+            unsafe { libc::_exit(code as i32) }
+        }
+        -1 => Err(clone3_error(flags, Errno::last())),
+        pid => Ok(Pid::from_raw(pid as i32)),
+    }
+}
+// ANCHOR_END: clone_into_cgroup
+
+fn clone3_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
+    match errno {
+        // No clone3 (before 5.3), or one that does not know the cgroup field (before 5.7).
+        Errno::ENOSYS | Errno::E2BIG => hinted(
+            format!("failed to clone3(CLONE_INTO_CGROUP): {errno}"),
+            "this kernel is older than Linux 5.7, the first with CLONE_INTO_CGROUP: upgrade it, or boot with cgroup v1",
+        ),
+        _ => ch01_clone::clone_error(flags, errno)
+            .context("clone3() with CLONE_INTO_CGROUP, into the container's cgroup"),
+    }
+}
 
 /// The smallest memory limit accepted: below it a shell cannot even start
 /// (docker refuses less than 6 MiB too).

@@ -8,17 +8,20 @@ use anyhow::{Context, Result};
 use ch01_clone::{clone_child, describe};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
-use ch07_cgroups::{allocate, burn_cpu, fork_bomb, parse_cpus, parse_memory, parse_pids_limit};
+use ch07_cgroups::{
+    allocate, burn_cpu, clone_into_cgroup, fork_bomb, parse_cpus, parse_memory, parse_pids_limit,
+};
 use clap::Parser;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 use std::convert::Infallible;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use workshop::cgroup::{reclaim_stale, Cgroup, CpuQuota, Limits, Version};
 use workshop::cli::Mode;
-use workshop::process::{exec, wait_for, Capture, Exit, Gate};
+use workshop::process::{exec, wait_for, Capture, Exit};
 use workshop::{Common, Narrator};
 
 /// Chapter 7: cgroup limits on CPU, processes and memory, on cgroup v2 and v1.
@@ -108,30 +111,29 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
 
 // ANCHOR: start_limited
 /// The cgroup first (nothing else exists if a controller is missing), then
-/// the container, which waits at a gate until it is in the cgroup: every
-/// process it starts after that is born in the cgroup too. No limits asked
-/// for: no cgroup.
+/// the container, in the cgroup before it runs anything: every process it
+/// starts is born in the cgroup too. No limits asked for: no cgroup.
 fn start_limited(
     limits: &Limits,
     work: impl FnOnce() -> Result<Infallible>,
 ) -> Result<(Option<Cgroup>, Pid)> {
-    let cgroup = if *limits == Limits::default() {
-        None
-    } else {
-        Some(Cgroup::create(limits)?)
-    };
-    let mut gate = Gate::new()?;
-    let pid = clone_child(FLAGS, || {
-        gate.pass()?;
-        work()
-    })?;
-    if let Some(Err(e)) = cgroup.as_ref().map(|c| c.add(pid)) {
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = wait_for(pid);
-        return Err(e);
+    if *limits == Limits::default() {
+        return Ok((None, clone_child(FLAGS, work)?));
     }
-    gate.open();
-    Ok((cgroup, pid))
+    let cgroup = Cgroup::create(limits)?;
+    let pid = match cgroup.version {
+        // v2: the container is born in its cgroup.
+        Version::V2 => clone_into_cgroup(FLAGS, cgroup.open_dir()?.as_fd(), work)?,
+        // v1: the container's first act is to move itself in.
+        Version::V1 => {
+            let joining = cgroup.joining()?;
+            clone_child(FLAGS, || {
+                joining.join()?;
+                work()
+            })?
+        }
+    };
+    Ok((Some(cgroup), pid))
 }
 // ANCHOR_END: start_limited
 
@@ -212,10 +214,16 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
             cpu.period_us, cpu.quota_us
         )),
     }
-    say.syscall(&format!(
-        "clone(child, stack, {}); write(\"{dir}/cgroup.procs\", PID)",
-        describe(FLAGS)
-    ));
+    match version {
+        Version::V2 => say.syscall(&format!(
+            "clone3({{flags: {} | CLONE_INTO_CGROUP, cgroup: open(\"{dir}\")}})",
+            describe(FLAGS)
+        )),
+        Version::V1 => say.syscall(&format!(
+            "clone(child, stack, {})\nthen, in the child: write(\"{dir}/tasks\", \"0\"), one such write per hierarchy",
+            describe(FLAGS)
+        )),
+    }
     let used = seen.cgroup.cpu_usage()?;
     let share = used.as_secs_f64() / seen.wall.as_secs_f64();
     say.container("a busy loop that would use a whole CPU");
