@@ -6,9 +6,10 @@
 //! the container's namespace, give both ends addresses, and the host and the
 //! container can talk. All of it over rtnetlink, the interface `ip` itself uses.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nix::errno::Errno;
 use nix::unistd::Pid;
+use std::time::{Duration, Instant};
 use workshop::error::hinted;
 use workshop::net::{errno_of, Netlink, Plan, Subnet};
 
@@ -23,46 +24,45 @@ pub fn veth_names(tool: u32) -> (String, String) {
 /// cable, with one end on the host and the other born in the container's
 /// network namespace (creating both on the host and then moving one, as
 /// `ip link set wsc-PID netns CONTAINER` does, works too, and costs the kernel
-/// a second round of synchronisation: see [`move_into`]). The returned guard
-/// removes the pair however the tool ends.
+/// a second round of synchronisation: see [`move_into`]).
+///
+/// Nothing has to delete the pair: a veth end lives in its namespace, and
+/// when the container's last process is gone the kernel destroys the
+/// namespace, its end of the cable, and with it the other end. However the
+/// container ends, even with the tool SIGKILLed (the container dies with it).
 pub fn create_pair(
     nl: &mut Netlink,
     host_end: &str,
     container_end: &str,
     container: Pid,
-) -> Result<VethGuard> {
-    if let Err(e) = nl.add_veth_into(host_end, container_end, Some(container.as_raw() as u32)) {
-        return Err(match errno_of(&e) {
+) -> Result<()> {
+    nl.add_veth_into(host_end, container_end, Some(container.as_raw() as u32))
+        .map_err(|e| match errno_of(&e) {
             Some(Errno::EOPNOTSUPP) => hinted(
                 format!("{e:#}"),
                 "this kernel has no veth driver: `modprobe veth`, or a kernel built with CONFIG_VETH",
             ),
             Some(Errno::EEXIST) => hinted(format!("{e:#}"), "a link with that name exists: `ip link delete` it"),
             _ => e,
-        });
-    }
-    Ok(VethGuard(host_end.to_string()))
+        })
 }
 // ANCHOR_END: create
 
-/// Removes the host end of the pair when dropped: on success, error, or
-/// SIGINT/SIGTERM (the wait returns an error and the guard drops on the way
-/// out). Deleting one end deletes both; and if the container's namespace is
-/// already gone, the kernel has deleted the pair itself.
-pub struct VethGuard(String);
+/// How long the kernel may take to destroy a finished container's namespace,
+/// and its veth pair with it (here: 5 to 40 ms; a loaded machine takes longer).
+pub const TEARDOWN: Duration = Duration::from_secs(1);
 
-impl VethGuard {
-    pub fn name(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for VethGuard {
-    fn drop(&mut self) {
-        if let Ok(mut nl) = Netlink::open() {
-            let _ = nl.delete_link(&self.0);
+/// Wait until the host end `name` is gone, as it goes a moment after its
+/// container (see [`create_pair`]); at most `limit`. Whether it went.
+pub fn wait_until_gone(nl: &mut Netlink, name: &str, limit: Duration) -> Result<bool> {
+    let start = Instant::now();
+    while nl.link(name)?.is_some() {
+        if start.elapsed() >= limit {
+            return Ok(false);
         }
+        std::thread::sleep(Duration::from_millis(5));
     }
+    Ok(true)
 }
 
 // ANCHOR: move
@@ -94,10 +94,30 @@ pub fn configure_inside(container_end: &str, plan: &Plan) -> Result<()> {
 }
 // ANCHOR_END: inside
 
-/// Remove workshop pairs that a killed run left behind: `wsh-PID` whose tool
-/// (PID) is gone. Returns their names.
+/// Remove the workshop pairs whose run is gone but which are still here:
+/// `wsh-PID` whose tool (PID) is no longer running. The kernel removes a
+/// finished run's pair on its own a moment after it ends, so such a pair is
+/// given [`TEARDOWN`] to go before it is deleted (a run that follows another
+/// at once would otherwise delete, and report, a pair that was on its way
+/// out). Returns the names of those it deleted.
 pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
     let mut removed = Vec::new();
+    for name in stale_pairs(nl)? {
+        if wait_until_gone(nl, &name, TEARDOWN)? {
+            continue;
+        }
+        match nl.delete_link(&name) {
+            Ok(()) => removed.push(name),
+            Err(e) if errno_of(&e) == Some(Errno::ENODEV) => {} // it went meanwhile
+            Err(e) => return Err(e.context(format!("failed to remove the stale pair {name}"))),
+        }
+    }
+    Ok(removed)
+}
+
+/// The host ends `wsh-PID` of workshop pairs whose tool (PID) is not running.
+fn stale_pairs(nl: &mut Netlink) -> Result<Vec<String>> {
+    let mut stale = Vec::new();
     for link in nl.links()? {
         let Some(pid) = link
             .name
@@ -113,12 +133,10 @@ pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
                 .is_some_and(|argv0| argv0.contains("ch0"))
         });
         if !alive && link.kind.as_deref() == Some("veth") {
-            nl.delete_link(&link.name)
-                .with_context(|| format!("failed to remove the stale pair {}", link.name))?;
-            removed.push(link.name);
+            stale.push(link.name);
         }
     }
-    Ok(removed)
+    Ok(stale)
 }
 
 /// Refuse a subnet that overlaps a route or an address the host already has:

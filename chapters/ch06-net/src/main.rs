@@ -10,6 +10,7 @@ use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::{
     check_no_clash, configure_host_end, configure_inside, create_pair, reclaim_stale, veth_names,
+    wait_until_gone, TEARDOWN,
 };
 use clap::Parser;
 use nix::sched::CloneFlags;
@@ -83,11 +84,11 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     }
 }
 
-/// A running container with its veth pair, removed when this is dropped.
+/// A running container and the host end of its veth pair (which goes with
+/// the container: see `create_pair`).
 struct Container {
     pid: Pid,
     host_end: String,
-    _veth: ch06_net::VethGuard,
 }
 
 impl Container {
@@ -111,21 +112,14 @@ impl Container {
             then()
         })?;
         let setup = create_pair(nl, &host_end, &container_end, pid)
-            .and_then(|veth| configure_host_end(nl, &host_end, &cli.ip).map(|()| veth));
-        let veth = match setup {
-            Ok(veth) => veth,
-            Err(e) => {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = wait_for(pid);
-                return Err(e);
-            }
-        };
+            .and_then(|()| configure_host_end(nl, &host_end, &cli.ip));
+        if let Err(e) = setup {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = wait_for(pid);
+            return Err(e);
+        }
         gate.open();
-        Ok(Container {
-            pid,
-            host_end,
-            _veth: veth,
-        })
+        Ok(Container { pid, host_end })
     }
     // ANCHOR_END: start
 }
@@ -232,30 +226,21 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
     }
 
     say.step("the container is gone, and its cable with it");
-    // A veth end dies with its network namespace, and its peer with it. The
-    // kernel frees the namespace a moment after its last process; give it a second.
-    let host_end = container.host_end.clone();
+    // Nobody deletes the pair: the kernel destroys the container's namespace
+    // a moment after its last process, its end of the cable with it, and the
+    // other end with that.
     let start = std::time::Instant::now();
-    while nl.link(&host_end)?.is_some() && start.elapsed() < std::time::Duration::from_secs(1) {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let kernel_did_it = nl.link(&host_end)?.is_none();
-    drop(container); // the guard: deletes the host end if it is still there
-    let left: Vec<String> = nl
-        .links()?
-        .into_iter()
-        .filter(|l| l.name.starts_with("wsh-"))
-        .map(|l| l.name)
-        .collect();
-    if !left.is_empty() {
-        say.warn(&format!("still on the host: {}", left.join(" ")));
-    } else if kernel_did_it {
+    if wait_until_gone(nl, &container.host_end, TEARDOWN)? {
         say.ok(&format!(
-            "{host_end} is gone: the kernel deleted the pair with the container's namespace"
+            "{} is gone, {:.0} ms after the container: the kernel deleted the pair with its namespace",
+            container.host_end,
+            start.elapsed().as_secs_f64() * 1e3
         ));
     } else {
-        say.ok(&format!(
-            "{host_end} is gone: the tool deleted it (the kernel had not yet freed the namespace)"
+        say.warn(&format!(
+            "{} is still on the host {} s after the container ended",
+            container.host_end,
+            TEARDOWN.as_secs()
         ));
     }
     say.note("Going further (not done here): docker puts host ends on a bridge (docker0) and");

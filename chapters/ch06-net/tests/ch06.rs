@@ -17,8 +17,11 @@ fn sandbox(script: &str) -> std::process::Output {
     out
 }
 
-/// The veth links left in the sandbox, as the kernel lists them.
-const VETHS: &str = "echo veths=$(ip -o link show type veth | wc -l)";
+/// The veth links left in the sandbox, as the kernel lists them. A pair goes
+/// with its container's namespace, which the kernel destroys a moment after
+/// the container ends (ch06_net::TEARDOWN): wait that long for none to be left.
+const VETHS: &str = "for i in $(seq 100); do [ $(ip -o link show type veth | wc -l) = 0 ] && break; sleep 0.01; done; \
+                     echo veths=$(ip -o link show type veth | wc -l)";
 
 /// Wait until the tool $T has a `sleep` child: the container is set up and running.
 const WAIT_FOR_SLEEP: &str =
@@ -112,7 +115,7 @@ fn sigint_sigterm_and_sigkill_leave_no_veth() {
     // run starts clean either way.
     let out = sandbox(&format!(
         "$BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; kill -KILL $T; wait $T; echo exit=$?; \
-         for i in $(seq 100); do [ $(ip -o link show type veth | wc -l) = 0 ] && break; sleep 0.05; done; {VETHS}; \
+         {VETHS}; \
          $BIN --quiet -- true; echo next=$?; {VETHS}"
     ));
     assert_eq!(value(&out, "exit"), "137");
@@ -190,4 +193,57 @@ fn a_subnet_the_host_already_uses_is_refused() {
         "{err}"
     );
     assert_eq!(value(&out, "veths"), "0", "nothing was created");
+}
+
+/// The fault matrix, in the sandbox: the container exits 0, exits 3, the tool
+/// gets SIGINT, SIGTERM, or SIGKILL followed by a new run. After each, the
+/// sandbox's links, addresses and routes are exactly as before (given the
+/// kernel its moment to destroy the container's namespace), and the exit code
+/// is the container's, or 128+N.
+#[test]
+fn fault_matrix() {
+    // The sandbox gets a state worth comparing: lo up, with an extra address.
+    let out = sandbox(&format!(
+        "ip link set lo up; ip addr add 10.9.9.9/32 dev lo; \
+         state() {{ ip -o link; ip -o addr; ip route; }}; BEFORE=$(state); \
+         same() {{ for i in $(seq 100); do [ \"$(state)\" = \"$BEFORE\" ] && {{ echo \"$1=same\"; return; }}; sleep 0.01; done; \
+                   echo \"$1=changed\"; state >&2; }}; \
+         $BIN --quiet -- true; echo exit0=$?; same after0; \
+         $BIN --quiet -- sh -c 'exit 3'; echo exit3=$?; same after3; \
+         for sig in INT TERM KILL; do \
+           $BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; \
+           echo during$sig=$(ip -o link show type veth | wc -l); \
+           kill -$sig $T; wait $T; echo exit$sig=$?; same after$sig; \
+         done; \
+         $BIN --quiet -- true; echo next=$?; same afternext"
+    ));
+    let expect = [
+        ("exit0", "0"),
+        ("exit3", "3"),
+        ("duringINT", "1"),
+        ("exitINT", "130"),
+        ("duringTERM", "1"),
+        ("exitTERM", "143"),
+        ("duringKILL", "1"),
+        ("exitKILL", "137"),
+        ("next", "0"),
+    ];
+    for (key, want) in expect {
+        assert_eq!(value(&out, key), want, "{key}: {}", stderr_of(&out));
+    }
+    for key in [
+        "after0",
+        "after3",
+        "afterINT",
+        "afterTERM",
+        "afterKILL",
+        "afternext",
+    ] {
+        assert_eq!(
+            value(&out, key),
+            "same",
+            "{key}: the sandbox's links, addresses or routes changed: {}",
+            stderr_of(&out)
+        );
+    }
 }
