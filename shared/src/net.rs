@@ -158,9 +158,21 @@ impl Netlink {
             .collect())
     }
 
-    /// The link called `name`, if there is one.
+    /// `ip link show NAME`: the link called `name`, if there is one (one
+    /// question about one link, rather than a dump of them all).
     pub fn link(&mut self, name: &str) -> Result<Option<Link>> {
-        Ok(self.links()?.into_iter().find(|l| l.name == name))
+        let mut message = LinkMessage::default();
+        message
+            .attributes
+            .push(LinkAttribute::IfName(name.to_string()));
+        match self.request(RouteNetlinkMessage::GetLink(message), 0) {
+            Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(link) => Some(link_of(&link)),
+                _ => None,
+            })),
+            Err(e) if errno_of(&e) == Some(nix::errno::Errno::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn index_of(&mut self, name: &str) -> Result<u32> {

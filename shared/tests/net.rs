@@ -54,7 +54,15 @@ fn veth_pair_addresses_routes_rename_and_delete() {
         for name in ["lo", "wst-a", "eth0"] {
             nl.set_up(name).unwrap();
         }
-        assert!(nl.link("eth0").unwrap().unwrap().up);
+        let eth0 = nl.link("eth0").unwrap().unwrap();
+        assert!(eth0.up);
+        assert_eq!(eth0.name, "eth0");
+        assert_eq!(eth0.kind.as_deref(), Some("veth"));
+        assert_eq!(
+            nl.link("wst-b").unwrap(),
+            None,
+            "renamed: no wst-b any more"
+        );
         let addresses = nl.addresses().unwrap();
         assert!(
             addresses
