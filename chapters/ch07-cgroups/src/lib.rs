@@ -8,10 +8,13 @@
 //! container in its cgroup, the checks of the options, and the three
 //! workloads its demo runs inside the container.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::libc;
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -36,23 +39,29 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+// The kernel knows the struct's version by its size: 88 bytes has `cgroup`.
+const _: () = assert!(std::mem::size_of::<CloneArgs>() == 88);
+
 /// <linux/sched.h>: start the child in the cgroup `clone_args.cgroup` is open on (Linux 5.7).
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 // ANCHOR: clone_into_cgroup
 /// Like ch01's `clone_child`, with clone3() and CLONE_INTO_CGROUP: the child
 /// is born in the cgroup whose directory `cgroup` is open on (cgroup v2), so
-/// nothing ever has to move it there. Returns the child's PID.
+/// nothing ever has to move it there. Returns the child's PID. Like
+/// `clone_child`, call it from a process with one thread.
 pub fn clone_into_cgroup(
     flags: CloneFlags,
     cgroup: BorrowedFd,
     body: impl FnOnce() -> Result<Infallible>,
 ) -> Result<Pid> {
     let args = CloneArgs {
+        // `as u32` first: CloneFlags are a C int, and a flag in its top bit
+        // must not spread into the upper 32 bits, where CLONE_INTO_CGROUP is.
         flags: flags.bits() as u32 as u64 | CLONE_INTO_CGROUP,
-        exit_signal: Signal::SIGCHLD as u64,
+        exit_signal: Signal::SIGCHLD as u64, // clone()'s flags carried it; clone3 has a field
         cgroup: cgroup.as_raw_fd() as u64,
-        ..CloneArgs::default() // no stack: the child goes on on its copy of ours, as after fork()
+        ..CloneArgs::default() // no stack: the child runs on its copy of ours, as after fork()
     };
     // SAFETY: without CLONE_VM the child gets its own copy of this process's
     // memory, exactly as after fork(); this process has one thread.
@@ -69,21 +78,43 @@ pub fn clone_into_cgroup(
             // SAFETY: ends the child here, as clone()'s callback returning does.
             unsafe { libc::_exit(code as i32) }
         }
-        -1 => Err(clone3_error(flags, Errno::last())),
+        -1 => match Errno::last() {
+            // No clone3 (before Linux 5.3, or refused by a seccomp filter, as
+            // docker's default one does), or no CLONE_INTO_CGROUP (before
+            // 5.7): start it as ch01 does, and its first act is to move itself in.
+            Errno::ENOSYS | Errno::E2BIG => {
+                let procs = openat(
+                    cgroup,
+                    "cgroup.procs",
+                    OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .context("failed to open the cgroup's cgroup.procs")?;
+                ch01_clone::clone_child(flags, || {
+                    nix::unistd::write(&procs, b"0")
+                        .context("failed to write 0 to the cgroup's cgroup.procs")?;
+                    body()
+                })
+            }
+            errno => Err(clone3_error(flags, errno)),
+        },
         pid => Ok(Pid::from_raw(pid as i32)),
     }
 }
 // ANCHOR_END: clone_into_cgroup
 
 fn clone3_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
+    let what = format!("failed to clone3() into the container's cgroup: {errno}");
     match errno {
-        // No clone3 (before 5.3), or one that does not know the cgroup field (before 5.7).
-        Errno::ENOSYS | Errno::E2BIG => hinted(
-            format!("failed to clone3(CLONE_INTO_CGROUP): {errno}"),
-            "this kernel is older than Linux 5.7, the first with CLONE_INTO_CGROUP: upgrade it, or boot with cgroup v1",
+        Errno::EBUSY => hinted(
+            what,
+            "the cgroup enables controllers for cgroups beneath it, so it may hold no process of its own (cgroup v2's \"no internal processes\" rule)",
         ),
-        _ => ch01_clone::clone_error(flags, errno)
-            .context("clone3() with CLONE_INTO_CGROUP, into the container's cgroup"),
+        Errno::EACCES => hinted(
+            what,
+            "no write access to the cgroup's cgroup.procs: run as root, or in a cgroup delegated to you",
+        ),
+        _ => ch01_clone::clone_error(flags, errno).context("clone3() with CLONE_INTO_CGROUP"),
     }
 }
 
