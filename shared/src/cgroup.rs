@@ -264,7 +264,7 @@ impl Cgroup {
                 make_dir(&parent)?;
                 v2::enable_controllers(&parent, &wanted)?;
                 let dir = parent.join(id.to_string());
-                make_dir(&dir)?;
+                make_new_dir(&dir)?;
                 cgroup.dirs = wanted.iter().map(|c| (*c, dir.clone())).collect();
                 v2::set_limits(&dir, limits)?;
             }
@@ -280,7 +280,7 @@ impl Cgroup {
                 for (c, dir) in homes {
                     // cpu and cpuacct may share a hierarchy (cpu,cpuacct): one directory then.
                     if !cgroup.dirs.iter().any(|(_, d)| *d == dir) {
-                        make_dir(&dir)?;
+                        make_new_dir(&dir)?;
                     }
                     cgroup.dirs.push((c, dir));
                 }
@@ -326,25 +326,25 @@ impl Cgroup {
     // ANCHOR: join
     /// cgroup v1: open `tasks` in each hierarchy, the files through which a
     /// thread moves itself into the cgroup. The tool opens them before the
-    /// container exists; the container's first act is [`Joining::join`].
+    /// container exists; the container's first act is [`Tasks::move_self_in`].
     ///
     /// Why the container moves itself rather than being moved: `echo PID >
     /// cgroup.procs` moves a whole process, and to do that safely the kernel
     /// holds off every fork and exit on the machine with a global lock whose
-    /// taking waits for an RCU grace period (5 to 15 ms). A thread that moves
-    /// only itself needs no such lock. (v2 has no `tasks`: there the
+    /// taking waits for an RCU grace period (milliseconds). A thread that
+    /// moves only itself needs no such lock. (v2 has no `tasks`: there the
     /// container is started in its cgroup, with clone3() and CLONE_INTO_CGROUP.)
-    pub fn joining(&self) -> Result<Joining> {
+    pub fn open_tasks(&self) -> Result<Tasks> {
         let mut files = Vec::new();
         for dir in self.paths() {
             let path = dir.join("tasks");
-            let file = std::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new() // O_CLOEXEC, as std opens every file
                 .write(true)
                 .open(&path)
                 .with_context(|| format!("failed to open {}", path.display()))?;
             files.push((path, file));
         }
-        Ok(Joining { files })
+        Ok(Tasks { files })
     }
     // ANCHOR_END: join
 
@@ -396,21 +396,21 @@ impl Drop for Cgroup {
     }
 }
 
-/// The open `tasks` files of a v1 cgroup: see [`Cgroup::joining`].
+/// The open `tasks` files of a v1 cgroup: see [`Cgroup::open_tasks`].
 #[derive(Debug)]
-pub struct Joining {
+pub struct Tasks {
     files: Vec<(PathBuf, std::fs::File)>,
 }
 
-impl Joining {
+impl Tasks {
     // ANCHOR: join_self
     /// In the container, before it runs anything: `echo 0 > tasks` in each
     /// hierarchy. `0` means "the thread that writes this", whatever PID
     /// namespace it is in. The container has one thread, so all of it moves,
     /// and every process it starts afterwards is born in the cgroup.
-    pub fn join(&self) -> Result<()> {
+    pub fn move_self_in(&self) -> Result<()> {
         for (path, file) in &self.files {
-            std::io::Write::write_all(&mut &*file, b"0")
+            nix::unistd::write(file, b"0")
                 .with_context(|| format!("failed to write 0 to {}", path.display()))?;
         }
         Ok(())
@@ -418,6 +418,13 @@ impl Joining {
     // ANCHOR_END: join_self
 }
 
+/// A container's own cgroup: it must not exist yet (one that does belongs to
+/// another container of this tool, whose limits it would share).
+fn make_new_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir(dir).with_context(|| format!("failed to mkdir {}", dir.display()))
+}
+
+/// A directory that may already be there (the workshop's v2 parent).
 fn make_dir(dir: &Path) -> Result<()> {
     match std::fs::create_dir(dir) {
         Ok(()) => Ok(()),

@@ -123,16 +123,22 @@ fn start_limited(
     let cgroup = Cgroup::create(limits)?;
     let pid = match cgroup.version {
         // v2: the container is born in its cgroup.
-        Version::V2 => clone_into_cgroup(FLAGS, cgroup.open_dir()?.as_fd(), work)?,
+        Version::V2 => clone_into_cgroup(FLAGS, cgroup.open_dir()?.as_fd(), work),
         // v1: the container's first act is to move itself in.
         Version::V1 => {
-            let joining = cgroup.joining()?;
+            let tasks = cgroup.open_tasks()?;
             clone_child(FLAGS, || {
-                joining.join()?;
+                tasks.move_self_in()?;
                 work()
-            })?
+            })
         }
-    };
+    }
+    .with_context(|| {
+        format!(
+            "failed to start the container in {}",
+            cgroup.paths()[0].display()
+        )
+    })?;
     Ok((Some(cgroup), pid))
 }
 // ANCHOR_END: start_limited
@@ -216,8 +222,8 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     }
     match version {
         Version::V2 => say.syscall(&format!(
-            "clone3({{flags: {} | CLONE_INTO_CGROUP, cgroup: open(\"{dir}\")}})",
-            describe(FLAGS)
+            "clone3({{flags: {} | CLONE_INTO_CGROUP, exit_signal: SIGCHLD, cgroup: open(\"{dir}\")}})",
+            FLAGS.iter_names().map(|(name, _)| name).collect::<Vec<_>>().join(" | ")
         )),
         Version::V1 => say.syscall(&format!(
             "clone(child, stack, {})\nthen, in the child: write(\"{dir}/tasks\", \"0\"), one such write per hierarchy",
@@ -235,6 +241,8 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         cpu.share() * 100.0
     ));
     say.note("The scheduler lets the cgroup run 20 ms in every 100 ms period, then throttles it.");
+    let mut made = seen.cgroup.paths();
+    drop(seen); // each step's container gets a cgroup of its own, with its one limit
 
     workshop::process::stop_if_interrupted()?;
     say.step("pids: --pids-limit 20, a bomb of 200 forks");
@@ -277,6 +285,8 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         "meanwhile the host started /bin/true in {:.1} ms: it stays responsive",
         host_spawn.as_secs_f64() * 1e3
     ));
+    made.extend(seen.cgroup.paths());
+    drop(seen);
 
     workshop::process::stop_if_interrupted()?;
     say.step("memory: --memory 32M, then allocate 100M");
@@ -320,9 +330,9 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     }
 
     say.step("the cgroups are gone with the containers");
-    let paths = seen.cgroup.paths();
+    made.extend(seen.cgroup.paths());
     drop(seen);
-    if paths.iter().all(|p| !p.exists()) {
+    if made.iter().all(|p| !p.exists()) {
         say.ok("rmdir'd: no workshop cgroup is left");
     } else {
         say.warn("a workshop cgroup is still there");

@@ -225,6 +225,111 @@ fn the_container_cgroup_is_beneath_ours() {
     );
 }
 
+/// In `pre_exec`: a seccomp filter that refuses clone3() with ENOSYS, as
+/// docker's default profile does, for the tool and everything it starts.
+fn refuse_clone3() -> std::io::Result<()> {
+    use nix::libc::*;
+    let stmt = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let filter = [
+        stmt(BPF_LD | BPF_W | BPF_ABS, 0), // seccomp_data.nr: the syscall's number
+        sock_filter {
+            code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: SYS_clone3 as u32,
+        },
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS as u32),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    ];
+    let program = sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut sock_filter,
+    };
+    // SAFETY: `program` points at `filter`, both alive for the call; the
+    // kernel copies the filter.
+    if unsafe {
+        prctl(
+            PR_SET_SECCOMP,
+            SECCOMP_MODE_FILTER,
+            &program as *const sock_fprog,
+        )
+    } != 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    // Check that it holds: clone3() with no arguments is EINVAL, refused it is
+    // ENOSYS. (No allocation here: this runs between fork and exec.)
+    // SAFETY: a null struct with size 0 is refused before anything is cloned.
+    let answer = unsafe { syscall(SYS_clone3, std::ptr::null::<u8>(), 0usize) };
+    if answer != -1 || std::io::Error::last_os_error().raw_os_error() != Some(ENOSYS) {
+        return Err(std::io::Error::from_raw_os_error(EPROTO));
+    }
+    Ok(())
+}
+
+/// The container's command runs in its cgroup from its first instruction: it
+/// finds itself there in /proc/self/cgroup. Also where clone3() is refused
+/// (a seccomp filter, as docker's): on v2 the tool then starts the container
+/// with clone() and the container moves itself in (on v1 it always does).
+#[test]
+fn the_command_is_in_its_cgroup_from_the_start() {
+    let _turn = turn();
+    for refused in [false, true] {
+        let mut command = chapter(BIN);
+        command.args([
+            "--quiet",
+            "--pids-limit",
+            "50",
+            "--",
+            "cat",
+            "/proc/self/cgroup",
+        ]);
+        if refused {
+            // SAFETY: refuse_clone3 only calls prctl, which is async-signal-safe.
+            unsafe { std::os::unix::process::CommandExt::pre_exec(&mut command, refuse_clone3) };
+        }
+        let tool = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ch07");
+        let id = tool.id();
+        let out = wait_output(tool, LIMIT);
+        assert!(
+            out.status.success(),
+            "clone3 refused: {refused}: {}",
+            stderr_of(&out)
+        );
+        let text = stdout_of(&out);
+        let expected = match detect().unwrap() {
+            Version::V2 => format!("0::/workshop/{id}"),
+            Version::V1 => format!("/workshop-{id}"),
+        };
+        let pids_line = text
+            .lines()
+            .find(|l| match detect().unwrap() {
+                // v2: the one line, `0::PATH`; v1: the pids hierarchy's, `N:pids:PATH`.
+                Version::V2 => l.starts_with("0::"),
+                Version::V1 => l.split(':').nth(1) == Some("pids"),
+            })
+            .unwrap_or_else(|| panic!("no pids line in: {text}"));
+        assert!(
+            pids_line.ends_with(&expected),
+            "clone3 refused: {refused}: {pids_line:?} is not {expected:?}"
+        );
+    }
+    assert_eq!(
+        workshop::cgroup::workshop_dirs(),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
+
 /// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run, with all
 /// three limits: no cgroup (and nothing else) is left.
 #[test]
