@@ -27,9 +27,12 @@ pub fn veth_names(tool: u32) -> (String, String) {
 /// a second round of synchronisation: see [`move_into`]).
 ///
 /// Nothing has to delete the pair: a veth end lives in its namespace, and
-/// when the container's last process is gone the kernel destroys the
-/// namespace, its end of the cable, and with it the other end. However the
-/// container ends, even with the tool SIGKILLed (the container dies with it).
+/// when nothing holds the container's namespace any more the kernel destroys
+/// it, its end of the cable, and with it the other end. What holds a network
+/// namespace is its processes (here they all die with the container, and the
+/// container with the tool, even SIGKILLed), but also a process outside that
+/// joined it, or a TCP connection still closing: then the pair stays until
+/// they let go, or until the next run removes it ([`reclaim_stale`]).
 pub fn create_pair(
     nl: &mut Netlink,
     host_end: &str,
@@ -50,7 +53,7 @@ pub fn create_pair(
 
 /// How long the kernel may take to destroy a finished container's namespace,
 /// and its veth pair with it (here: 5 to 40 ms; a loaded machine takes longer).
-pub const TEARDOWN: Duration = Duration::from_secs(1);
+pub const TEARDOWN: Duration = Duration::from_secs(2);
 
 /// Wait until the host end `name` is gone, as it goes a moment after its
 /// container (see [`create_pair`]); at most `limit`. Whether it went.
@@ -94,30 +97,14 @@ pub fn configure_inside(container_end: &str, plan: &Plan) -> Result<()> {
 }
 // ANCHOR_END: inside
 
-/// Remove the workshop pairs whose run is gone but which are still here:
-/// `wsh-PID` whose tool (PID) is no longer running. The kernel removes a
-/// finished run's pair on its own a moment after it ends, so such a pair is
-/// given [`TEARDOWN`] to go before it is deleted (a run that follows another
-/// at once would otherwise delete, and report, a pair that was on its way
-/// out). Returns the names of those it deleted.
+/// Remove the workshop pairs of runs that have ended: `wsh-PID` whose tool
+/// (PID) is no longer running. Most are on their way out already (the kernel
+/// removes a finished run's pair a moment after it ends, and this run may
+/// have started within that moment); deleting them now rather than waiting
+/// for the kernel is what lets this run use the same subnet at once.
+/// Returns the names of those it deleted.
 pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    for name in stale_pairs(nl)? {
-        if wait_until_gone(nl, &name, TEARDOWN)? {
-            continue;
-        }
-        match nl.delete_link(&name) {
-            Ok(()) => removed.push(name),
-            Err(e) if errno_of(&e) == Some(Errno::ENODEV) => {} // it went meanwhile
-            Err(e) => return Err(e.context(format!("failed to remove the stale pair {name}"))),
-        }
-    }
-    Ok(removed)
-}
-
-/// The host ends `wsh-PID` of workshop pairs whose tool (PID) is not running.
-fn stale_pairs(nl: &mut Netlink) -> Result<Vec<String>> {
-    let mut stale = Vec::new();
     for link in nl.links()? {
         let Some(pid) = link
             .name
@@ -126,17 +113,27 @@ fn stale_pairs(nl: &mut Netlink) -> Result<Vec<String>> {
         else {
             continue;
         };
-        let alive = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-            cmdline
-                .split('\0')
-                .next()
-                .is_some_and(|argv0| argv0.contains("ch0"))
-        });
-        if !alive && link.kind.as_deref() == Some("veth") {
-            stale.push(link.name);
+        // A pair named after this very process is an earlier run's (its PID
+        // was reused): this run has not made its own yet.
+        let running = pid != std::process::id()
+            && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+                cmdline
+                    .split('\0')
+                    .next()
+                    .is_some_and(|argv0| argv0.contains("ch0"))
+            });
+        if running || link.kind.as_deref() != Some("veth") {
+            continue;
+        }
+        match nl.delete_link(&link.name) {
+            Ok(()) => removed.push(link.name),
+            Err(e) if errno_of(&e) == Some(Errno::ENODEV) => {} // the kernel was quicker
+            Err(e) => {
+                return Err(e.context(format!("failed to remove the stale pair {}", link.name)))
+            }
         }
     }
-    Ok(stale)
+    Ok(removed)
 }
 
 /// Refuse a subnet that overlaps a route or an address the host already has:

@@ -71,7 +71,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     let mut nl = Netlink::open()?;
     for stale in reclaim_stale(&mut nl)? {
         say.note(&format!(
-            "removed {stale}, a veth pair left by a run that was killed"
+            "removed {stale}, the veth pair of a run that has ended"
         ));
     }
     check_no_clash(&mut nl, &cli.ip)?;
