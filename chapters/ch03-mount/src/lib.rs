@@ -67,6 +67,30 @@ pub fn root_propagation() -> Result<String> {
     propagation_of(&mountinfo, "/").context("no mount for / in /proc/self/mountinfo")
 }
 
+/// The host's mount table (`/proc/self/mountinfo`, what a demo reads first),
+/// to compare at the end with [`say_host_mounts_unchanged`].
+pub fn host_mounts() -> Result<String> {
+    std::fs::read_to_string("/proc/self/mountinfo").context("failed to read /proc/self/mountinfo")
+}
+
+/// A demo's last step: the host's mount table is byte for byte what it was
+/// (`before`, from [`host_mounts`]) when the demo began.
+pub fn say_host_mounts_unchanged(before: &str, say: &workshop::Narrator) -> Result<()> {
+    say.step("the host is as it was");
+    let now = host_mounts()?;
+    if now == before {
+        say.ok(&format!(
+            "the host's /proc/self/mountinfo is byte-identical ({} mounts)",
+            now.lines().count()
+        ));
+    } else {
+        say.warn(
+            "the host's mount table changed during the demo (another program mounted something?)",
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,9 @@
 
 use anyhow::Result;
 use ch01_clone::{clone_child, describe, observe};
-use ch03_mount::{make_mounts_private, mount_proc, root_propagation};
+use ch03_mount::{
+    host_mounts, make_mounts_private, mount_proc, root_propagation, say_host_mounts_unchanged,
+};
 use clap::Parser;
 use nix::sched::CloneFlags;
 use std::process::ExitCode;
@@ -59,7 +61,7 @@ fn run_container(argv: &[String]) -> Result<i32> {
 
 fn demo(say: &Narrator) -> Result<()> {
     say.title("Chapter 3 · a mount namespace and a /proc of our own");
-    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mounts_before = host_mounts()?;
 
     // The child reports what it saw at each step on its stdout, which the demo
     // captures: a line per step, then the output of `ps`.
@@ -114,18 +116,7 @@ fn demo(say: &Narrator) -> Result<()> {
         "ps reads /proc: it now lists the container's PID namespace only (compare chapter 1).",
     );
 
-    say.step("the host is as it was");
-    let now = std::fs::read_to_string("/proc/self/mountinfo")?;
-    if now == host_mounts {
-        say.ok(&format!(
-            "the host's /proc/self/mountinfo is byte-identical ({} mounts)",
-            now.lines().count()
-        ));
-    } else {
-        say.warn(
-            "the host's mount table changed during the demo (another program mounted something?)",
-        );
-    }
+    say_host_mounts_unchanged(&mounts_before, say)?;
     say.host(&format!(
         "ps -e on the host still lists {} processes",
         ch01_clone::count_processes()?

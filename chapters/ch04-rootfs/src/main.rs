@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 use ch01_clone::{clone_child, describe, observe};
-use ch03_mount::make_mounts_private;
+use ch03_mount::{host_mounts, make_mounts_private, say_host_mounts_unchanged};
 use ch04_rootfs::{
     break_out_of_chroot, enter_rootfs, enter_with_chroot, list_dir, mount_proc_at, populate_dev,
     RootfsOption,
@@ -146,7 +146,7 @@ fn shown(path: &Path) -> String {
 fn demo(root: &Path, say: &Narrator) -> Result<()> {
     say.title("Chapter 4 · a root filesystem of the container's own");
     let r = shown(root);
-    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mounts_before = host_mounts()?;
     let (in_rootfs, on_host) = (list_dir(root)?, list_dir(Path::new("/"))?);
     let verdict = |names: &[String]| {
         if names == in_rootfs.as_slice() {
@@ -216,18 +216,7 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
         ));
     }
 
-    say.step("the host is as it was");
-    let now = std::fs::read_to_string("/proc/self/mountinfo")?;
-    if now == host_mounts {
-        say.ok(&format!(
-            "the host's /proc/self/mountinfo is byte-identical ({} mounts)",
-            now.lines().count()
-        ));
-    } else {
-        say.warn(
-            "the host's mount table changed during the demo (another program mounted something?)",
-        );
-    }
+    say_host_mounts_unchanged(&mounts_before, say)?;
 
     say.finish("Next, chapter 5: a hostname of the container's own (the UTS namespace).");
     Ok(())
