@@ -483,9 +483,9 @@ pub fn dir_of(pid: u32, controller: &str) -> Result<PathBuf> {
     }
 }
 
-/// Every workshop cgroup directory on the machine (for the host snapshot):
-/// v2 the workshop parent and what is in it; v1 `workshop-*` beneath this
-/// process's cgroup in each hierarchy.
+/// Every workshop cgroup directory on the machine (for the host snapshot, and
+/// for [`reclaim_stale`]): v2 the workshop parent and what is in it; v1
+/// `workshop-*` beneath this process's cgroup in each hierarchy.
 pub fn workshop_dirs() -> Vec<PathBuf> {
     let mut out = Vec::new();
     match detect() {
@@ -526,51 +526,26 @@ pub fn workshop_dirs() -> Vec<PathBuf> {
 /// Remove the empty workshop cgroups of runs that are gone (SIGKILLed tools).
 /// Returns what it removed. A cgroup that still holds processes is left alone.
 pub fn reclaim_stale() -> Result<Vec<PathBuf>> {
-    let alive = |pid: &str| {
-        pid.parse::<u32>()
-            .is_ok_and(|p| Path::new(&format!("/proc/{p}")).exists())
+    let version = detect()?;
+    // The run a directory belongs to: `workshop-PID` on v1, `workshop/PID` on
+    // v2 (the v2 parent itself belongs to none).
+    let owner = |dir: &Path| -> Option<u32> {
+        let name = dir.file_name()?.to_str()?;
+        match version {
+            Version::V1 => name.strip_prefix("workshop-")?.parse().ok(),
+            Version::V2 => name.parse().ok(),
+        }
     };
-    let mut candidates = Vec::new();
-    match detect()? {
-        Version::V2 => {
-            if let Ok(entries) = std::fs::read_dir(Path::new(ROOT).join("workshop")) {
-                for e in entries.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if e.path().is_dir() && name.parse::<u32>().is_ok() && !alive(&name) {
-                        candidates.push(e.path());
-                    }
-                }
-            }
-        }
-        Version::V1 => {
-            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-            let own = std::fs::read_to_string("/proc/self/cgroup")?;
-            for c in ["cpu", "cpuacct", "pids", "memory"] {
-                let Some(home) = v1::home(c, &mountinfo, &own) else {
-                    continue;
-                };
-                let Ok(entries) = std::fs::read_dir(&home) else {
-                    continue;
-                };
-                for e in entries.flatten() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    if let Some(pid) = name.strip_prefix("workshop-") {
-                        if !alive(pid) && !candidates.contains(&e.path()) {
-                            candidates.push(e.path());
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let removed: Vec<PathBuf> = candidates
+    let gone = |pid: u32| !Path::new(&format!("/proc/{pid}")).exists();
+    let removed: Vec<PathBuf> = workshop_dirs()
         .into_iter()
+        .filter(|d| owner(d).is_some_and(gone))
         .filter(|d| std::fs::remove_dir(d).is_ok())
         .collect();
     // v2: the shared parent goes too once no container uses it (it fails,
     // harmlessly, while one does).
     let parent = Path::new(ROOT).join("workshop");
-    if detect()? == Version::V2 && !removed.is_empty() && std::fs::remove_dir(&parent).is_ok() {
+    if version == Version::V2 && !removed.is_empty() && std::fs::remove_dir(&parent).is_ok() {
         return Ok(removed.into_iter().chain([parent]).collect());
     }
     Ok(removed)
