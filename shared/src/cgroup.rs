@@ -536,7 +536,9 @@ pub fn reclaim_stale() -> Result<Vec<PathBuf>> {
             Version::V2 => name.parse().ok(),
         }
     };
-    let gone = |pid: u32| !Path::new(&format!("/proc/{pid}")).exists();
+    // A cgroup named after this very process is an earlier run's (its PID was
+    // reused): this run has not made its own yet, and must make it new.
+    let gone = |pid: u32| pid == std::process::id() || !Path::new(&format!("/proc/{pid}")).exists();
     let removed: Vec<PathBuf> = workshop_dirs()
         .into_iter()
         .filter(|d| owner(d).is_some_and(gone))
