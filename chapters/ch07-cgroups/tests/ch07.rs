@@ -27,8 +27,12 @@ fn ch07(args: &[&str]) -> std::process::Output {
 }
 
 fn spawn(args: &[&str]) -> std::process::Child {
-    chapter(BIN)
-        .args(args)
+    spawn_command(chapter(BIN).args(args))
+}
+
+/// Start `command` (ch07 with its arguments), its output captured.
+fn spawn_command(command: &mut std::process::Command) -> std::process::Child {
+    command
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -293,12 +297,7 @@ fn the_command_is_in_its_cgroup_from_the_start() {
             // SAFETY: refuse_clone3 only calls prctl, which is async-signal-safe.
             unsafe { std::os::unix::process::CommandExt::pre_exec(&mut command, refuse_clone3) };
         }
-        let tool = command
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn ch07");
+        let tool = spawn_command(&mut command);
         let id = tool.id();
         let out = wait_output(tool, LIMIT);
         assert!(
