@@ -7,7 +7,9 @@
 //!   copied with the shared libraries it loads, read from its ELF headers
 //!   (see [`elf`]), never by running `ldd`;
 //! - [`Source::Tar`]: a real image (Alpine minirootfs, `docker export`),
-//!   unpacked entry by entry with the safety rules of [`unpack`].
+//!   unpacked entry by entry with the safety rules of [`unpack`]; the
+//!   setuid/setgid bits of its files are dropped unless asked for
+//!   ([`SetuidBits::Keep`], see [`check_setuid_is_safe`]).
 //!
 //! Every build goes into a temporary directory beside its target, gets a
 //! marker file once it is complete, and is then renamed into place, under a
@@ -17,6 +19,8 @@
 
 pub mod elf;
 pub mod unpack;
+
+pub use unpack::SetuidBits;
 
 use crate::error::hinted;
 use anyhow::{bail, Context, Result};
@@ -36,8 +40,9 @@ pub enum Source {
     Busybox(PathBuf),
     /// The host's own binaries, each copied with every shared library it loads.
     HostBinaries,
-    /// Unpack a tar or tar.gz image (Alpine minirootfs, `docker export` output).
-    Tar(PathBuf),
+    /// Unpack a tar or tar.gz image (Alpine minirootfs, `docker export` output),
+    /// dropping or keeping the setuid/setgid bits of its files.
+    Tar(PathBuf, SetuidBits),
 }
 
 impl fmt::Display for Source {
@@ -45,7 +50,12 @@ impl fmt::Display for Source {
         match self {
             Source::Busybox(path) => write!(f, "busybox ({})", path.display()),
             Source::HostBinaries => f.write_str("the host's binaries"),
-            Source::Tar(path) => write!(f, "the image {}", path.display()),
+            Source::Tar(path, SetuidBits::Drop) => write!(f, "the image {}", path.display()),
+            Source::Tar(path, SetuidBits::Keep) => write!(
+                f,
+                "the image {} (keeping its setuid/setgid bits)",
+                path.display()
+            ),
         }
     }
 }
@@ -267,7 +277,7 @@ fn populate(tmp: &Path, dir: &Path, source: &Source, progress: &mut dyn FnMut(&s
     match source {
         Source::Busybox(busybox) => from_busybox(tmp, busybox, progress)?,
         Source::HostBinaries => from_host_binaries(tmp, progress)?,
-        Source::Tar(image) => from_tar(tmp, image, progress)?,
+        Source::Tar(image, setuid) => from_tar(tmp, dir, image, *setuid, progress)?,
     }
     progress("writing /etc (passwd, group, hosts, resolv.conf) and the mount points /proc /sys /dev /tmp");
     write_skeleton(tmp)?;
@@ -547,9 +557,25 @@ fn from_host_binaries(root: &Path, progress: &mut dyn FnMut(&str)) -> Result<()>
     place_all(root, &libs)
 }
 
-fn from_tar(root: &Path, image: &Path, progress: &mut dyn FnMut(&str)) -> Result<()> {
+fn from_tar(
+    root: &Path,
+    dir: &Path,
+    image: &Path,
+    setuid: SetuidBits,
+    progress: &mut dyn FnMut(&str),
+) -> Result<()> {
+    if setuid == SetuidBits::Keep {
+        let closed = check_setuid_is_safe(dir)?;
+        progress(&format!(
+            "keeping setuid/setgid bits: {} (mode {:o}) keeps other users away from them",
+            closed.display(),
+            fs::metadata(&closed)
+                .map(|m| m.mode() & 0o7777)
+                .unwrap_or(0)
+        ));
+    }
     progress(&format!("unpacking {}", image.display()));
-    let done = unpack::unpack(image, root)?;
+    let done = unpack::unpack(image, root, unpack::Options::for_this_process(setuid))?;
     progress(&format!(
         "unpacked {} entries ({}){}",
         done.written,
@@ -563,6 +589,18 @@ fn from_tar(root: &Path, image: &Path, progress: &mut dyn FnMut(&str)) -> Result
             String::new()
         }
     ));
+    if done.setuid_dropped > 0 {
+        progress(&format!(
+            "dropped the setuid/setgid bits of {} (`cargo xtask rootfs --from FILE --keep-setuid` keeps them)",
+            files(done.setuid_dropped)
+        ));
+    }
+    if done.setuid_kept > 0 {
+        progress(&format!(
+            "kept the setuid/setgid bits of {}",
+            files(done.setuid_kept)
+        ));
+    }
     const SHOWN: usize = 10;
     for warning in done.warnings.iter().take(SHOWN) {
         progress(&format!("warning: {warning}"));
@@ -574,6 +612,56 @@ fn from_tar(root: &Path, image: &Path, progress: &mut dyn FnMut(&str)) -> Result
         ));
     }
     Ok(())
+}
+
+/// "1 file", "3 files".
+fn files(n: usize) -> String {
+    format!("{n} file{}", if n == 1 { "" } else { "s" })
+}
+
+/// Whether the setuid/setgid bits of an image may be kept in a rootfs at
+/// `dir`; returns the directory that keeps other users out. Inside, the
+/// rootfs is `/`, so it cannot itself be 0700 (no user but root could then
+/// run anything in the container, which is what setuid programs are for):
+/// a directory above it must be closed to group and others (`chmod 700
+/// target`). Only root can keep them (a user's unpack owns every file), and
+/// not under sudo, whose hand-back chown clears them.
+pub fn check_setuid_is_safe(dir: &Path) -> Result<PathBuf> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(hinted(
+            "--keep-setuid needs root: a user's unpack owns every file, so its setuid bits would be the user's own",
+            "leave --keep-setuid out, or run as root",
+        ));
+    }
+    if sudo_owner().is_some() {
+        return Err(hinted(
+            "--keep-setuid does not work under sudo: the rootfs is handed back to the user who ran sudo, and that chown clears setuid/setgid bits",
+            "run it from a root shell instead, or leave --keep-setuid out",
+        ));
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let parent = fs::canonicalize(parent)
+        .with_context(|| format!("failed to find the directory above {}", dir.display()))?;
+    for above in parent.ancestors() {
+        let meta =
+            fs::metadata(above).with_context(|| format!("failed to stat {}", above.display()))?;
+        if meta.mode() & 0o011 == 0 {
+            return Ok(above.to_path_buf());
+        }
+    }
+    Err(hinted(
+        format!(
+            "--keep-setuid would leave setuid programs where any user can run them: every directory above {} lets other users through",
+            dir.display()
+        ),
+        format!(
+            "close the directory that holds it to other users first (`chmod 700 {}`), or leave --keep-setuid out",
+            shown(&parent).display()
+        ),
+    ))
 }
 
 /// Put what [`elf::Search::libraries_of`] listed into the rootfs at `root`.

@@ -453,7 +453,9 @@ impl Tarball {
         Tarball::default()
     }
 
-    fn raw(
+    /// Any entry, written raw: `kind`, `mode` (setuid bits included) and the
+    /// link target as given, uid and gid 0.
+    pub fn raw(
         &mut self,
         path: &str,
         kind: tar::EntryType,
@@ -507,6 +509,43 @@ impl Tarball {
         self.raw(path, tar::EntryType::Fifo, 0o644, "", b"")
     }
 
+    /// A block device entry (device 0,0).
+    pub fn block_device(&mut self, path: &str) -> &mut Self {
+        self.raw(path, tar::EntryType::Block, 0o660, "", b"")
+    }
+
+    /// A GNU sparse file of `real_size` bytes, holding `chunks` (offset,
+    /// data) and holes everywhere else: the archive carries the data only.
+    /// At most 4 chunks (no extension headers); every chunk but the last a
+    /// multiple of 512 bytes long, as GNU tar writes them.
+    pub fn sparse(&mut self, path: &str, real_size: u64, chunks: &[(u64, &[u8])]) -> &mut Self {
+        assert!(chunks.len() <= 4, "at most 4 chunks in the GNU header");
+        let mut header = tar::Header::new_gnu();
+        {
+            let old = header.as_old_mut();
+            assert!(path.len() < old.name.len(), "short names only");
+            old.name[..path.len()].copy_from_slice(path.as_bytes());
+        }
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_700_000_000);
+        let data: Vec<u8> = chunks.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+        header.set_size(data.len() as u64);
+        let gnu = header.as_gnu_mut().expect("a GNU header");
+        for (slot, (offset, chunk)) in gnu.sparse.iter_mut().zip(chunks) {
+            octal(&mut slot.offset, *offset);
+            octal(&mut slot.numbytes, chunk.len() as u64);
+        }
+        octal(&mut gnu.realsize, real_size);
+        header.set_cksum();
+        self.0
+            .append(&header, &data[..])
+            .expect("append to an in-memory tar");
+        self
+    }
+
     /// The archive as a .tar file's bytes.
     pub fn bytes(&mut self) -> Vec<u8> {
         self.0
@@ -530,6 +569,13 @@ impl Tarball {
         let bytes = if gzip { self.gzipped() } else { self.bytes() };
         std::fs::write(path, bytes).expect("write a test tarball");
     }
+}
+
+/// A tar number field: octal digits, NUL-terminated.
+fn octal(field: &mut [u8], value: u64) {
+    let digits = format!("{value:0width$o}\0", width = field.len() - 1);
+    assert_eq!(digits.len(), field.len(), "{value} does not fit");
+    field.copy_from_slice(digits.as_bytes());
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
-use workshop::rootfs::{self, elf, Source};
+use workshop::rootfs::{self, elf, SetuidBits, Source};
 use workshop::testing::{require_root, run, stderr_of, stdout_of, HostSnapshot, Tarball, TempDir};
 
 /// `chroot DIR /bin/sh -c SCRIPT`, with a PATH that exists inside.
@@ -308,6 +308,10 @@ fn build_as_the_caller() {
     assert!(!workshop::testing::is_root(), "meant to run as a user");
     rootfs::build(&dir.join("host"), &Source::HostBinaries).unwrap();
     rootfs::validate(&dir.join("host")).unwrap();
-    rootfs::build(&dir.join("image"), &Source::Tar(dir.join("image.tar.gz"))).unwrap();
+    rootfs::build(
+        &dir.join("image"),
+        &Source::Tar(dir.join("image.tar.gz"), SetuidBits::Drop),
+    )
+    .unwrap();
     rootfs::validate(&dir.join("image")).unwrap();
 }

@@ -5,7 +5,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use workshop::rootfs::{self, Source};
+use workshop::rootfs::{self, SetuidBits, Source};
 use workshop::testing::{require_root, Tarball, TempDir};
 
 #[test]
@@ -30,7 +30,7 @@ fn a_sudo_build_belongs_to_the_sudo_user() {
     std::env::set_var("SUDO_GID", "65534");
     let dir = tmp.path().join("rootfs");
     let announced = std::cell::Cell::new(0);
-    rootfs::ensure(&dir, &Source::Tar(image), |_| {
+    rootfs::ensure(&dir, &Source::Tar(image, SetuidBits::Drop), |_| {
         announced.set(announced.get() + 1)
     })
     .unwrap();

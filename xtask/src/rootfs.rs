@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
-use workshop::rootfs::{self, Source};
+use workshop::rootfs::{self, SetuidBits, Source};
 
 #[derive(Args)]
 pub struct RootfsArgs {
@@ -16,6 +16,11 @@ pub struct RootfsArgs {
     /// Unpack this image instead: a .tar or .tar.gz (Alpine minirootfs, `docker export` output)
     #[arg(long, value_name = "FILE", group = "source")]
     from: Option<PathBuf>,
+    /// With --from: keep the image's setuid/setgid bits (dropped by default).
+    /// Needs root, and a directory above the rootfs closed to other users
+    /// (`chmod 700 target`), since any user could otherwise run them
+    #[arg(long, requires = "from")]
+    keep_setuid: bool,
     /// Copy the host's own programs (sh, ls, ps, ip, ...) with the libraries they load
     #[arg(long, group = "source")]
     host_binaries: bool,
@@ -28,7 +33,12 @@ pub fn run(args: RootfsArgs) -> Result<()> {
     let dir = rootfs::default_dir()?;
     let shown = rootfs::shown(&dir);
     let asked = if let Some(image) = args.from {
-        Some(Source::Tar(image))
+        let setuid = if args.keep_setuid {
+            SetuidBits::Keep
+        } else {
+            SetuidBits::Drop
+        };
+        Some(Source::Tar(image, setuid))
     } else if args.host_binaries {
         Some(Source::HostBinaries)
     } else {

@@ -308,6 +308,17 @@ impl Sandbox {
     }
 }
 
+fn options(owners: bool) -> unpack::Options {
+    unpack::Options {
+        owners,
+        setuid: SetuidBits::Drop,
+    }
+}
+
+fn this_process() -> unpack::Options {
+    unpack::Options::for_this_process(SetuidBits::Drop)
+}
+
 fn normal_image() -> Tarball {
     let mut tar = Tarball::new();
     tar.dir("./", 0o755)
@@ -368,11 +379,7 @@ fn check_normal_image(root: &Path, keep_owner: bool) {
         "no fifo from a tar"
     );
     let setuid = fs::metadata(root.join("setuid")).unwrap().mode() & 0o7777;
-    assert_eq!(
-        setuid,
-        if keep_owner { 0o4755 } else { 0o755 },
-        "{setuid:o}"
-    );
+    assert_eq!(setuid, 0o755, "setuid bits are dropped: {setuid:o}");
 }
 
 #[test]
@@ -382,10 +389,15 @@ fn a_normal_image_lands_with_its_modes_and_links() {
             continue; // lchown to the archive's owners needs root
         }
         let sandbox = Sandbox::new("tar-normal");
-        let done = unpack::unpack_from(&normal_image().bytes()[..], &sandbox.target(), keep_owner)
-            .unwrap();
+        let done = unpack::unpack_from(
+            &normal_image().bytes()[..],
+            &sandbox.target(),
+            options(keep_owner),
+        )
+        .unwrap();
         check_normal_image(&sandbox.target(), keep_owner);
         assert_eq!(done.devices, 2);
+        assert_eq!((done.setuid_dropped, done.setuid_kept), (1, 0));
         assert!(done.warnings.is_empty(), "{:?}", done.warnings);
         assert_eq!(
             sandbox.outside(),
@@ -400,7 +412,7 @@ fn a_gzipped_image_is_told_by_its_bytes_not_its_name() {
     // Named .tar, but gzipped: the magic bytes decide.
     let image = sandbox.parent().join("image.tar");
     normal_image().write_to(&image, true);
-    let done = unpack::unpack(&image, &sandbox.target()).unwrap();
+    let done = unpack::unpack(&image, &sandbox.target(), this_process()).unwrap();
     assert_eq!(done.compression, "gzip");
     check_normal_image(&sandbox.target(), crate::testing::is_root());
     // And a plain tar named .tar.gz.
@@ -408,7 +420,7 @@ fn a_gzipped_image_is_told_by_its_bytes_not_its_name() {
     let image = sandbox.parent().join("image.tar.gz");
     normal_image().write_to(&image, false);
     assert_eq!(
-        unpack::unpack(&image, &sandbox.target())
+        unpack::unpack(&image, &sandbox.target(), this_process())
             .unwrap()
             .compression,
         "uncompressed"
@@ -425,7 +437,7 @@ fn dotdot_paths_do_not_land_outside() {
         .file("../../../../../../../../tmp/escape4", b"x", 0o644)
         .dir("../escapedir/", 0o755)
         .file("ok", b"fine", 0o644);
-    let done = unpack::unpack_from(&tar.bytes()[..], &sandbox.target(), false).unwrap();
+    let done = unpack::unpack_from(&tar.bytes()[..], &sandbox.target(), options(false)).unwrap();
     assert_eq!(done.warnings.len(), 5, "{:?}", done.warnings);
     assert!(
         done.warnings.iter().all(|w| w.contains("`..`")),
@@ -473,7 +485,8 @@ fn nothing_is_written_through_a_symlink_in_the_archive() {
             // A hard link to something outside, by an absolute or climbing path.
             .hard_link("hard-abs", host_victim.to_str().unwrap())
             .hard_link("hard-evil", "evil/victim");
-        let done = unpack::unpack_from(&tar.bytes()[..], &sandbox.target(), false).unwrap();
+        let done =
+            unpack::unpack_from(&tar.bytes()[..], &sandbox.target(), options(false)).unwrap();
         assert_eq!(
             fs::read_to_string(&host_victim).unwrap(),
             "untouched",
@@ -525,7 +538,7 @@ fn a_file_that_is_not_a_tar_says_so() {
     let sandbox = Sandbox::new("tar-junk");
     let image = sandbox.parent().join("junk.tar");
     fs::write(&image, vec![b'x'; 2000]).unwrap();
-    let err = unpack::unpack(&image, &sandbox.target()).unwrap_err();
+    let err = unpack::unpack(&image, &sandbox.target(), this_process()).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
         msg.contains("failed to unpack") && msg.contains(".tar or .tar.gz"),
@@ -539,7 +552,7 @@ fn a_tar_source_gets_the_skeleton_without_losing_its_own_files() {
     let image = tmp.path().join("image.tar");
     normal_image().write_to(&image, false);
     let dir = tmp.path().join("rootfs");
-    build(&dir, &Source::Tar(image)).unwrap();
+    build(&dir, &Source::Tar(image, SetuidBits::Drop)).unwrap();
     validate(&dir).unwrap();
     assert!(is_built(&dir));
     // The image's passwd wins; the skeleton fills in what it lacks.
@@ -567,7 +580,7 @@ fn an_image_without_sh_is_refused_and_leaves_nothing() {
         .file("etc/os-release", b"x\n", 0o644)
         .write_to(&image, false);
     let dir = tmp.path().join("rootfs");
-    let err = build(&dir, &Source::Tar(image)).unwrap_err();
+    let err = build(&dir, &Source::Tar(image, SetuidBits::Drop)).unwrap_err();
     let msg = format!("{err:#}");
     assert!(
         msg.contains(&format!("rootfs {} has no /bin/sh", dir.display())),
@@ -582,6 +595,89 @@ fn an_image_without_sh_is_refused_and_leaves_nothing() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+// --- setuid bits of an image ---
+
+fn setuid_image(dir: &Path) -> PathBuf {
+    let image = dir.join("setuid.tar");
+    Tarball::new()
+        .file("bin/sh", b"#!/bin/sh\n", 0o755)
+        .file("bin/su", b"\x7fELF", 0o4755)
+        .file("usr/bin/wall", b"\x7fELF", 0o2755)
+        .write_to(&image, false);
+    image
+}
+
+#[test]
+fn an_import_drops_setuid_bits_and_says_how_many() {
+    let tmp = TempDir::new("setuid-drop");
+    let dir = tmp.path().join("rootfs");
+    let mut said = Vec::new();
+    let source = Source::Tar(setuid_image(tmp.path()), SetuidBits::Drop);
+    build_with(&dir, &source, &mut |line| said.push(line.to_string())).unwrap();
+    assert_eq!(
+        fs::metadata(dir.join("bin/su")).unwrap().mode() & 0o7777,
+        0o755
+    );
+    assert_eq!(
+        fs::metadata(dir.join("usr/bin/wall")).unwrap().mode() & 0o7777,
+        0o755
+    );
+    assert!(
+        said.iter().any(|l| l.starts_with(
+            "dropped the setuid/setgid bits of 2 files (`cargo xtask rootfs --from FILE --keep-setuid` keeps them)"
+        )),
+        "{said:#?}"
+    );
+}
+
+#[test]
+fn keeping_setuid_needs_a_directory_above_closed_to_others() {
+    crate::testing::require_root();
+    let tmp = TempDir::new("setuid-keep");
+    let dir = tmp.path().join("rootfs");
+    let source = Source::Tar(setuid_image(tmp.path()), SetuidBits::Keep);
+    let under_sudo = sudo_owner().is_some();
+    // TempDir is 0755 under /tmp (1777) under / (0755): everyone gets through.
+    let err = build(&dir, &source).unwrap_err();
+    let (msg, hint) = (format!("{err:#}"), hint_of(&err));
+    if under_sudo {
+        assert!(msg.contains("does not work under sudo"), "{msg}");
+        return; // the hand-back chown would clear the bits: refused, as checked
+    }
+    assert!(msg.contains("where any user can run them"), "{msg}");
+    assert!(
+        hint.contains(&format!("chmod 700 {}", tmp.path().display())),
+        "{hint}"
+    );
+    assert!(!dir.exists(), "nothing is unpacked when it is refused");
+    // Closed to group and others: the bits are kept, and it says so.
+    set_mode(tmp.path(), 0o700).unwrap();
+    let mut said = Vec::new();
+    build_with(&dir, &source, &mut |line| said.push(line.to_string())).unwrap();
+    assert_eq!(
+        fs::metadata(dir.join("bin/su")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    assert_eq!(
+        fs::metadata(dir.join("usr/bin/wall")).unwrap().mode() & 0o7777,
+        0o2755
+    );
+    // The rootfs itself stays 0755: it is `/` inside, where other users need it.
+    assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o755);
+    assert!(
+        said.iter()
+            .any(|l| l == "kept the setuid/setgid bits of 2 files"),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter().any(|l| l.starts_with(&format!(
+            "keeping setuid/setgid bits: {} (mode 700)",
+            tmp.path().display()
+        ))),
+        "{said:#?}"
+    );
+}
+
 // --- ensure and the marker ---
 
 fn tiny_image(dir: &Path) -> Source {
@@ -589,7 +685,7 @@ fn tiny_image(dir: &Path) -> Source {
     Tarball::new()
         .file("bin/sh", b"#!/bin/sh\n", 0o755)
         .write_to(&image, false);
-    Source::Tar(image)
+    Source::Tar(image, SetuidBits::Drop)
 }
 
 #[test]
