@@ -42,8 +42,8 @@
 //!   fd, after fchown (which clears setuid/setgid). Setuid and setgid bits of
 //!   files are dropped, and counted, unless the caller asks to keep them
 //!   ([`SetuidBits::Keep`], which needs root: unpacked by a user, the file
-//!   is that user's). Setgid on a directory (files inherit its group) and
-//!   the sticky bit (/tmp) stay. Directories stay 0755 until the end, so
+//!   is that user's). As root, setgid on a directory (files inherit its
+//!   group) stays; the sticky bit (/tmp) always does. Directories stay 0755 until the end, so
 //!   that a 0555 directory in the image can still be filled; then each gets
 //!   its mode with fchmod on an fd opened O_DIRECTORY|O_NOFOLLOW, deepest
 //!   first. Not as root, directories stay writable by their owner, who must
@@ -265,7 +265,7 @@ impl Unpacker<'_> {
         match outcome {
             Ok(()) => self.done.written += 1,
             Err(Skip::Refused(why)) => self.done.warnings.push(format!("skipped {shown}: {why}")),
-            Err(Skip::Failed(e)) => return Err(e.context(format!("failed to unpack {shown}"))),
+            Err(Skip::Failed(e)) => return Err(e.context(format!("at the entry {shown}"))),
         }
         Ok(())
     }
@@ -536,8 +536,7 @@ impl Unpacker<'_> {
             .with_context(|| format!("failed to write {}", shown.display()))?;
         if written != size {
             return Err(anyhow!(
-                "the archive ends in the middle of {} ({written} of its {size} bytes): it is truncated",
-                shown.display()
+                "the archive ends {written} bytes into this {size}-byte file: it is truncated"
             )
             .into());
         }
