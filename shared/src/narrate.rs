@@ -26,6 +26,7 @@ impl Narrator {
     }
 
     pub fn with(quiet: bool, color: bool) -> Self {
+        crate::error::color_errors(color); // a container's own errors, printed in the child, match
         Narrator {
             quiet,
             color,

@@ -70,7 +70,7 @@ fn set_foreground(pgrp: Pid) -> Result<()> {
 /// signals the parent blocked (a program started with SIGINT blocked could
 /// never be interrupted), and die with the tool if the tool is killed
 /// (PR_SET_PDEATHSIG), so that a SIGKILLed tool never leaves a container behind.
-/// Then run `body`; if it fails, print the error and return
+/// Then run `body`; if it fails, print the error (and its hint) and return
 /// the exit code for it. The parent must have called [`hold_lifeline`]
 /// before the clone.
 ///
@@ -117,7 +117,7 @@ pub fn in_child(body: impl FnOnce() -> Result<Infallible>) -> isize {
     let code = err
         .downcast_ref::<ExecFailed>()
         .map_or(1, |e| e.exit_code());
-    eprintln!("error: {err:#}");
+    crate::error::print(&err);
     code as isize
 }
 
