@@ -487,6 +487,72 @@ mod tests {
     }
 
     #[test]
+    fn an_open_gate_lets_every_child_through() {
+        let mut gate = Gate::new().unwrap();
+        gate.open();
+        // Nobody reads the byte: each child that passes sees it.
+        gate.pass().unwrap();
+        gate.pass().unwrap();
+    }
+
+    /// The other side of the gate: a child whose tool died before opening it
+    /// sees the pipe end with no byte, and exits at once (it would end the
+    /// test process), so the test runs itself again as a helper to see it.
+    #[test]
+    fn a_gate_never_opened_ends_the_child_quietly() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "process::tests::gate_helper_whose_tool_is_gone",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("WORKSHOP_GATE_HELPER", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("passed the gate"),
+            "a child passed a gate that was never opened:\n{stdout}"
+        );
+        assert_eq!(out.status.code(), Some(TOOL_GONE), "{stdout}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("error"),
+            "the child said something: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "a helper: run by a_gate_never_opened_ends_the_child_quietly"]
+    fn gate_helper_whose_tool_is_gone() {
+        if std::env::var_os("WORKSHOP_GATE_HELPER").is_none() {
+            return;
+        }
+        let mut gate = Gate::new().unwrap();
+        gate.0.write = None; // the tool is gone: every write end closed, no byte
+        let passed = gate.pass();
+        println!("passed the gate: {passed:?}");
+    }
+
+    #[test]
+    fn the_lifeline_says_when_every_write_end_is_closed() {
+        hold_lifeline().unwrap();
+        // Stand-in for the tool, still alive: another copy of the write end.
+        let tool = LIFELINE
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|l| l.write.try_clone().unwrap())
+            .unwrap();
+        let child = take_lifeline().unwrap(); // as in_child does
+        assert!(!child.tool_is_gone().unwrap(), "the tool holds its end");
+        drop(tool); // the tool exits: its files are closed
+        assert!(child.tool_is_gone().unwrap(), "no write end is left");
+    }
+
+    #[test]
     fn exec_failures_map_to_126_and_127() {
         let missing = ExecFailed {
             command: "nope".into(),
