@@ -5,6 +5,7 @@ use nix::sys::signal::Signal;
 use owo_colors::{OwoColorize, Style};
 use std::fmt;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// An error with a hint: what the student can do about it.
 #[derive(Debug)]
@@ -65,32 +66,84 @@ impl std::error::Error for Interrupted {}
 /// The end of every chapter's `main`: turn the result into an exit code and
 /// print errors as `error:` / `hint:` lines.
 pub fn report(result: anyhow::Result<i32>, say: &crate::Narrator) -> ExitCode {
-    let quiet = say.is_quiet();
-    let paint = |text: &str, style: Style| {
-        if say.uses_color() {
-            text.style(style).to_string()
-        } else {
-            text.to_string()
-        }
-    };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             if let Some(Interrupted(sig)) = err.downcast_ref::<Interrupted>() {
-                if !quiet {
-                    eprintln!("{} {err}", paint("stopped:", Style::new().yellow().bold()));
+                if !say.is_quiet() {
+                    let stopped = paint("stopped:", Style::new().yellow().bold(), say.uses_color());
+                    eprintln!("{stopped} {err}");
                 }
                 return ExitCode::from(128 + *sig as u8);
             }
-            eprintln!("{} {err:#}", paint("error:", Style::new().red().bold()));
-            if let Some(h) = err.chain().find_map(|e| e.downcast_ref::<Hinted>()) {
-                eprintln!(
-                    "{} {}",
-                    paint("hint:", Style::new().yellow().bold()),
-                    h.hint
-                );
-            }
+            eprint!("{}", lines(&err, say.uses_color()));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Print `err` on stderr as [`report`] does: an `error:` line, and a `hint:`
+/// line when a [`Hinted`] is in its chain. For errors raised in a child (the
+/// container before its exec), which has no `report` of its own; coloured as
+/// the tool's narration is (see [`color_errors`]).
+pub fn print(err: &anyhow::Error) {
+    eprint!("{}", lines(err, COLOR.load(Ordering::Relaxed)));
+}
+
+/// Whether [`print`] colours its lines: set with the narration's colour
+/// (`Narrator::new`), before any child exists; children inherit it.
+pub fn color_errors(on: bool) {
+    COLOR.store(on, Ordering::Relaxed);
+}
+
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// `error: MESSAGE: CAUSE: ...` and, if the chain holds a hint, `hint: HINT`.
+fn lines(err: &anyhow::Error, color: bool) -> String {
+    let mut out = format!(
+        "{} {err:#}\n",
+        paint("error:", Style::new().red().bold(), color)
+    );
+    if let Some(h) = err.chain().find_map(|e| e.downcast_ref::<Hinted>()) {
+        out += &format!(
+            "{} {}\n",
+            paint("hint:", Style::new().yellow().bold(), color),
+            h.hint
+        );
+    }
+    out
+}
+
+fn paint(text: &str, style: Style, color: bool) -> String {
+    if color {
+        text.style(style).to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_with_a_hint_prints_both_lines() {
+        let err = hinted(
+            "failed to mount a tmpfs on /r/dev: ENOENT",
+            "the rootfs needs /dev",
+        )
+        .context("in the container");
+        assert_eq!(
+            lines(&err, false),
+            "error: in the container: failed to mount a tmpfs on /r/dev: ENOENT\n\
+             hint: the rootfs needs /dev\n"
+        );
+    }
+
+    #[test]
+    fn an_error_without_a_hint_prints_one_line() {
+        let err = anyhow::anyhow!("failed to exec x");
+        assert_eq!(lines(&err, false), "error: failed to exec x\n");
+        assert!(lines(&err, true).contains("\u{1b}["));
     }
 }

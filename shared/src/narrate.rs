@@ -26,6 +26,7 @@ impl Narrator {
     }
 
     pub fn with(quiet: bool, color: bool) -> Self {
+        crate::error::color_errors(color); // a container's own errors, printed in the child, match
         Narrator {
             quiet,
             color,
@@ -148,11 +149,39 @@ impl Narrator {
         );
     }
 
+    /// In the run mode (`-- COMMAND`, `--shell`), once the container exists:
+    /// its PID on the host, which `kill`, `nsenter` and `/proc/PID` on the
+    /// host want, and its PID inside, both as the kernel numbers them (the
+    /// `NSpid` line of /proc/PID/status). One line on stderr, none with --quiet:
+    /// `container: PID 48213 on the host, 1 inside`.
+    pub fn container_started(&self, pid: nix::unistd::Pid) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let where_inside = match innermost_pid(&status) {
+            Some(inside) if inside != pid.as_raw() as u32 => format!(", {inside} inside"),
+            _ => String::new(),
+        };
+        self.emit(&format!(
+            "{} PID {pid} on the host{where_inside}",
+            self.paint("container:", Style::new().green().bold())
+        ));
+    }
+
     /// A blank line and a closing sentence.
     pub fn finish(&self, text: &str) {
         self.emit("");
         self.emit(&self.paint(text, Style::new().bold()));
     }
+}
+
+/// The last number of the `NSpid:` line: the PID in the innermost PID namespace.
+fn innermost_pid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -173,5 +202,12 @@ mod tests {
         n.step("a");
         n.step("b");
         assert_eq!(n.step.get(), 2);
+    }
+
+    #[test]
+    fn the_innermost_pid_is_the_last_of_nspid() {
+        assert_eq!(innermost_pid("Name:\tsleep\nNSpid:\t48213\t1\n"), Some(1));
+        assert_eq!(innermost_pid("NSpid:\t48213\n"), Some(48213));
+        assert_eq!(innermost_pid("Name:\tsleep\n"), None);
     }
 }

@@ -10,6 +10,7 @@
 use crate::error::Interrupted;
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{dup2_stderr, dup2_stdout, execvp, pipe2, read, Pid};
@@ -69,14 +70,33 @@ fn set_foreground(pgrp: Pid) -> Result<()> {
 /// signals the parent blocked (a program started with SIGINT blocked could
 /// never be interrupted), and die with the tool if the tool is killed
 /// (PR_SET_PDEATHSIG), so that a SIGKILLed tool never leaves a container behind.
-/// Then run `body`; if it fails, print the error and return the exit code for it.
+/// Then run `body`; if it fails, print the error (and its hint) and return
+/// the exit code for it. The parent must have called [`hold_lifeline`]
+/// before the clone.
+///
+/// PR_SET_PDEATHSIG is a request the child makes for itself, and so only
+/// once it runs, after clone() has returned in the parent. The kernel sends
+/// the signal when the parent exits *after* the request (in exit_notify(),
+/// as it hands the parent's children to a reaper); a parent that died before
+/// it sends nothing, and the container would run on, its parent now the
+/// reaper (PPID 1). So, once the request is made, the child checks that the
+/// tool is still there. Not with getppid(): in a new PID namespace the
+/// parent has no number and getppid() returns 0 whatever happened. With the
+/// lifeline: a pipe whose write end only the tool keeps. An exiting process
+/// closes its files before exit_notify(), so a tool that died too early to
+/// signal us has already closed its end (poll says POLLHUP), and one that
+/// had not closed it yet will see our request and send the signal.
 pub fn in_child(body: impl FnOnce() -> Result<Infallible>) -> isize {
     let setup = || -> Result<()> {
+        let lifeline = take_lifeline()?; // and let go of our copy of its write end
         SigSet::all()
             .thread_unblock()
             .context("failed to unblock signals")?;
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
             .context("failed to set PR_SET_PDEATHSIG")?;
+        if lifeline.tool_is_gone()? {
+            leave_quietly(); // what PR_SET_PDEATHSIG would have done
+        }
         if interactive() {
             nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
                 .context("failed to setpgid")?;
@@ -97,8 +117,78 @@ pub fn in_child(body: impl FnOnce() -> Result<Infallible>) -> isize {
     let code = err
         .downcast_ref::<ExecFailed>()
         .map_or(1, |e| e.exit_code());
-    eprintln!("error: {err:#}");
+    crate::error::print(&err);
     code as isize
+}
+
+/// The exit code of a child that finds its tool gone: 128 + SIGKILL, as if
+/// PR_SET_PDEATHSIG had come in time.
+pub const TOOL_GONE: i32 = 128 + Signal::SIGKILL as i32;
+
+/// A child whose tool is gone ends here, at once and without a word: there
+/// is nobody to read it, and nothing of the container has run yet.
+fn leave_quietly() -> ! {
+    // SAFETY: _exit ends the process at once; nothing of ours needs to run
+    // first (no buffered output, and the tool's cleanup is not ours to do).
+    unsafe { nix::libc::_exit(TOOL_GONE) }
+}
+
+/// The tool's lifeline: a pipe, made once per process before its first
+/// child, whose write end the tool keeps until it exits. Every child gets a
+/// copy of both ends with its copy of the tool's file table, and lets go of
+/// the write end first thing ([`in_child`]), so that the pipe's writers are
+/// the tool alone. Both ends are close-on-exec: no command keeps them.
+///
+/// One limit: a second child in its first microseconds (or a command that
+/// std is starting, between fork and exec) also holds a copy; a tool that
+/// died just then would look alive to a child checking at that instant. The
+/// run mode starts one child; children that wait at a [`Gate`] wait until
+/// every copy is closed, and so see the tool gone there.
+struct Lifeline {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// This process's lifeline, if it has started a child. A child takes its
+/// parent's out ([`take_lifeline`]): if it starts children of its own, they
+/// get a new one, whose write end it keeps.
+static LIFELINE: std::sync::Mutex<Option<Lifeline>> = std::sync::Mutex::new(None);
+
+/// In the parent, before each clone: make sure the lifeline exists, so that
+/// the child can tell whether we are still here ([`in_child`]).
+pub fn hold_lifeline() -> Result<()> {
+    let mut lifeline = LIFELINE.lock().unwrap_or_else(|e| e.into_inner());
+    if lifeline.is_none() {
+        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context("failed to create a pipe for the lifeline")?;
+        *lifeline = Some(Lifeline { read, write });
+    }
+    Ok(())
+}
+
+/// In the child: the parent's lifeline, with our copy of its write end closed.
+fn take_lifeline() -> Result<ChildsLifeline> {
+    let taken = LIFELINE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let Some(Lifeline { read, write }) = taken else {
+        bail!("the parent made no lifeline: call workshop::process::hold_lifeline() before clone()")
+    };
+    drop(write);
+    Ok(ChildsLifeline(read))
+}
+
+/// The read end of the parent's lifeline, held by a child.
+struct ChildsLifeline(OwnedFd);
+
+impl ChildsLifeline {
+    /// Whether every write end is closed: the tool has exited (or is exiting).
+    fn tool_is_gone(&self) -> Result<bool> {
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::empty())];
+        // Timeout 0: a look, not a wait. POLLHUP is reported whatever we ask for.
+        poll(&mut fds, PollTimeout::ZERO).context("failed to poll the tool's lifeline")?;
+        Ok(fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)))
+    }
 }
 
 /// `exec` could not start the command: 127 when it does not exist, 126 when it
@@ -284,27 +374,57 @@ impl Pipe {
 /// A gate: the child waits at it until the parent opens it. Lets the parent
 /// look at (or set up) a container that exists but has not run its command.
 ///
-/// It is a pipe: the child reads until end-of-file, which comes when every
-/// write end is closed. Both ends are close-on-exec, so a second child that
-/// inherited this gate's write end lets go of it when it execs.
+/// It is a pipe. The parent opens the gate by writing one byte into it and
+/// closing its write end; the byte stays in the pipe (nobody reads it), so
+/// every child waiting at the gate sees it, however many there are. A child
+/// that sees the pipe end (every write end closed) without the byte knows
+/// the tool died before opening it: it exits at once, quietly, rather than
+/// run a container that nobody set up and nobody waits for.
+///
+/// Both ends are close-on-exec, so a second child that inherited this gate's
+/// write end lets go of it when it execs.
 pub struct Gate(Pipe);
+
+/// What [`Gate::open`] writes.
+const OPEN: &[u8] = b"o";
 
 impl Gate {
     pub fn new() -> Result<Gate> {
         Pipe::new("the gate").map(Gate)
     }
 
-    /// In the child: close our copy of the write end, then wait until the parent opens the gate.
+    /// In the child: close our copy of the write end, then wait until the
+    /// parent opens the gate. If the tool dies instead, this never returns:
+    /// the child exits at once, quietly (exit code [`TOOL_GONE`]).
     pub fn pass(&self) -> Result<()> {
         if let Some(w) = &self.0.write {
             nix::unistd::close(w.as_raw_fd()).context("failed to close the gate's write end")?;
         }
-        self.0.read_to_end().map(drop)
+        loop {
+            let mut fds = [PollFd::new(self.0.read.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("failed to poll the gate"),
+            }
+            let seen = fds[0].revents().unwrap_or(PollFlags::empty());
+            if seen.contains(PollFlags::POLLIN) {
+                return Ok(()); // the byte: open
+            }
+            if seen.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+                leave_quietly(); // every write end closed, no byte: the tool is gone
+            }
+        }
     }
 
     /// In the parent: let the children through.
     pub fn open(&mut self) {
-        self.0.write = None;
+        if let Some(w) = self.0.write.take() {
+            // One byte into an empty pipe whose read end we hold: it cannot
+            // block or fail. (Were it to, the children would see the pipe
+            // end without the byte and exit: no container runs unopened.)
+            let _ = nix::unistd::write(&w, OPEN);
+        }
     }
 
     /// In the parent, the other way round: wait until every child that holds
@@ -364,6 +484,72 @@ mod tests {
             Some(Exit::Signal(Signal::SIGTERM))
         );
         assert_eq!(Exit::from_wait_status(WaitStatus::StillAlive), None);
+    }
+
+    #[test]
+    fn an_open_gate_lets_every_child_through() {
+        let mut gate = Gate::new().unwrap();
+        gate.open();
+        // Nobody reads the byte: each child that passes sees it.
+        gate.pass().unwrap();
+        gate.pass().unwrap();
+    }
+
+    /// The other side of the gate: a child whose tool died before opening it
+    /// sees the pipe end with no byte, and exits at once (it would end the
+    /// test process), so the test runs itself again as a helper to see it.
+    #[test]
+    fn a_gate_never_opened_ends_the_child_quietly() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "process::tests::gate_helper_whose_tool_is_gone",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("WORKSHOP_GATE_HELPER", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("passed the gate"),
+            "a child passed a gate that was never opened:\n{stdout}"
+        );
+        assert_eq!(out.status.code(), Some(TOOL_GONE), "{stdout}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("error"),
+            "the child said something: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "a helper: run by a_gate_never_opened_ends_the_child_quietly"]
+    fn gate_helper_whose_tool_is_gone() {
+        if std::env::var_os("WORKSHOP_GATE_HELPER").is_none() {
+            return;
+        }
+        let mut gate = Gate::new().unwrap();
+        gate.0.write = None; // the tool is gone: every write end closed, no byte
+        let passed = gate.pass();
+        println!("passed the gate: {passed:?}");
+    }
+
+    #[test]
+    fn the_lifeline_says_when_every_write_end_is_closed() {
+        hold_lifeline().unwrap();
+        // Stand-in for the tool, still alive: another copy of the write end.
+        let tool = LIFELINE
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|l| l.write.try_clone().unwrap())
+            .unwrap();
+        let child = take_lifeline().unwrap(); // as in_child does
+        assert!(!child.tool_is_gone().unwrap(), "the tool holds its end");
+        drop(tool); // the tool exits: its files are closed
+        assert!(child.tool_is_gone().unwrap(), "no write end is left");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Support for the tests: run a chapter binary, find its container, and prove
 //! that the host is as it was (mounts, hostname, links, cgroups).
 
+pub mod container_pid;
+pub mod early_kill;
+pub mod net_sandbox;
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

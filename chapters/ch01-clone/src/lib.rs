@@ -19,6 +19,9 @@ pub const STACK_SIZE: usize = 1024 * 1024;
 /// Start `body` in a new child process, inside the new namespaces that `flags`
 /// ask for, and return the child's PID as the host sees it.
 pub fn clone_child(flags: CloneFlags, body: impl FnOnce() -> Result<Infallible>) -> Result<Pid> {
+    // The child, once it has asked to die with us (PR_SET_PDEATHSIG), checks
+    // that we did not die first: through this pipe, whose write end we keep.
+    workshop::process::hold_lifeline()?;
     // clone() does not allocate a stack for the child: we hand it one.
     let mut stack = vec![0u8; STACK_SIZE];
     let mut body = Some(body);

@@ -34,14 +34,15 @@ fn run(common: &Common, say: &Narrator) -> Result<i32> {
     workshop::start(common, "ch01-clone", "to create a PID namespace")?;
     match common.mode() {
         Mode::Demo => demo(say).map(|()| 0),
-        Mode::Run(argv) | Mode::Shell(argv) => run_container(&argv),
+        Mode::Run(argv) | Mode::Shell(argv) => run_container(&argv, say),
     }
 }
 
 // ANCHOR: run
 /// Like `docker run`: COMMAND is PID 1 of a new PID namespace, and its exit code is ours.
-fn run_container(argv: &[String]) -> Result<i32> {
+fn run_container(argv: &[String], say: &Narrator) -> Result<i32> {
     let pid = clone_child(CloneFlags::CLONE_NEWPID, || exec(argv))?;
+    say.container_started(pid); // its PID on the host, for kill and /proc
     Ok(wait_for(pid)?.code())
 }
 // ANCHOR_END: run

@@ -62,6 +62,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         Mode::Demo => demo(say).map(|()| 0),
         Mode::Run(argv) | Mode::Shell(argv) => {
             let pid = clone_child(CONTAINER_FLAGS, || exec(&argv))?;
+            say.container_started(pid);
             Ok(wait_for(pid)?.code())
         }
     }

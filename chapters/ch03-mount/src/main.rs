@@ -43,18 +43,19 @@ fn run(common: &Common, say: &Narrator) -> Result<i32> {
     workshop::start(common, "ch03-mount", "to create mount and PID namespaces")?;
     match common.mode() {
         Mode::Demo => demo(say).map(|()| 0),
-        Mode::Run(argv) | Mode::Shell(argv) => run_container(&argv),
+        Mode::Run(argv) | Mode::Shell(argv) => run_container(&argv, say),
     }
 }
 
 // ANCHOR: run
 /// COMMAND as PID 1 of new PID and mount namespaces, with a /proc of its own.
-fn run_container(argv: &[String]) -> Result<i32> {
+fn run_container(argv: &[String], say: &Narrator) -> Result<i32> {
     let pid = clone_child(FLAGS, || {
         make_mounts_private()?; // first, before any mount
         mount_proc()?;
         exec(argv)
     })?;
+    say.container_started(pid);
     Ok(wait_for(pid)?.code())
 }
 // ANCHOR_END: run

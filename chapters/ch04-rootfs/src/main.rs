@@ -79,6 +79,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 }
                 exec(&argv)
             })?;
+            say.container_started(pid);
             Ok(wait_for(pid)?.code())
         }
     }

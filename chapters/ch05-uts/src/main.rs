@@ -52,18 +52,19 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     let root = cli.rootfs.resolve(|line| say.note(line))?;
     match cli.common.mode() {
         Mode::Demo => demo(&root, &cli.hostname.name, say).map(|()| 0),
-        Mode::Run(argv) | Mode::Shell(argv) => run_container(&root, &cli.hostname.name, &argv),
+        Mode::Run(argv) | Mode::Shell(argv) => run_container(&root, &cli.hostname.name, &argv, say),
     }
 }
 
 // ANCHOR: run
 /// COMMAND in a container named `hostname`, in its own rootfs.
-fn run_container(root: &Path, hostname: &str, argv: &[String]) -> Result<i32> {
+fn run_container(root: &Path, hostname: &str, argv: &[String], say: &Narrator) -> Result<i32> {
     let pid = clone_child(FLAGS, || {
         set_hostname(hostname)?;
         enter_rootfs(root)?;
         exec(argv)
     })?;
+    say.container_started(pid);
     Ok(wait_for(pid)?.code())
 }
 // ANCHOR_END: run

@@ -79,6 +79,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         Mode::Demo => demo(cli, &root, &mut nl, say).map(|()| 0),
         Mode::Run(argv) | Mode::Shell(argv) => {
             let container = Container::start(cli, &root, &mut nl, || exec(&argv))?;
+            say.container_started(container.pid);
             Ok(wait_for(container.pid)?.code())
         }
     }

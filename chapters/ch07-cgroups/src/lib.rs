@@ -55,6 +55,7 @@ pub fn clone_into_cgroup(
     cgroup: BorrowedFd,
     body: impl FnOnce() -> Result<Infallible>,
 ) -> Result<Pid> {
+    workshop::process::hold_lifeline()?; // as clone_child does: see in_child
     let args = CloneArgs {
         // `as u32` first: CloneFlags are a C int, and a flag in its top bit
         // must not spread into the upper 32 bits, where CLONE_INTO_CGROUP is.

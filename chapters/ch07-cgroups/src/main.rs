@@ -94,6 +94,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 enter_rootfs(&root)?;
                 exec(&argv)
             })?;
+            say.container_started(pid);
             let exit = wait_for(pid)?;
             let oom_killed = cgroup
                 .as_ref()

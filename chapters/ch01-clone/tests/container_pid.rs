@@ -1,0 +1,10 @@
+//! The run mode names the container's PID on the host (and inside), so that
+//! the book's `kill` and `/proc/PID` commands reach our own container.
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch01-clone");
+
+#[test]
+fn the_run_mode_says_the_containers_host_pid_unless_quiet() {
+    workshop::testing::require_root();
+    workshop::testing::container_pid::assert_says_the_container_pid(BIN, &[]);
+}

@@ -1,0 +1,11 @@
+//! The run mode names the container's PID on the host (and inside), so that
+//! the book's `kill` and `/proc/PID` commands reach our own container.
+
+const BIN: &str = env!("CARGO_BIN_EXE_ch06-net");
+
+#[test]
+fn the_run_mode_says_the_containers_host_pid_unless_quiet() {
+    workshop::testing::require_root();
+    workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    workshop::testing::container_pid::assert_says_the_container_pid(BIN, &[]);
+}
