@@ -167,10 +167,11 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
     let plan = container
         .plan
         .context("the veth gives the container addresses")?;
-    say.step("a free subnet, chosen and claimed in one step (a lock), then addresses and routes");
-    say.syscall(
-        "flock(open(\"/proc/self/ns/net\"), LOCK_EX): one run at a time chooses in this namespace",
-    );
+    say.step("addresses, links up, and a default route through the host end");
+    say.syscall(&format!(
+        "flock(\"/proc/self/ns/net\", LOCK_EX); choose {}; claim it",
+        plan.subnet
+    ));
     say.shell(&format!(
         "ip addr add {}/{p} dev {host_end}; ip link set {host_end} up      # on the host\n\
          ip link set lo up; ip link set {container_end} name eth0                  # in the container\n\
