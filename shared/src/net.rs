@@ -29,6 +29,8 @@ pub struct Link {
     pub up: bool,
     /// "veth", "bridge"... when the kernel says; None for loopback and physical devices.
     pub kind: Option<String>,
+    /// The link's description (`ip link set NAME alias TEXT`), if it has one.
+    pub alias: Option<String>,
 }
 
 /// An IPv4 address on a link.
@@ -248,6 +250,16 @@ impl Netlink {
         .with_context(|| format!("failed to bring {name} up"))
     }
 
+    /// `ip link set NAME alias TEXT up`: a description, and up, in one request.
+    pub fn describe_and_set_up(&mut self, name: &str, alias: &str) -> Result<()> {
+        self.set_link(name, |m| {
+            m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+            m.header.flags |= LinkFlags::Up;
+            m.header.change_mask |= LinkFlags::Up;
+        })
+        .with_context(|| format!("failed to bring {name} up"))
+    }
+
     /// `ip link delete NAME` (for a veth, both ends go).
     pub fn delete_link(&mut self, name: &str) -> Result<()> {
         let mut message = LinkMessage::default();
@@ -381,10 +393,12 @@ fn link_of(message: &LinkMessage) -> Link {
         name: String::new(),
         up: message.header.flags.contains(LinkFlags::Up),
         kind: None,
+        alias: None,
     };
     for attribute in &message.attributes {
         match attribute {
             LinkAttribute::IfName(name) => link.name = name.clone(),
+            LinkAttribute::IfAlias(alias) => link.alias = Some(alias.clone()),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(kind) = info {

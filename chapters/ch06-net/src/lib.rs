@@ -121,12 +121,27 @@ pub fn move_into(nl: &mut Netlink, container_end: &str, container: Pid) -> Resul
 // ANCHOR_END: move
 
 // ANCHOR: host_end
-/// `ip addr add HOST/PREFIX dev wsh-PID; ip link set wsh-PID up`.
+/// `ip addr add HOST/PREFIX dev wsh-PID; ip link set wsh-PID alias OWNER up`.
+/// The alias says which run owns the pair (see [`owner`]).
 pub fn configure_host_end(nl: &mut Netlink, host_end: &str, plan: &Plan) -> Result<()> {
     nl.add_address(host_end, plan.host, plan.subnet.prefix)?;
-    nl.set_up(host_end)
+    let me = std::process::id();
+    let owner = owner(me).with_context(|| format!("failed to read /proc/{me}/stat"))?;
+    nl.describe_and_set_up(host_end, &owner)
 }
 // ANCHOR_END: host_end
+
+/// Who owns a pair: the run's PID and the moment its process started
+/// (`/proc/PID/stat`'s starttime, in clock ticks since boot). A PID is
+/// reused once its process is gone; the pair and the start time tell a
+/// running owner from a new process that got the same PID. None if no
+/// process has that PID.
+pub fn owner(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(") ")?;
+    let started = after_name.split_whitespace().nth(19)?; // field 22, starttime
+    Some(format!("workshop run {pid} started at {started}"))
+}
 
 // ANCHOR: inside
 /// In the container, before exec: loopback up, the cable renamed eth0 with
@@ -148,13 +163,17 @@ pub fn bring_up_loopback() -> Result<()> {
     Netlink::open()?.set_up("lo") // ip link set lo up
 }
 
-/// Remove the workshop pairs of runs that have ended: `wsh-PID` whose tool
-/// (PID) is no longer running. Most are on their way out already (the kernel
-/// removes a finished run's pair a moment after it ends, and this run may
-/// have started within that moment); deleting them now rather than waiting
-/// for the kernel is what lets this run use the same subnet at once.
-/// Returns the names of those it deleted.
+/// Remove the workshop pairs of runs that have ended: `wsh-PID` whose run
+/// is not running any more (its owner, in the link's alias, is not the
+/// process that has that PID now; see [`owner`]). Most are on their way out
+/// already (the kernel removes a finished run's pair a moment after it ends,
+/// and this run may have started within that moment); deleting them now
+/// rather than waiting for the kernel is what lets this run use the same
+/// subnet at once. Under [`lock_addresses`]: a run that is laying its pair
+/// holds it until the pair has its alias, so none is taken for stale
+/// half-made. Returns the names of those it deleted.
 pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
+    let _lock = lock_addresses()?;
     let mut removed = Vec::new();
     for link in nl.links()? {
         let Some(pid) = link
@@ -167,12 +186,11 @@ pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
         // A pair named after this very process is an earlier run's (its PID
         // was reused): this run has not made its own yet.
         let running = pid != std::process::id()
-            && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-                cmdline
-                    .split('\0')
-                    .next()
-                    .is_some_and(|argv0| argv0.contains("ch0"))
-            });
+            && match (&link.alias, owner(pid)) {
+                (_, None) => false, // no process has that PID
+                (Some(alias), Some(now)) => *alias == now,
+                (None, Some(_)) => true, // not ours to judge (made by something else)
+            };
         if running || link.kind.as_deref() != Some("veth") {
             continue;
         }

@@ -148,6 +148,31 @@ fn a_stale_pair_from_a_killed_run_is_reclaimed() {
     );
 }
 
+/// A pair named after a PID that another process has now (the PID was
+/// reused) is stale too: its alias names the run that made it, by PID and
+/// start time, and that is not the process that has the PID now. The pair
+/// of a live run (the tool started here) is left alone.
+#[test]
+fn a_pair_whose_pid_was_reused_is_reclaimed_and_a_live_runs_is_not() {
+    let out = sandbox(&format!(
+        "D=$(mktemp -d); cp $(command -v sleep) $D/ch0-sleep; $D/ch0-sleep 30 & S=$!; \
+         ip link add wsh-$S type veth peer name wsc-$S; ip link set wsh-$S alias \"workshop run $S started at 1\"; \
+         $BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; \
+         $BIN -- true; echo exit=$?; \
+         echo reused=$(ip -o link | grep -c \" wsh-$S@\"); echo live=$(ip -o link | grep -c \" wsh-$T@\"); \
+         kill $S $T; wait; rm -r $D; {VETHS}"
+    ));
+    assert_eq!(value(&out, "exit"), "0", "{}", stderr_of(&out));
+    assert_eq!(
+        value(&out, "reused"),
+        "0",
+        "the pair of a reused PID was removed: {}",
+        stderr_of(&out)
+    );
+    assert_eq!(value(&out, "live"), "1", "the live run's pair is untouched");
+    assert_eq!(value(&out, "veths"), "0");
+}
+
 /// Runs back to back: each starts while the pair of the one before may still
 /// be on its way out (the kernel destroys it in the background). Every run
 /// works (no clash with the address of the pair before), the runs remove no
