@@ -324,16 +324,16 @@ pub fn lock_addresses() -> Result<Flock<std::fs::File>> {
                 workshop::process::stop_if_interrupted()?;
                 std::thread::sleep(Duration::from_millis(2));
             }
-            Err((_, e)) => {
-                return Err(e)
-                    .with_context(|| format!("failed to flock {path}"))
-                    .map_err(|e| {
-                        hinted(
-                            format!("{e:#}"),
-                            "another ch06/ch07 run has held it for long: is one stopped (Ctrl-Z)?",
-                        )
-                    })
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(hinted(
+                    format!(
+                        "failed to flock {path}: another run has held it for {} s",
+                        LOCK_WAIT.as_secs()
+                    ),
+                    "is a ch06 or ch07 run stopped (Ctrl-Z) in this network namespace? `fg` it or end it",
+                ))
             }
+            Err((_, e)) => return Err(e).with_context(|| format!("failed to flock {path}")),
         }
     }
 }
