@@ -29,6 +29,8 @@ pub struct Link {
     pub up: bool,
     /// "veth", "bridge"... when the kernel says; None for loopback and physical devices.
     pub kind: Option<String>,
+    /// The link's description (`ip link set NAME alias TEXT`), if it has one.
+    pub alias: Option<String>,
 }
 
 /// An IPv4 address on a link.
@@ -248,6 +250,16 @@ impl Netlink {
         .with_context(|| format!("failed to bring {name} up"))
     }
 
+    /// `ip link set NAME alias TEXT up`: a description, and up, in one request.
+    pub fn describe_and_set_up(&mut self, name: &str, alias: &str) -> Result<()> {
+        self.set_link(name, |m| {
+            m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+            m.header.flags |= LinkFlags::Up;
+            m.header.change_mask |= LinkFlags::Up;
+        })
+        .with_context(|| format!("failed to bring {name} up"))
+    }
+
     /// `ip link delete NAME` (for a veth, both ends go).
     pub fn delete_link(&mut self, name: &str) -> Result<()> {
         let mut message = LinkMessage::default();
@@ -322,6 +334,28 @@ impl Netlink {
         Ok(())
     }
 
+    /// `ip route get DESTINATION`: the link the kernel would send a packet to
+    /// `destination` out of, every routing rule and table considered. An
+    /// unreachable or prohibited destination is an error (ENETUNREACH, EACCES...).
+    pub fn route_to(&mut self, destination: Ipv4Addr) -> Result<Option<u32>> {
+        let mut query = RouteMessage::default();
+        query.header.address_family = AddressFamily::Inet;
+        query.header.destination_prefix_length = 32;
+        query
+            .attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet(destination)));
+        let replies = self
+            .request(RouteNetlinkMessage::GetRoute(query), 0)
+            .with_context(|| format!("no route to {destination}"))?;
+        Ok(replies.into_iter().find_map(|reply| match reply {
+            RouteNetlinkMessage::NewRoute(m) => m.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(index) => Some(*index),
+                _ => None,
+            }),
+            _ => None,
+        }))
+    }
+
     /// `ip -4 route show table main`.
     pub fn routes(&mut self) -> Result<Vec<Route>> {
         let mut query = RouteMessage::default();
@@ -359,10 +393,12 @@ fn link_of(message: &LinkMessage) -> Link {
         name: String::new(),
         up: message.header.flags.contains(LinkFlags::Up),
         kind: None,
+        alias: None,
     };
     for attribute in &message.attributes {
         match attribute {
             LinkAttribute::IfName(name) => link.name = name.clone(),
+            LinkAttribute::IfAlias(alias) => link.alias = Some(alias.clone()),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(kind) = info {
@@ -436,9 +472,12 @@ pub struct Plan {
     pub container: Ipv4Addr,
 }
 
-/// Parse and check `ADDR/PREFIX` for the container: a prefix that leaves room
-/// for two hosts (at most /30), not the network or broadcast address, and not
-/// the first address, which the host end takes.
+/// Parse and check `ADDR/PREFIX` for the container, as clap's value parser of
+/// `--ip` (so a bad value is a usage error, exit 2, naming the option): a
+/// prefix from /8 to /30 (room for two hosts, the host end and the
+/// container), a subnet the kernel and routing accept on a veth, and an
+/// address that is neither the network, the broadcast nor the first address,
+/// which the host end takes.
 pub fn plan(spec: &str) -> Result<Plan, String> {
     let (address, prefix) = spec
         .split_once('/')
@@ -448,7 +487,7 @@ pub fn plan(spec: &str) -> Result<Plan, String> {
         .map_err(|_| format!("{address:?} is not an IPv4 address"))?;
     let prefix: u8 = prefix
         .parse()
-        .map_err(|_| format!("{prefix:?} is not a prefix length (0 to 32)"))?;
+        .map_err(|_| format!("{prefix:?} is not a prefix length (8 to 30)"))?;
     if prefix > 30 {
         return Err(format!("/{prefix} leaves no room for two hosts (the host end and the container): use /30 or shorter"));
     }
@@ -456,6 +495,24 @@ pub fn plan(spec: &str) -> Result<Plan, String> {
         return Err(format!(
             "/{prefix} is a huge subnet for one veth pair: use /8 to /30"
         ));
+    }
+    // From /8 on, the subnet lies within one first octet: that octet says
+    // whether it is unicast space at all. The kernel refuses some of these
+    // (EINVAL for a multicast or 0/8 address) and routing drops the rest.
+    match address.octets()[0] {
+        0 => return Err(format!(
+            "{address} is in 0.0.0.0/8, \"this network\": no host may have it (the kernel refuses it)"
+        )),
+        127 => return Err(format!(
+            "{address} is in 127.0.0.0/8, loopback: routing drops it on any link but lo"
+        )),
+        224..=239 => return Err(format!(
+            "{address} is a multicast address (224.0.0.0/4): a link cannot have it as its own (the kernel refuses it)"
+        )),
+        240..=255 => return Err(format!(
+            "{address} is in 240.0.0.0/4, reserved (and 255.255.255.255 is the broadcast of every network): routing drops it"
+        )),
+        _ => {}
     }
     let subnet = Subnet::of(address, prefix);
     if address == subnet.network || address == subnet.broadcast() {
@@ -468,11 +525,18 @@ pub fn plan(spec: &str) -> Result<Plan, String> {
             "{address} is the first address of {subnet}, which the host end takes: pick another"
         ));
     }
-    Ok(Plan {
-        subnet,
-        host: subnet.first_host(),
-        container: address,
-    })
+    Ok(Plan::in_subnet(subnet, address))
+}
+
+impl Plan {
+    /// The container at `container` in `subnet`, the host end at its first address.
+    pub fn in_subnet(subnet: Subnet, container: Ipv4Addr) -> Plan {
+        Plan {
+            subnet,
+            host: subnet.first_host(),
+            container,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -514,9 +578,36 @@ mod tests {
             "10.0.0.255/24",
             "10.0.0.1/24",
             "10.0.0.2/4",
+            "10.0.0.2/0",
+            "224.0.0.5/24",
+            "239.1.2.3/8",
+            "0.0.0.2/8",
+            "127.0.0.2/8",
+            "127.1.0.2/24",
+            "240.0.0.2/24",
+            "255.255.255.254/24",
         ] {
             assert!(plan(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn names_why_an_address_is_refused() {
+        for (bad, why) in [
+            ("224.0.0.5/24", "multicast"),
+            ("0.0.0.2/8", "0.0.0.0/8"),
+            ("127.0.0.2/8", "loopback"),
+            ("250.0.0.2/24", "reserved"),
+            ("10.0.0.2/0", "/8 to /30"),
+            ("10.0.0.2/31", "no room for two hosts"),
+        ] {
+            let err = plan(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        // Just inside the edges of unicast space.
+        assert!(plan("1.0.0.2/8").is_ok());
+        assert!(plan("126.255.0.2/16").is_ok());
+        assert!(plan("223.255.255.2/24").is_ok());
     }
 
     #[test]

@@ -6,12 +6,56 @@
 //! the container's namespace, give both ends addresses, and the host and the
 //! container can talk. All of it over rtnetlink, the interface `ip` itself uses.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use nix::unistd::Pid;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use workshop::error::hinted;
-use workshop::net::{errno_of, Netlink, Plan, Subnet};
+use workshop::net::{errno_of, plan, Netlink, Plan, Subnet};
+
+/// `--network` and `--ip`, in docker's words, for this chapter and every one
+/// after it. The veth is on by default, as docker's default (bridge)
+/// network is: a container is reachable from its host unless asked
+/// otherwise, and later chapters keep what this one gave.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NetworkOptions {
+    /// veth: a veth pair to the host (the default, as docker's default network);
+    /// none: only lo, up
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = NetworkMode::Veth)]
+    pub network: NetworkMode,
+
+    /// The container's address and prefix (default: 10.200.N.2/24, the first N
+    /// free); the host end takes the subnet's first address
+    #[arg(long, value_name = "ADDR/PREFIX", value_parser = plan)]
+    pub ip: Option<Plan>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    Veth,
+    None,
+}
+
+impl NetworkOptions {
+    /// `--ip` with `--network none` asks for an address on a cable that will
+    /// not exist: bad usage (exit 2), as with docker. Call right after parsing.
+    pub fn reject_conflicts<C: clap::CommandFactory>(&self) {
+        if let (NetworkMode::None, Some(plan)) = (self.network, &self.ip) {
+            C::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--ip {}/{} needs the veth: it cannot go with --network none",
+                        plan.container, plan.subnet.prefix
+                    ),
+                )
+                .exit();
+        }
+    }
+}
 
 /// Names say the links are the workshop's, and which run made them: the host
 /// end `wsh-PID`, the container end `wsc-PID`, PID being the tool's.
@@ -77,12 +121,27 @@ pub fn move_into(nl: &mut Netlink, container_end: &str, container: Pid) -> Resul
 // ANCHOR_END: move
 
 // ANCHOR: host_end
-/// `ip addr add HOST/PREFIX dev wsh-PID; ip link set wsh-PID up`.
+/// `ip addr add HOST/PREFIX dev wsh-PID; ip link set wsh-PID alias OWNER up`.
+/// The alias says which run owns the pair (see [`owner`]).
 pub fn configure_host_end(nl: &mut Netlink, host_end: &str, plan: &Plan) -> Result<()> {
     nl.add_address(host_end, plan.host, plan.subnet.prefix)?;
-    nl.set_up(host_end)
+    let me = std::process::id();
+    let owner = owner(me).with_context(|| format!("failed to read /proc/{me}/stat"))?;
+    nl.describe_and_set_up(host_end, &owner)
 }
 // ANCHOR_END: host_end
+
+/// Who owns a pair: the run's PID and the moment its process started
+/// (`/proc/PID/stat`'s starttime, in clock ticks since boot). A PID is
+/// reused once its process is gone; the pair and the start time tell a
+/// running owner from a new process that got the same PID. None if no
+/// process has that PID.
+pub fn owner(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(") ")?;
+    let started = after_name.split_whitespace().nth(19)?; // field 22, starttime
+    Some(format!("workshop run {pid} started at {started}"))
+}
 
 // ANCHOR: inside
 /// In the container, before exec: loopback up, the cable renamed eth0 with
@@ -97,13 +156,24 @@ pub fn configure_inside(container_end: &str, plan: &Plan) -> Result<()> {
 }
 // ANCHOR_END: inside
 
-/// Remove the workshop pairs of runs that have ended: `wsh-PID` whose tool
-/// (PID) is no longer running. Most are on their way out already (the kernel
-/// removes a finished run's pair a moment after it ends, and this run may
-/// have started within that moment); deleting them now rather than waiting
-/// for the kernel is what lets this run use the same subnet at once.
-/// Returns the names of those it deleted.
+/// `--network none`: in the container, loopback up and nothing else. A new
+/// network namespace starts with lo down, and much software expects
+/// 127.0.0.1 to answer.
+pub fn bring_up_loopback() -> Result<()> {
+    Netlink::open()?.set_up("lo") // ip link set lo up
+}
+
+/// Remove the workshop pairs of runs that have ended: `wsh-PID` whose run
+/// is not running any more (its owner, in the link's alias, is not the
+/// process that has that PID now; see [`owner`]). Most are on their way out
+/// already (the kernel removes a finished run's pair a moment after it ends,
+/// and this run may have started within that moment); deleting them now
+/// rather than waiting for the kernel is what lets this run use the same
+/// subnet at once. Under [`lock_addresses`]: a run that is laying its pair
+/// holds it until the pair has its alias, so none is taken for stale
+/// half-made. Returns the names of those it deleted.
 pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
+    let _lock = lock_addresses()?;
     let mut removed = Vec::new();
     for link in nl.links()? {
         let Some(pid) = link
@@ -116,12 +186,11 @@ pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
         // A pair named after this very process is an earlier run's (its PID
         // was reused): this run has not made its own yet.
         let running = pid != std::process::id()
-            && std::fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-                cmdline
-                    .split('\0')
-                    .next()
-                    .is_some_and(|argv0| argv0.contains("ch0"))
-            });
+            && match (&link.alias, owner(pid)) {
+                (_, None) => false, // no process has that PID
+                (Some(alias), Some(now)) => *alias == now,
+                (None, Some(_)) => true, // not ours to judge (made by something else)
+            };
         if running || link.kind.as_deref() != Some("veth") {
             continue;
         }
@@ -136,34 +205,272 @@ pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
     Ok(removed)
 }
 
-/// Refuse a subnet that overlaps a route or an address the host already has:
-/// the container would shadow (or be shadowed by) a real network.
-pub fn check_no_clash(nl: &mut Netlink, plan: &Plan) -> Result<()> {
-    for route in nl.routes()? {
-        if route.prefix == 0 {
-            continue; // the default route overlaps everything
+/// What the host's namespace already uses: its routes (but the default
+/// route, which overlaps everything) and its addresses.
+struct InUse {
+    routes: Vec<Subnet>,
+    addresses: Vec<Ipv4Addr>,
+}
+
+impl InUse {
+    fn read(nl: &mut Netlink) -> Result<InUse> {
+        Ok(InUse {
+            routes: (nl.routes()?.into_iter())
+                .filter(|r| r.prefix != 0)
+                .map(|r| Subnet::of(r.destination, r.prefix))
+                .collect(),
+            addresses: nl.addresses()?.into_iter().map(|a| a.address).collect(),
+        })
+    }
+
+    /// Why `subnet` is taken, if it is: it would shadow (or be shadowed by) a
+    /// network the host already has.
+    fn clash(&self, subnet: &Subnet) -> Option<String> {
+        if let Some(theirs) = self.routes.iter().find(|r| r.overlaps(subnet)) {
+            return Some(format!("clashes with the host's route to {theirs}"));
         }
-        let theirs = Subnet::of(route.destination, route.prefix);
-        if theirs.overlaps(&plan.subnet) {
-            return Err(hinted(
+        (self.addresses.iter().find(|a| subnet.contains(**a)))
+            .map(|a| format!("holds the address {a}, which the host already has"))
+    }
+}
+
+/// Where the container goes without `--ip`: 10.200.N.2/24 for the first N
+/// whose subnet the host does not use yet (a run alone gets 10.200.0.2).
+pub const DEFAULT_SUBNETS: &str = "10.200.0.0/16";
+
+// ANCHOR: choose
+/// The container's addresses: `--ip`'s, if the host does not use that subnet
+/// already, or else the first free 10.200.N.0/24. Call it holding
+/// [`lock_addresses`], and claim the subnet (the host end's address) before
+/// letting go: another run choosing meanwhile would take the same.
+pub fn choose_subnet(nl: &mut Netlink, asked: Option<Plan>) -> Result<Plan> {
+    let in_use = InUse::read(nl)?;
+    if let Some(plan) = asked {
+        return match in_use.clash(&plan.subnet) {
+            None => Ok(plan),
+            Some(why) => Err(hinted(
                 format!(
-                    "--ip {}/{}: the subnet {} clashes with the host's route to {theirs}",
+                    "--ip {}/{}: the subnet {} {why}",
                     plan.container, plan.subnet.prefix, plan.subnet
                 ),
-                "pick a subnet the host does not use, e.g. --ip 10.201.0.2/24 (see `ip route`)",
-            ));
+                "pick a subnet the host does not use (see `ip route` and `ip addr`), \
+                 or leave --ip out and a free one is chosen",
+            )),
+        };
+    }
+    (0..=255u8)
+        .map(|n| Subnet::of(Ipv4Addr::new(10, 200, n, 0), 24))
+        .find(|subnet| in_use.clash(subnet).is_none())
+        .map(|subnet| Plan::in_subnet(subnet, Ipv4Addr::from(u32::from(subnet.network) + 2)))
+        .ok_or_else(|| {
+            hinted(
+                format!("no free subnet left in {DEFAULT_SUBNETS}: every 10.200.N.0/24 is in use"),
+                "pass one the host does not use with --ip, e.g. --ip 10.201.0.2/24",
+            )
+        })
+}
+// ANCHOR_END: choose
+
+/// Check that the kernel sends what is for the container out of our host
+/// end. Routing rules and tables other than the main one (a VPN's, say) are
+/// not seen by [`choose_subnet`], and may send the subnet elsewhere: then the
+/// container could reach nothing, and the run stops here rather than start a
+/// container with a broken network.
+pub fn check_route(nl: &mut Netlink, host_end: &str, plan: &Plan) -> Result<()> {
+    let ours = nl.link(host_end)?.map(|l| l.index);
+    let hint = "a routing rule or table sends this subnet elsewhere (see `ip rule` and \
+                `ip route get ADDRESS`): pick another with --ip";
+    match nl.route_to(plan.container) {
+        Ok(Some(index)) if Some(index) == ours => Ok(()),
+        Ok(other) => {
+            let name = match other {
+                Some(index) => (nl.links()?.into_iter().find(|l| l.index == index))
+                    .map_or(format!("link {index}"), |l| l.name),
+                None => "no link".to_string(),
+            };
+            Err(hinted(
+                format!("the route to the container's {} goes out of {name}, not {host_end}: its network would be broken", plan.container),
+                hint,
+            ))
+        }
+        Err(e) => Err(hinted(
+            format!("{e:#}, from the host end {host_end}: the container's network would be broken"),
+            hint,
+        )),
+    }
+}
+
+/// How long a run waits for another to finish choosing its subnet: a few
+/// milliseconds each, normally.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
+// ANCHOR: lock
+/// Choosing a free subnet and claiming it must be one step: two runs that
+/// both looked before either claimed would take the same one. The lock is
+/// an exclusive `flock` on this network namespace's own file
+/// (`/proc/self/ns/net`): every run in the same namespace contends for the
+/// same lock, runs in other namespaces (which have their own routes) do not,
+/// and there is no lock file to leave behind. The kernel drops it when the
+/// file is closed, or the process dies.
+pub fn lock_addresses() -> Result<Flock<std::fs::File>> {
+    let path = "/proc/self/ns/net";
+    let mut file = std::fs::File::open(path).with_context(|| format!("failed to open {path}"))?;
+    let start = Instant::now();
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((back, Errno::EWOULDBLOCK)) if start.elapsed() < LOCK_WAIT => {
+                file = back; // another run is choosing: wait for it
+                workshop::process::stop_if_interrupted()?;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(hinted(
+                    format!(
+                        "failed to flock {path}: another run has held it for {} s",
+                        LOCK_WAIT.as_secs()
+                    ),
+                    "is a ch06 or ch07 run stopped (Ctrl-Z) in this network namespace? `fg` it or end it",
+                ))
+            }
+            Err((_, e)) => return Err(e).with_context(|| format!("failed to flock {path}")),
         }
     }
-    for address in nl.addresses()? {
-        if plan.subnet.contains(address.address) {
-            return Err(hinted(
-                format!(
-                    "--ip {}/{}: the host already has the address {} in {}",
-                    plan.container, plan.subnet.prefix, address.address, plan.subnet
+}
+// ANCHOR_END: lock
+
+/// The container learns its addresses through a pipe: the subnet is chosen
+/// after the container exists (its end of the cable is born in its
+/// namespace), so the copy of memory it started with cannot hold them. runc
+/// hands its container its configuration the same way. Until they come, the
+/// container waits: the pipe is also its gate.
+pub struct Handoff {
+    read: OwnedFd,
+    write: Option<OwnedFd>,
+}
+
+/// A plan on the wire: container address, host address, prefix.
+const PLAN_BYTES: usize = 9;
+
+impl Handoff {
+    pub fn new() -> Result<Handoff> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context("failed to create a pipe for the container's addresses")?;
+        Ok(Handoff {
+            read,
+            write: Some(write),
+        })
+    }
+
+    /// In the parent: send the plan, and close the pipe.
+    pub fn send(&mut self, plan: &Plan) -> Result<()> {
+        let mut bytes = [0u8; PLAN_BYTES];
+        bytes[..4].copy_from_slice(&plan.container.octets());
+        bytes[4..8].copy_from_slice(&plan.host.octets());
+        bytes[8] = plan.subnet.prefix;
+        let write = self
+            .write
+            .take()
+            .context("the addresses were sent already")?;
+        let sent = nix::unistd::write(&write, &bytes)
+            .context("failed to send the container its addresses")?;
+        anyhow::ensure!(
+            sent == PLAN_BYTES,
+            "the pipe took {sent} of {PLAN_BYTES} bytes"
+        );
+        Ok(())
+    }
+
+    /// In the child: close our copy of the write end, and wait for the plan.
+    /// End-of-file first means the tool is gone (or gave up): stop.
+    pub fn receive(&self) -> Result<Plan> {
+        if let Some(write) = &self.write {
+            nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(write))
+                .context("failed to close the pipe's write end")?;
+        }
+        let mut bytes = [0u8; PLAN_BYTES];
+        let mut got = 0;
+        while got < PLAN_BYTES {
+            match nix::unistd::read(self.read.as_fd(), &mut bytes[got..]) {
+                Ok(0) => anyhow::bail!(
+                    "the tool sent no addresses: it stopped before the cable was laid"
                 ),
-                "pick a subnet the host does not use, e.g. --ip 10.201.0.2/24 (see `ip addr`)",
-            ));
+                Ok(n) => got += n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("failed to read the container's addresses"),
+            }
+        }
+        let at = |i: usize| Ipv4Addr::new(bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]);
+        Ok(Plan {
+            subnet: Subnet::of(at(0), bytes[8]),
+            host: at(4),
+            container: at(0),
+        })
+    }
+}
+
+/// A container's network, from `--network` and `--ip`: made ready before
+/// the clone ([`Wiring::new`]), set up inside by the container
+/// ([`Wiring::inside`]) and on the host by the tool ([`Wiring::connect`]).
+pub struct Wiring {
+    pub mode: NetworkMode,
+    asked: Option<Plan>,
+    pub host_end: String,
+    container_end: String,
+    handoff: Handoff,
+}
+
+impl Wiring {
+    pub fn new(options: &NetworkOptions) -> Result<Wiring> {
+        let (host_end, container_end) = veth_names(std::process::id());
+        Ok(Wiring {
+            mode: options.network,
+            asked: options.ip,
+            host_end,
+            container_end,
+            handoff: Handoff::new()?,
+        })
+    }
+
+    // ANCHOR: wiring_inside
+    /// In the container, first: with the veth, wait for the tool to lay the
+    /// cable and send the addresses, then configure the inside; with
+    /// `--network none`, lo up. Returns the addresses, if any.
+    pub fn inside(&self) -> Result<Option<Plan>> {
+        match self.mode {
+            NetworkMode::None => bring_up_loopback().map(|()| None),
+            NetworkMode::Veth => {
+                let plan = self.handoff.receive()?; // waits here for the cable
+                configure_inside(&self.container_end, &plan)?;
+                Ok(Some(plan))
+            }
         }
     }
-    Ok(())
+    // ANCHOR_END: wiring_inside
+
+    // ANCHOR: connect
+    /// On the host, once the container exists and waits in [`Wiring::inside`]:
+    /// choose the subnet and claim it under the lock (the host end's address
+    /// is the claim), then hand the container its addresses. If any of it
+    /// fails, the waiting container is stopped: nothing is left.
+    pub fn connect(&mut self, nl: &mut Netlink, container: Pid) -> Result<Option<Plan>> {
+        if self.mode == NetworkMode::None {
+            return Ok(None);
+        }
+        let laid = (|| {
+            let _lock = lock_addresses()?; // until the subnet is claimed
+            let plan = choose_subnet(nl, self.asked)?;
+            create_pair(nl, &self.host_end, &self.container_end, container)?;
+            configure_host_end(nl, &self.host_end, &plan)?; // the claim
+            check_route(nl, &self.host_end, &plan)?;
+            Ok(plan)
+        })()
+        .and_then(|plan| self.handoff.send(&plan).map(|()| plan));
+        if laid.is_err() {
+            let _ = nix::sys::signal::kill(container, nix::sys::signal::Signal::SIGKILL);
+            let _ = workshop::process::wait_for(container);
+        }
+        laid.map(Some)
+    }
+    // ANCHOR_END: connect
 }

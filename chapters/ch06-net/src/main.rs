@@ -4,13 +4,12 @@
 //! runs COMMAND in a container whose eth0 is one end of a veth pair, the
 //! other end on the host with the subnet's first address.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use ch01_clone::{clone_child, describe, Observed};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::{
-    check_no_clash, configure_host_end, configure_inside, create_pair, reclaim_stale, veth_names,
-    wait_until_gone, TEARDOWN,
+    reclaim_stale, veth_names, wait_until_gone, NetworkMode, NetworkOptions, Wiring, TEARDOWN,
 };
 use clap::Parser;
 use nix::sched::CloneFlags;
@@ -19,7 +18,8 @@ use std::convert::Infallible;
 use std::path::Path;
 use std::process::ExitCode;
 use workshop::cli::Mode;
-use workshop::net::{plan, Netlink, Plan};
+use workshop::error::hinted;
+use workshop::net::{Netlink, Plan};
 use workshop::process::{argv, exec, wait_for, Capture, Gate};
 use workshop::{Common, Narrator};
 
@@ -27,9 +27,8 @@ use workshop::{Common, Narrator};
 #[derive(Parser)]
 #[command(version, after_help = "Example: ch06-net -- ping -c1 10.200.0.1")]
 struct Cli {
-    /// The container's address and prefix; the host end takes the subnet's first address
-    #[arg(long, value_name = "ADDR/PREFIX", default_value = "10.200.0.2/24", value_parser = plan)]
-    ip: Plan,
+    #[command(flatten)]
+    network: NetworkOptions,
 
     #[command(flatten)]
     hostname: HostnameOption,
@@ -52,6 +51,7 @@ const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.common.reject_mistyped_option::<Cli>();
+    cli.network.reject_conflicts::<Cli>();
     let say = Narrator::new(&cli.common);
     workshop::report(run(&cli, &say), &say)
 }
@@ -74,60 +74,61 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
             "removed {stale}, the veth pair of a run that has ended"
         ));
     }
-    check_no_clash(&mut nl, &cli.ip)?;
     match cli.common.mode() {
         Mode::Demo => demo(cli, &root, &mut nl, say).map(|()| 0),
         Mode::Run(argv) | Mode::Shell(argv) => {
-            let container = Container::start(cli, &root, &mut nl, || exec(&argv))?;
+            let container = Container::start(cli, &root, &mut nl, |_| exec(&argv))?;
             say.container_started(container.pid);
             Ok(wait_for(container.pid)?.code())
         }
     }
 }
 
-/// A running container and the host end of its veth pair (which goes with
-/// the container: see `create_pair`).
+/// A running container, the host end of its veth pair (which goes with the
+/// container: see `create_pair`) and its addresses (none with --network none).
 struct Container {
     pid: Pid,
     host_end: String,
+    plan: Option<Plan>,
 }
 
 impl Container {
     // ANCHOR: start
-    /// The container first, waiting at a gate; then the cable, one end born
-    /// in its namespace (if the kernel has no veth, the container is stopped
-    /// and nothing is left); then the host end; then the gate opens.
+    /// The container first, waiting for its end of the cable; then the
+    /// cable, one end born in its namespace, in a subnet chosen and claimed
+    /// in one step (if anything fails, the container is stopped and nothing
+    /// is left); then the container gets its addresses and goes on.
     fn start(
         cli: &Cli,
         root: &Path,
         nl: &mut Netlink,
-        then: impl FnOnce() -> Result<Infallible>,
+        then: impl FnOnce(Option<Plan>) -> Result<Infallible>,
     ) -> Result<Container> {
-        let (host_end, container_end) = veth_names(std::process::id());
-        let mut gate = Gate::new()?;
+        let mut wiring = Wiring::new(&cli.network)?;
         let pid = clone_child(FLAGS, || {
-            gate.pass()?; // until our end of the cable is here
-            configure_inside(&container_end, &cli.ip)?;
+            let plan = wiring.inside()?; // waits for the cable, then eth0 and lo
             set_hostname(&cli.hostname.name)?;
             enter_rootfs(root)?;
-            then()
+            then(plan)
         })?;
-        let setup = create_pair(nl, &host_end, &container_end, pid)
-            .and_then(|()| configure_host_end(nl, &host_end, &cli.ip));
-        if let Err(e) = setup {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = wait_for(pid);
-            return Err(e);
-        }
-        gate.open();
-        Ok(Container { pid, host_end })
+        let plan = wiring.connect(nl, pid)?;
+        Ok(Container {
+            pid,
+            host_end: wiring.host_end,
+            plan,
+        })
     }
     // ANCHOR_END: start
 }
 
 fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     say.title("Chapter 6 · a network of the container's own");
-    let plan = &cli.ip;
+    if cli.network.network == NetworkMode::None {
+        return Err(hinted(
+            "the demo lays a veth pair, and --network none asks for none",
+            "run a command instead: ch06-net --network none -- ip addr",
+        ));
+    }
 
     say.step("a new network namespace starts with lo only, and lo is down");
     say.syscall(&format!("clone(child, stack, {})", describe(FLAGS)));
@@ -151,7 +152,27 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
         "ip link add {host_end} type veth peer name {container_end} netns <PID>\n\
          (or: ip link add {host_end} type veth peer name {container_end}; ip link set {container_end} netns <PID>)"
     ));
+
+    // The container shows its side, then pings the host; the host pings it as
+    // soon as it has exec'd (the ready gate), while it is alive.
+    let capture = Capture::new()?;
+    let ready = Gate::new()?;
+    let container = Container::start(cli, root, nl, |plan| {
+        capture.redirect()?;
+        let host = plan.context("the veth gives the container addresses")?.host;
+        // Alive a second for the host's ping; its exit code is its own ping's.
+        let script =
+            format!("ip -4 addr show eth0; ip route; ping -c1 -W2 {host}; r=$?; sleep 1; exit $r");
+        exec(&argv(&["sh", "-c", &script]))
+    })?;
+    let plan = container
+        .plan
+        .context("the veth gives the container addresses")?;
     say.step("addresses, links up, and a default route through the host end");
+    say.syscall(&format!(
+        "flock(\"/proc/self/ns/net\", LOCK_EX); choose {}; claim it",
+        plan.subnet
+    ));
     say.shell(&format!(
         "ip addr add {}/{p} dev {host_end}; ip link set {host_end} up      # on the host\n\
          ip link set lo up; ip link set {container_end} name eth0                  # in the container\n\
@@ -161,19 +182,6 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
         plan.host,
         p = plan.subnet.prefix
     ));
-
-    // The container shows its side, then pings the host; the host pings it as
-    // soon as it has exec'd (the ready gate), while it is alive.
-    let capture = Capture::new()?;
-    let ready = Gate::new()?;
-    let script = format!(
-        "ip -4 addr show eth0; ip route; ping -c1 -W2 {}; sleep 1",
-        plan.host
-    );
-    let container = Container::start(cli, root, nl, || {
-        capture.redirect()?;
-        exec(&argv(&["sh", "-c", &script]))
-    })?;
     ready.wait_until_exec()?;
     let link = nl.link(&container.host_end)?;
     let addresses: Vec<String> = nl
@@ -198,16 +206,16 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
     let host_ping = std::process::Command::new("ping")
         .args(["-c1", "-W2", &plan.container.to_string()])
         .output();
+    let mut broken = Vec::new();
     match host_ping {
         Ok(out) if out.status.success() => say.ok(&format!(
             "host → container: ping {} answered",
             plan.container
         )),
-        Ok(out) => say.warn(&format!(
-            "host → container: ping {} failed:\n{}",
-            plan.container,
-            String::from_utf8_lossy(&out.stdout)
-        )),
+        Ok(out) => {
+            say.container(String::from_utf8_lossy(&out.stdout).trim_end());
+            broken.push(format!("host → container: ping {} failed", plan.container));
+        }
         Err(_) => say.warn("host → container: no `ping` on the host (apt install iputils-ping)"),
     }
     let (output, exit) = capture.collect(container.pid)?;
@@ -220,9 +228,19 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
     if seen.exit.code() == 0 {
         say.ok(&format!("container → host: ping {} answered", plan.host));
     } else {
-        say.warn(&format!(
-            "container → host: the ping failed ({})",
-            seen.exit
+        broken.push(format!(
+            "container → host: ping {} failed ({})",
+            plan.host, seen.exit
+        ));
+    }
+    if !broken.is_empty() {
+        // A demo whose cable carries nothing has shown nothing: fail loudly.
+        return Err(hinted(
+            format!("the container's network is broken: {}", broken.join("; ")),
+            format!(
+                "does another link use {} (`ip route`)? does a firewall drop ICMP on new links?",
+                plan.subnet
+            ),
         ));
     }
 

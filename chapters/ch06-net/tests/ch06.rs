@@ -148,6 +148,31 @@ fn a_stale_pair_from_a_killed_run_is_reclaimed() {
     );
 }
 
+/// A pair named after a PID that another process has now (the PID was
+/// reused) is stale too: its alias names the run that made it, by PID and
+/// start time, and that is not the process that has the PID now. The pair
+/// of a live run (the tool started here) is left alone.
+#[test]
+fn a_pair_whose_pid_was_reused_is_reclaimed_and_a_live_runs_is_not() {
+    let out = sandbox(&format!(
+        "D=$(mktemp -d); cp $(command -v sleep) $D/ch0-sleep; $D/ch0-sleep 30 & S=$!; \
+         ip link add wsh-$S type veth peer name wsc-$S; ip link set wsh-$S alias \"workshop run $S started at 1\"; \
+         $BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; \
+         $BIN -- true; echo exit=$?; \
+         echo reused=$(ip -o link | grep -c \" wsh-$S@\"); echo live=$(ip -o link | grep -c \" wsh-$T@\"); \
+         kill $S $T; wait; rm -r $D; {VETHS}"
+    ));
+    assert_eq!(value(&out, "exit"), "0", "{}", stderr_of(&out));
+    assert_eq!(
+        value(&out, "reused"),
+        "0",
+        "the pair of a reused PID was removed: {}",
+        stderr_of(&out)
+    );
+    assert_eq!(value(&out, "live"), "1", "the live run's pair is untouched");
+    assert_eq!(value(&out, "veths"), "0");
+}
+
 /// Runs back to back: each starts while the pair of the one before may still
 /// be on its way out (the kernel destroys it in the background). Every run
 /// works (no clash with the address of the pair before), the runs remove no
@@ -173,9 +198,141 @@ fn runs_back_to_back_each_work_and_leave_nothing() {
     assert_eq!(value(&out, "veths"), "0");
 }
 
+/// N runs started at once in one sandbox, none of them told which address to
+/// take. Each container pings its own host end (its default gateway), says
+/// its address, and stays up until all N have, so that all N are alive at
+/// once; then the tools get SIGTERM. Every ping answered, and no two share a
+/// subnet: choosing a free subnet and claiming it is one step, which the
+/// others wait for. Bounded: 10 s for all N to come up.
+fn simultaneous_runs_each_get_their_own_subnet(runs: usize) {
+    // Inside each container: its address, then a ping to its default gateway.
+    let inside = r#"set -- $(ip route | grep ^default); ip -o -4 addr show dev eth0 | grep -o "inet [0-9./]*"; ping -c1 -W2 $3 >/dev/null; echo pinged=$?; exec sleep 30"#;
+    let out = sandbox(&format!(
+        "D=$(mktemp -d); P=; for i in $(seq {runs}); do \
+           $BIN --quiet -- sh -c '{inside}' >$D/out$i 2>$D/err$i & P=\"$P $!\"; \
+         done; \
+         for t in $(seq 1000); do [ $(cat $D/out* | grep -c pinged=) = {runs} ] && break; sleep 0.01; done; \
+         echo veths_at_once=$(ip -o link show type veth | wc -l); \
+         kill -TERM $P; i=0; for p in $P; do i=$((i+1)); wait $p; \
+           echo run$i=$? $(cat $D/out$i); cat $D/err$i >&2; done; \
+         rm -r $D; {VETHS}"
+    ));
+    let mut subnets = Vec::new();
+    for i in 1..=runs {
+        let line = value(&out, &format!("run{i}"));
+        assert!(
+            line.starts_with("143 ") && line.ends_with("pinged=0"),
+            "run {i} of {runs} started at once: its container could not ping its host end, \
+             or the run did not end by SIGTERM ({line}): {}",
+            stderr_of(&out)
+        );
+        let address = line
+            .split_whitespace()
+            .find(|w| w.contains('/'))
+            .unwrap_or_else(|| panic!("run {i}: no eth0 address in {line:?}"));
+        let plan = workshop::net::plan(address).unwrap_or_else(|e| panic!("run {i}: {e}"));
+        subnets.push(plan.subnet.to_string());
+    }
+    assert_eq!(
+        value(&out, "veths_at_once"),
+        runs.to_string(),
+        "all {runs} host ends were up at once"
+    );
+    let mut distinct = subnets.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        runs,
+        "{runs} runs alive at once took the subnets {subnets:?}: some share one"
+    );
+    assert_eq!(value(&out, "veths"), "0");
+}
+
+#[test]
+fn two_runs_started_at_once_each_get_their_own_subnet() {
+    simultaneous_runs_each_get_their_own_subnet(2);
+}
+
+#[test]
+fn five_runs_started_at_once_each_get_their_own_subnet() {
+    simultaneous_runs_each_get_their_own_subnet(5);
+}
+
+/// `--network none`: lo up with 127.0.0.1, no eth0, and no veth on the host.
+#[test]
+fn network_none_has_lo_up_and_no_veth() {
+    let out = sandbox(&format!(
+        "$BIN --quiet --network none -- sh -c 'ip -o link; ip -o -4 addr'; echo exit=$?; {VETHS_NOW}"
+    ));
+    let text = stdout_of(&out);
+    assert_eq!(value(&out, "exit"), "0", "{}", stderr_of(&out));
+    assert!(
+        text.lines()
+            .any(|l| l.contains(": lo:") && l.contains(",UP")),
+        "lo is up: {text}"
+    );
+    assert!(text.contains("inet 127.0.0.1/8"), "{text}");
+    assert!(!text.contains("eth0"), "no cable: {text}");
+    assert_eq!(value(&out, "veths"), "0");
+}
+
+/// `--ip` asks for an address on a cable that `--network none` does not lay:
+/// bad usage (exit 2), naming both, before anything exists.
+#[test]
+fn ip_with_network_none_is_bad_usage() {
+    let out = sandbox(&format!(
+        "$BIN --network none --ip 10.9.0.2/24 -- true; echo exit=$?; {VETHS_NOW}"
+    ));
+    assert_eq!(value(&out, "exit"), "2");
+    let err = stderr_of(&out);
+    assert!(
+        err.lines().any(|l| l.starts_with("error:")
+            && l.contains("--ip 10.9.0.2/24")
+            && l.contains("--network none")),
+        "{err}"
+    );
+    assert_eq!(value(&out, "veths"), "0");
+}
+
+/// A routing rule (as a VPN adds) sends the container's subnet to another
+/// table, which the clash check (the main table) does not see: the container
+/// could reach nothing. The run fails loudly (exit 1, error and hint) instead
+/// of running the command, even one that would exit 0.
+#[test]
+fn a_subnet_routed_elsewhere_fails_loudly() {
+    let out = sandbox(&format!(
+        "ip rule add to 10.200.0.0/16 lookup 100; ip route add unreachable 10.200.0.0/16 table 100; \
+         $BIN --quiet -- true; echo exit=$?; {VETHS}"
+    ));
+    assert_eq!(value(&out, "exit"), "1", "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("error:") && err.contains("network would be broken") && err.contains("hint:"),
+        "{err}"
+    );
+    assert_eq!(value(&out, "veths"), "0", "nothing is left");
+}
+
+/// When the pings do not go through, the demo says so and exits 1: here the
+/// sandbox (the "host") ignores pings (a per-namespace sysctl).
+#[test]
+fn the_demo_fails_loudly_when_a_ping_gets_no_answer() {
+    let out = sandbox(&format!(
+        "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all; $BIN; echo exit=$?; {VETHS}"
+    ));
+    assert_eq!(value(&out, "exit"), "1", "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("error: the container's network is broken") && err.contains("hint:"),
+        "{err}"
+    );
+    assert_eq!(value(&out, "veths"), "0");
+}
+
 /// The bad-input matrix, in the sandbox: every option with bad values is
-/// refused (exit 1 or 2) with an error naming the option and the value, and
-/// no link is created.
+/// refused (exit 1 or 2; a bad `--ip` or `--network` is bad usage: 2) with an
+/// error naming the option and the value, and no link is created.
 #[test]
 fn bad_input_matrix() {
     let cases = [
@@ -187,6 +344,15 @@ fn bad_input_matrix() {
         ("--ip", "10.200.0.0/24"),
         ("--ip", "10.200.0.1/24"),
         ("--ip", "abc/24"),
+        // Values only the kernel or routing would refuse: refused up front.
+        ("--ip", "224.0.0.5/24"),
+        ("--ip", "0.0.0.2/8"),
+        ("--ip", "127.0.0.2/8"),
+        ("--ip", "240.0.0.2/24"),
+        ("--ip", "255.255.255.254/24"),
+        ("--ip", "10.0.0.2/0"),
+        ("--network", "bridge"),
+        ("--network", ""),
         ("--hostname", "bad_name"),
         ("--rootfs", "/nonexistent/rootfs"),
         ("--color", "purple"),
@@ -201,6 +367,9 @@ fn bad_input_matrix() {
             "{option} {bad:?}: exit {code}: {}",
             stderr_of(&out)
         );
+        if option == "--ip" || option == "--network" {
+            assert_eq!(code, "2", "{option} {bad:?}: {}", stderr_of(&out));
+        }
         let err = stderr_of(&out);
         let first = err
             .lines()

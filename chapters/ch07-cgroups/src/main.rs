@@ -2,12 +2,15 @@
 //!
 //! `ch07-cgroups` runs the guided demo (a CPU burner under --cpus 0.2, a
 //! bounded fork bomb under --pids-limit 20, an allocation past --memory 32M);
-//! `ch07-cgroups --cpus 0.5 --memory 64M -- COMMAND` runs COMMAND so limited.
+//! `ch07-cgroups --cpus 0.5 --memory 64M -- COMMAND` runs COMMAND so limited,
+//! in a container with everything chapter 6's has: its veth (or, with
+//! `--network none`, lo only), the same options.
 
 use anyhow::{Context, Result};
 use ch01_clone::{clone_child, describe};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
+use ch06_net::{bring_up_loopback, reclaim_stale as reclaim_stale_pairs, NetworkOptions, Wiring};
 use ch07_cgroups::{
     allocate, burn_cpu, clone_into_cgroup, fork_bomb, parse_cpus, parse_memory, parse_pids_limit,
 };
@@ -21,6 +24,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use workshop::cgroup::{reclaim_stale, Cgroup, CpuQuota, Limits, Version};
 use workshop::cli::Mode;
+use workshop::net::Netlink;
 use workshop::process::{exec, wait_for, Capture, Exit};
 use workshop::{Common, Narrator};
 
@@ -44,6 +48,9 @@ struct Cli {
     memory: Option<u64>,
 
     #[command(flatten)]
+    network: NetworkOptions,
+
+    #[command(flatten)]
     hostname: HostnameOption,
 
     #[command(flatten)]
@@ -54,7 +61,7 @@ struct Cli {
 }
 
 // ANCHOR: flags
-/// Chapters 1 to 6: every namespace so far (the network one with lo only).
+/// Chapters 1 to 6: every namespace so far.
 const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWNS)
     .union(CloneFlags::CLONE_NEWUTS)
@@ -64,6 +71,7 @@ const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.common.reject_mistyped_option::<Cli>();
+    cli.network.reject_conflicts::<Cli>();
     let say = Narrator::new(&cli.common);
     workshop::report(run(&cli, &say), &say)
 }
@@ -81,6 +89,12 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         ));
     }
     let root = cli.rootfs.resolve(|line| say.note(line))?;
+    let mut nl = Netlink::open()?;
+    for stale in reclaim_stale_pairs(&mut nl)? {
+        say.note(&format!(
+            "removed {stale}, the veth pair of a run that has ended"
+        ));
+    }
     match cli.common.mode() {
         Mode::Demo => demo(cli, &root, say).map(|()| 0),
         Mode::Run(argv) | Mode::Shell(argv) => {
@@ -89,11 +103,14 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 pids: cli.pids_limit,
                 memory: cli.memory,
             };
+            let mut wiring = Wiring::new(&cli.network)?;
             let (cgroup, pid) = start_limited(&limits, || {
+                wiring.inside()?; // chapter 6: lo up; with the veth, wait for it, then eth0
                 set_hostname(&cli.hostname.name)?;
                 enter_rootfs(&root)?;
                 exec(&argv)
             })?;
+            wiring.connect(&mut nl, pid)?; // chapter 6: a free subnet, claimed, and the cable
             say.container_started(pid);
             let exit = wait_for(pid)?;
             let oom_killed = cgroup
@@ -162,6 +179,8 @@ fn observe_limited(
 ) -> Result<Seen> {
     let capture = Capture::new()?;
     let (cgroup, pid) = start_limited(limits, || {
+        // The demo's workloads need no cable: lo only, as with --network none.
+        bring_up_loopback()?;
         capture.redirect()?;
         work()
     })?;

@@ -22,12 +22,21 @@ fn turn() -> std::sync::MutexGuard<'static, ()> {
     TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// ch07 as these tests run it, in the machine's own network namespace: with
+/// `--network none` (lo only), since a veth is laid only in a namespace a
+/// test made (the network tests below run in one).
+fn tool() -> std::process::Command {
+    let mut command = chapter(BIN);
+    command.args(["--network", "none"]);
+    command
+}
+
 fn ch07(args: &[&str]) -> std::process::Output {
-    run(chapter(BIN).args(args), LIMIT)
+    run(tool().args(args), LIMIT)
 }
 
 fn spawn(args: &[&str]) -> std::process::Child {
-    spawn_command(chapter(BIN).args(args))
+    spawn_command(tool().args(args))
 }
 
 /// Start `command` (ch07 with its arguments), its output captured.
@@ -284,7 +293,7 @@ fn refuse_clone3() -> std::io::Result<()> {
 fn the_command_is_in_its_cgroup_from_the_start() {
     let _turn = turn();
     for refused in [false, true] {
-        let mut command = chapter(BIN);
+        let mut command = tool();
         command.args([
             "--quiet",
             "--pids-limit",
@@ -336,7 +345,16 @@ fn fault_matrix() {
     let _turn = turn();
     workshop::testing::fault_matrix(
         BIN,
-        &["--cpus", "0.5", "--pids-limit", "50", "--memory", "64M"],
+        &[
+            "--network",
+            "none",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "50",
+            "--memory",
+            "64M",
+        ],
     );
 }
 
@@ -361,6 +379,64 @@ fn bad_input_matrix() {
             ("--memory", ""),
             ("--hostname", "bad_name"),
             ("--rootfs", "/nonexistent/rootfs"),
+            // ch06's options, which ch07 has too.
+            ("--ip", "224.0.0.5/24"),
+            ("--ip", "10.200.0.1/24"),
+            ("--network", "bridge"),
         ],
     );
+}
+
+/// ch07's container has everything ch06's has: with `--network none`, lo is
+/// up (a new network namespace starts with it down).
+#[test]
+fn network_none_has_lo_up() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let out = ch07(&["--quiet", "--", "sh", "-c", "ip -o link; ip -o -4 addr"]);
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        text.lines()
+            .any(|l| l.contains(": lo:") && l.contains(",UP")),
+        "lo is up: {text}"
+    );
+    assert!(text.contains("inet 127.0.0.1/8"), "{text}");
+    assert!(
+        !text.contains("eth0"),
+        "--network none lays no cable: {text}"
+    );
+    host.assert_unchanged("ch07 --network none");
+}
+
+/// By default (as ch06, and docker's default network), ch07's container has
+/// a veth to the host: in a network namespace this test made, limited by a
+/// cgroup, it pings its host end, and `--ip` places it; nothing is left.
+#[test]
+fn the_container_has_ch06s_veth_and_pings_its_host_end() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let out = run_in_net_sandbox(
+        &format!(
+            "{BIN} --quiet --pids-limit 50 -- ping -c1 -W2 10.200.0.1 >/dev/null; echo ping=$?; \
+             {BIN} --quiet --ip 10.77.3.9/24 -- sh -c 'ip -o -4 addr; ip route'; \
+             for i in $(seq 500); do [ $(ip -o link | grep -c wsh-) = 0 ] && break; sleep 0.01; done; \
+             echo veths=$(ip -o link | grep -c wsh-)"
+        ),
+        LIMIT,
+    );
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("ping=0"),
+        "the container pings its host end: {text}{}",
+        stderr_of(&out)
+    );
+    assert!(
+        text.contains("eth0") && text.contains("inet 10.77.3.9/24"),
+        "{text}"
+    );
+    assert!(text.contains("default via 10.77.3.1 dev eth0"), "{text}");
+    assert!(text.contains("inet 127.0.0.1/8"), "lo is up too: {text}");
+    assert!(text.contains("veths=0"), "nothing is left: {text}");
+    host.assert_unchanged("ch07 with its veth, in a sandbox");
 }
