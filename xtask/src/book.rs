@@ -129,9 +129,46 @@ pub const WIDTH: usize = 80;
 /// changes nothing more.
 pub fn normalise(text: &str, root: &str) -> String {
     let text = shorten_cgroup_paths(&text.replace(root, "."));
+    let lines: Vec<&str> = text.lines().collect();
     let mut out = String::new();
-    for line in text.lines() {
-        for piece in wrap(line) {
+    let mut label = "";
+    let mut carried = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            label = "";
+        } else if line.len() > 3 && line.starts_with("   ") && !line[3..].starts_with(' ') {
+            label = line[3..].split(' ').next().unwrap_or("");
+        }
+        let line = if carried.is_empty() {
+            line.to_string()
+        } else {
+            let indent = line.len() - line.trim_start().len();
+            format!(
+                "{}{} {}",
+                &line[..indent],
+                std::mem::take(&mut carried),
+                line.trim_start()
+            )
+        };
+        let mut pieces = wrap(&line, label == "shell");
+        // A note's sentence that went on to the next line: its wrapped end
+        // joins that line rather than standing alone (reflowing the note).
+        if pieces.len() > 1 && !matches!(label, "container" | "shell" | "syscall") {
+            let last = pieces.last().unwrap();
+            let indent = last.len() - last.trim_start().len();
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            // the next line holds more of the same text: as indented, and
+            // not a line of its own (a label, a step, a blank line)
+            let goes_on = indent > 3
+                && !line.starts_with("━━")
+                && next.len() - next.trim_start().len() == indent
+                && !next.trim().is_empty()
+                && !last.trim_end().ends_with(['.', ':', ';', '!', '?']);
+            if goes_on {
+                carried = pieces.pop().unwrap().trim_start().to_string();
+            }
+        }
+        for piece in pieces {
             out.push_str(&piece);
             out.push('\n');
         }
@@ -171,9 +208,10 @@ fn shorten_cgroup_paths(text: &str) -> String {
 /// The pieces after the first start under the line's text: after a
 /// narration label (`   host       ...`, the text starts after the first run
 /// of two or more spaces), after a step's `━━ `, or at the line's own
-/// indent. A `shell` line's breaks end in ` \`, as a shell would continue
-/// it. A word longer than the width stays whole (verify then reports it).
-fn wrap(line: &str) -> Vec<String> {
+/// indent. The breaks of a `shell` item's lines end in ` \`, as a shell
+/// would continue them. A word longer than the width stays whole (verify
+/// then reports it).
+fn wrap(line: &str, shell: bool) -> Vec<String> {
     let chars: Vec<char> = line.chars().collect();
     if chars.len() <= WIDTH {
         return vec![line.to_string()];
@@ -192,7 +230,6 @@ fn wrap(line: &str) -> Vec<String> {
             .filter(|&h| h <= WIDTH / 2)
             .unwrap_or(lead)
     };
-    let shell = line.trim_start().starts_with("shell ");
     let marker = if shell { " \\" } else { "" };
     let mut out = Vec::new();
     let mut piece: Vec<char> = chars;
@@ -226,7 +263,7 @@ mod tests {
     #[test]
     fn wraps_narration_under_its_text() {
         let line = format!("   host       {}", "word ".repeat(30).trim_end());
-        let lines = wrap(&line);
+        let lines = wrap(&line, false);
         assert!(lines.len() > 1);
         for l in &lines {
             assert!(l.chars().count() <= WIDTH, "{l:?}");
@@ -246,17 +283,40 @@ mod tests {
             "   shell      $ echo {}",
             "x".repeat(40) + " " + &"y".repeat(40)
         );
-        let lines = wrap(&line);
+        let lines = wrap(&line, true);
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].ends_with(" \\"));
         assert_eq!(lines[1], format!("{}{}", " ".repeat(14), "y".repeat(40)));
     }
 
     #[test]
+    fn a_note_broken_mid_sentence_is_reflowed_not_left_ragged() {
+        let text = "   host       cgroup v1\n              A cgroup is a directory. Its files are the limits and the counters; the PIDs\n              written into its cgroup.procs are its members.\n";
+        let out = normalise(text, "/nowhere");
+        assert_eq!(
+            out,
+            "   host       cgroup v1\n              A cgroup is a directory. Its files are the limits and the\n              counters; the PIDs written into its cgroup.procs are its members.\n"
+        );
+        // a report's own lines (not indented) are never joined
+        let report = format!("{}\nrebuilt in 1 s\n", "y ".repeat(45));
+        assert_eq!(normalise(&report, "/nowhere").lines().count(), 3);
+        // nor a step's title with the line after it
+        let step = format!("━━ 2 · {}\n   syscall    x\n", "a ".repeat(40));
+        assert!(normalise(&step, "/nowhere").contains("\n   syscall    x\n"));
+        // nor a container's own output
+
+        let output = format!(
+            "   container  {}\n              and more\n",
+            "x ".repeat(40)
+        );
+        assert_eq!(normalise(&output, "/nowhere").lines().count(), 3);
+    }
+
+    #[test]
     fn short_lines_and_unbreakable_words_stay() {
-        assert_eq!(wrap("short"), vec!["short".to_string()]);
+        assert_eq!(wrap("short", false), vec!["short".to_string()]);
         let long = "z".repeat(90);
-        assert_eq!(wrap(&long), vec![long.clone()]);
+        assert_eq!(wrap(&long, false), vec![long.clone()]);
     }
 
     #[test]
