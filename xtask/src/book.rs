@@ -118,8 +118,10 @@ fn transcript(chapter: &str) -> Result<String> {
     ))
 }
 
-/// The widest line a book page shows whole: a code block in mdBook's 750-px
-/// column fits about 84 characters, so 80 leaves room for its padding.
+/// The widest line of text, diagram or transcript the book shows: mdBook's
+/// default 750-px column fits about 84 characters of code (the book widens
+/// its column for rustfmt's 100-column code, book/theme/wide-code.css, but
+/// 80 still fits a narrower window, and a terminal).
 pub const WIDTH: usize = 80;
 
 /// Make a real run's text fit the book, changing nothing it says: the
