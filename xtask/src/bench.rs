@@ -378,7 +378,8 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&out)?;
     std::fs::write(out.join("report.txt"), &report)?;
     if args.book {
-        std::fs::write(root().join("book/src/transcripts/bench.txt"), &report)?;
+        let shown = crate::book::normalise(&report, &root().display().to_string());
+        std::fs::write(root().join("book/src/transcripts/bench.txt"), shown)?;
         eprintln!("bench: wrote book/src/transcripts/bench.txt");
     }
     Ok(())

@@ -4,15 +4,48 @@ use crate::{cargo, root, CHAPTERS};
 use anyhow::{Context, Result};
 use std::process::{Command, Stdio};
 
-pub fn run() -> Result<()> {
+#[derive(clap::Args)]
+pub struct Args {
+    /// Only these chapters (e.g. ch05-uts); all of them by default
+    chapters: Vec<String>,
+    /// Run nothing: normalise the transcripts already written again (wrap
+    /// them to the book's width), as if they had just been made
+    #[arg(long)]
+    reflow: bool,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let dir = root().join("book/src/transcripts");
+    if args.reflow {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("read {}", dir.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "txt") {
+                let text = std::fs::read_to_string(&path)?;
+                let root = root().display().to_string();
+                std::fs::write(&path, normalise(&text, &root))
+                    .with_context(|| format!("write {}", path.display()))?;
+            }
+        }
+        return Ok(());
+    }
+    for chapter in &args.chapters {
+        anyhow::ensure!(
+            CHAPTERS.contains(&chapter.as_str()),
+            "no chapter {chapter}: the chapters are {}",
+            CHAPTERS.join(", ")
+        );
+    }
+    let chapters: Vec<&str> = CHAPTERS
+        .into_iter()
+        .filter(|c| args.chapters.is_empty() || args.chapters.iter().any(|a| a == c))
+        .collect();
     let status = cargo()
         .args(["build", "--quiet"])
-        .args(CHAPTERS.iter().flat_map(|c| ["--package", c]))
+        .args(chapters.iter().flat_map(|c| ["--package", c]))
         .status()?;
     anyhow::ensure!(status.success(), "cargo build of the chapters failed");
-    let dir = root().join("book/src/transcripts");
     std::fs::create_dir_all(&dir)?;
-    for chapter in CHAPTERS {
+    for chapter in chapters {
         let transcript = transcript(chapter)?;
         let path = dir.join(format!("{chapter}.txt"));
         std::fs::write(&path, transcript).with_context(|| format!("write {}", path.display()))?;
@@ -74,11 +107,364 @@ fn transcript(chapter: &str) -> Result<String> {
         status.success(),
         "{chapter} demo failed ({status}):\n{text}"
     );
-    let root = root().display().to_string();
     let shown = if chapter == "ch06-net" {
         format!("$ sudo unshare --net target/debug/{chapter}")
     } else {
         format!("$ cargo run -p {chapter}")
     };
-    Ok(format!("{shown}\n{}", text.replace(&root, ".")))
+    Ok(normalise(
+        &format!("{shown}\n{text}"),
+        &root().display().to_string(),
+    ))
+}
+
+/// The widest line of text, diagram or transcript the book shows: mdBook's
+/// default 750-px column fits about 84 characters of code (the book widens
+/// its column for rustfmt's 100-column code, book/theme/wide-code.css, but
+/// 80 still fits a narrower window, and a terminal).
+pub const WIDTH: usize = 80;
+
+/// Make a real run's text fit the book, changing nothing it says: the
+/// workspace path becomes `.`, the cgroup the tool happens to run in (on v1,
+/// `/sys/fs/cgroup/memory/user.slice/...`) becomes `...`, as the pages write
+/// it, and lines over [`WIDTH`] are wrapped (see `wrap`). Applying it twice
+/// changes nothing more.
+pub fn normalise(text: &str, root: &str) -> String {
+    let text = shorten_cgroup_paths(&text.replace(root, "."));
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    let mut label = "";
+    let mut carried = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            label = "";
+        } else if line.len() > 3 && line.starts_with("   ") && !line[3..].starts_with(' ') {
+            label = line[3..].split(' ').next().unwrap_or("");
+        }
+        let line = if carried.is_empty() {
+            line.to_string()
+        } else {
+            let indent = line.len() - line.trim_start().len();
+            format!(
+                "{}{} {}",
+                &line[..indent],
+                std::mem::take(&mut carried),
+                line.trim_start()
+            )
+        };
+        let mut pieces = wrap(&line, label == "shell");
+        // A note's sentence that went on to the next line: its wrapped end
+        // joins that line rather than standing alone (reflowing the note).
+        if pieces.len() > 1 && !matches!(label, "container" | "shell" | "syscall") {
+            let last = pieces.last().unwrap();
+            let indent = last.len() - last.trim_start().len();
+            let next = lines.get(i + 1).copied().unwrap_or("");
+            // the next line holds more of the same text: as indented, and
+            // not a line of its own (a label, a step, a blank line)
+            let goes_on = indent > 3
+                && !line.starts_with("━━")
+                && next.len() - next.trim_start().len() == indent
+                && !next.trim().is_empty()
+                && !last.trim_end().ends_with(['.', ':', ';', '!', '?']);
+            if goes_on {
+                carried = pieces.pop().unwrap().trim_start().to_string();
+            }
+        }
+        for piece in pieces {
+            out.push_str(&piece);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `/sys/fs/cgroup/CONTROLLER/ANY/PATH/workshop-N` becomes
+/// `/sys/fs/cgroup/CONTROLLER/.../workshop-N`: the part in between is the
+/// cgroup the tool was started in, which differs from machine to machine.
+fn shorten_cgroup_paths(text: &str) -> String {
+    const MOUNT: &str = "/sys/fs/cgroup/";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(MOUNT) {
+        let (before, path) = rest.split_at(at + MOUNT.len());
+        out.push_str(before);
+        let end = path
+            .find(|c: char| c.is_whitespace() || "\"',;)".contains(c))
+            .unwrap_or(path.len());
+        let (word, after) = path.split_at(end);
+        match (word.split_once('/'), word.find("/workshop-")) {
+            (Some((controller, _)), Some(ours)) if ours > controller.len() => {
+                out.push_str(controller);
+                out.push_str("/...");
+                out.push_str(&word[ours..]);
+            }
+            _ => out.push_str(word),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One line as lines of at most [`WIDTH`] characters, broken at spaces.
+/// The pieces after the first start under the line's text: after a
+/// narration label (`   host       ...`, the text starts after the first run
+/// of two or more spaces), after a step's `━━ `, or at the line's own
+/// indent. The breaks of a `shell` item's lines end in ` \`, as a shell
+/// would continue them. A word longer than the width stays whole (verify
+/// then reports it).
+fn wrap(line: &str, shell: bool) -> Vec<String> {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= WIDTH {
+        return vec![line.to_string()];
+    }
+    let lead = chars.iter().take_while(|c| **c == ' ').count();
+    let hang = if line.starts_with("━━ ") {
+        3
+    } else {
+        // the end of the first run of 2+ spaces after the first word
+        let word_end = (lead..chars.len())
+            .find(|&i| chars[i] == ' ')
+            .unwrap_or(chars.len());
+        (word_end..chars.len().saturating_sub(1))
+            .find(|&i| chars[i] == ' ' && chars[i + 1] == ' ')
+            .map(|i| (i..chars.len()).find(|&j| chars[j] != ' ').unwrap_or(i))
+            .filter(|&h| h <= WIDTH / 2)
+            .unwrap_or(lead)
+    };
+    let marker = if shell { " \\" } else { "" };
+    let mut out = Vec::new();
+    let mut piece: Vec<char> = chars;
+    loop {
+        let limit = WIDTH - marker.len();
+        if piece.len() <= WIDTH {
+            out.push(piece.iter().collect());
+            break;
+        }
+        // the last space at or before the limit that ends a word, beyond the hang
+        let text_start = piece.iter().take_while(|c| **c == ' ').count().max(hang);
+        let Some(at) = (text_start + 1..=limit.min(piece.len() - 1))
+            .rev()
+            .find(|&i| piece[i] == ' ' && piece[i - 1] != ' ')
+        else {
+            out.push(piece.iter().collect());
+            break;
+        };
+        let head: String = piece[..at].iter().collect();
+        out.push(format!("{}{marker}", head.trim_end()));
+        let tail = piece[at..].iter().copied().skip_while(|c| *c == ' ');
+        piece = std::iter::repeat_n(' ', hang).chain(tail).collect();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_narration_under_its_text() {
+        let line = format!("   host       {}", "word ".repeat(30).trim_end());
+        let lines = wrap(&line, false);
+        assert!(lines.len() > 1);
+        for l in &lines {
+            assert!(l.chars().count() <= WIDTH, "{l:?}");
+        }
+        for l in &lines[1..] {
+            assert!(l.starts_with(&" ".repeat(14)) && !l.starts_with(&" ".repeat(15)));
+        }
+        assert_eq!(
+            lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" "),
+            line.trim()
+        );
+    }
+
+    #[test]
+    fn shell_lines_continue_with_a_backslash() {
+        let line = format!(
+            "   shell      $ echo {}",
+            "x".repeat(40) + " " + &"y".repeat(40)
+        );
+        let lines = wrap(&line, true);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].ends_with(" \\"));
+        assert_eq!(lines[1], format!("{}{}", " ".repeat(14), "y".repeat(40)));
+    }
+
+    #[test]
+    fn a_note_broken_mid_sentence_is_reflowed_not_left_ragged() {
+        let text = "   host       cgroup v1\n              A cgroup is a directory. Its files are the limits and the counters; the PIDs\n              written into its cgroup.procs are its members.\n";
+        let out = normalise(text, "/nowhere");
+        assert_eq!(
+            out,
+            "   host       cgroup v1\n              A cgroup is a directory. Its files are the limits and the\n              counters; the PIDs written into its cgroup.procs are its members.\n"
+        );
+        // a report's own lines (not indented) are never joined
+        let report = format!("{}\nrebuilt in 1 s\n", "y ".repeat(45));
+        assert_eq!(normalise(&report, "/nowhere").lines().count(), 3);
+        // nor a step's title with the line after it
+        let step = format!("━━ 2 · {}\n   syscall    x\n", "a ".repeat(40));
+        assert!(normalise(&step, "/nowhere").contains("\n   syscall    x\n"));
+        // nor a container's own output
+
+        let output = format!(
+            "   container  {}\n              and more\n",
+            "x ".repeat(40)
+        );
+        assert_eq!(normalise(&output, "/nowhere").lines().count(), 3);
+    }
+
+    #[test]
+    fn short_lines_and_unbreakable_words_stay() {
+        assert_eq!(wrap("short", false), vec!["short".to_string()]);
+        let long = "z".repeat(90);
+        assert_eq!(wrap(&long, false), vec![long.clone()]);
+    }
+
+    #[test]
+    fn normalising_twice_changes_nothing_more() {
+        let text = "   shell      $ echo 32M > /sys/fs/cgroup/memory/process_api/20d9c48fe10452df012ee28f9213ad0a/workshop-27555/memory.limit_in_bytes\n━━ 2 · a veth pair: a virtual cable, one end on the host, the other in the container\n";
+        let once = normalise(text, "/home/student/course");
+        assert!(
+            once.contains("/sys/fs/cgroup/memory/.../workshop-27555/memory.limit_in_bytes"),
+            "{once}"
+        );
+        assert!(once.lines().all(|l| l.chars().count() <= WIDTH), "{once}");
+        assert_eq!(normalise(&once, "/home/student/course"), once);
+    }
+
+    #[test]
+    fn cgroup_paths_keep_what_is_ours() {
+        for kept in [
+            "/sys/fs/cgroup/cpu/workshop-1/tasks",
+            "/sys/fs/cgroup/workshop/123/cpu.max",
+            "/sys/fs/cgroup/unified",
+        ] {
+            assert_eq!(shorten_cgroup_paths(kept), kept);
+        }
+        assert_eq!(
+            shorten_cgroup_paths("\"/sys/fs/cgroup/pids/a/b/workshop-7/pids.max\","),
+            "\"/sys/fs/cgroup/pids/.../workshop-7/pids.max\","
+        );
+    }
+}
+
+/// mdBook's preprocessor for this book (book.toml names it): the code a page
+/// quotes by anchor comes as it sits in its file, so a method quoted from an
+/// `impl` block keeps the block's indent, and a doc comment's rustdoc link
+/// (`[`Tasks::move_self_in`]`) shows its brackets. In every `rust` block,
+/// remove the indent all its lines share and turn [`X`] into `X`.
+/// mdBook first asks `supports RENDERER` (yes to all: it only edits the
+/// markdown), then sends `[context, book]` as JSON and reads the book back.
+pub fn preprocess(args: &[String]) -> Result<()> {
+    if args.first().is_some_and(|a| a == "supports") {
+        return Ok(());
+    }
+    let input: serde_json::Value = serde_json::from_reader(std::io::stdin().lock())
+        .context("failed to read mdBook's [context, book] from stdin")?;
+    let mut book = input
+        .get(1)
+        .cloned()
+        .context("mdBook sent no book (want a JSON array [context, book])")?;
+    if let Some(items) = book.get_mut("items") {
+        edit_chapters(items);
+    }
+    serde_json::to_writer(std::io::stdout().lock(), &book)?;
+    Ok(())
+}
+
+fn edit_chapters(items: &mut serde_json::Value) {
+    for item in items.as_array_mut().into_iter().flatten() {
+        if let Some(chapter) = item.get_mut("Chapter") {
+            if let Some(content) = chapter.get("content").and_then(|c| c.as_str()) {
+                chapter["content"] = tidy_rust_blocks(content).into();
+            }
+            if let Some(sub) = chapter.get_mut("sub_items") {
+                edit_chapters(sub);
+            }
+        }
+    }
+}
+
+/// A page's markdown with every ```rust block dedented and unlinked.
+fn tidy_rust_blocks(page: &str) -> String {
+    let mut out = String::new();
+    let mut block: Option<Vec<&str>> = None;
+    for line in page.split_inclusive('\n') {
+        let fence = line.trim_end().starts_with("```");
+        match block.as_mut() {
+            None => {
+                out.push_str(line);
+                if fence && line.trim_start_matches('`').starts_with("rust") {
+                    block = Some(Vec::new());
+                }
+            }
+            Some(lines) if !fence => lines.push(line),
+            Some(lines) => {
+                let indent = lines
+                    .iter()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| l.len() - l.trim_start_matches(' ').len())
+                    .min()
+                    .unwrap_or(0);
+                for l in lines.iter() {
+                    let l = if l.trim().is_empty() { l } else { &l[indent..] };
+                    if l.trim_start().starts_with("//") {
+                        out.push_str(&unlink(l));
+                    } else {
+                        out.push_str(l);
+                    }
+                }
+                out.push_str(line);
+                block = None;
+            }
+        }
+    }
+    if let Some(lines) = block {
+        lines.iter().for_each(|l| out.push_str(l)); // an unclosed block: as it was
+    }
+    out
+}
+
+/// [`X`] (a rustdoc link) as `X`; a link with a target, [`X`](url), stays.
+fn unlink(comment: &str) -> String {
+    let mut out = String::new();
+    let mut rest = comment;
+    while let Some(at) = rest.find("[`") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        match after[1..].find('`').map(|end| end + 2) {
+            Some(end) if after[end..].starts_with(']') && !after[end + 1..].starts_with('(') => {
+                out.push_str(&after[..end]);
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod preprocess_tests {
+    use super::*;
+
+    #[test]
+    fn quoted_methods_lose_their_impl_indent_and_links() {
+        let page = "text [`kept`] in prose\n```rust,ignore\n    /// first act is [`Tasks::move_self_in`], see [`x`](y).\n    pub fn f() {\n\n        1\n    }\n```\n```text\n    kept\n```\n";
+        assert_eq!(
+            tidy_rust_blocks(page),
+            "text [`kept`] in prose\n```rust,ignore\n/// first act is `Tasks::move_self_in`, see [`x`](y).\npub fn f() {\n\n    1\n}\n```\n```text\n    kept\n```\n"
+        );
+    }
+
+    #[test]
+    fn code_that_is_not_a_comment_keeps_its_brackets() {
+        let page = "```rust\nlet a = [`x`];\n```\n";
+        assert_eq!(tidy_rust_blocks(page), page);
+        assert_eq!(unlink("// [`a`] [`b"), "// `a` [`b");
+    }
 }

@@ -33,7 +33,10 @@ enum Task {
     /// Prove the exercises teach: checks fail on the stubs, pass on the solutions; book includes resolve
     Verify,
     /// Regenerate the transcripts the book shows (runs each chapter's demo; needs root or sudo)
-    Book,
+    Book(book::Args),
+    /// mdBook runs this (book.toml): dedent quoted code, unlink rustdoc links
+    #[command(hide = true)]
+    BookPreprocess { args: Vec<String> },
     /// Build the root filesystem the chapters use, in target/rootfs (from busybox, the host's binaries, or --from an image)
     Rootfs(rootfs::RootfsArgs),
     /// Run the chapters' tests in qemu on a stock Debian kernel with cgroup v2 (no KVM needed; downloads the kernel package once)
@@ -45,7 +48,8 @@ enum Task {
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Verify => verify::run(),
-        Task::Book => book::run(),
+        Task::Book(args) => book::run(args),
+        Task::BookPreprocess { args } => book::preprocess(&args),
         Task::Rootfs(args) => rootfs::run(args),
         Task::VmTest(args) => vm::run(args),
         Task::Bench(args) => bench::run(args),

@@ -13,6 +13,7 @@ pub fn run() -> Result<()> {
             exercises_are_well_formed as fn() -> Result<()>,
         ),
         ("book includes resolve", book_includes_resolve),
+        ("book text fits the page", book_text_fits),
         (
             "checks fail on the stubs and pass on the solutions",
             checks_discriminate,
@@ -183,6 +184,90 @@ fn book_includes_resolve() -> Result<()> {
     result_of(problems, "book")
 }
 
+/// Every line of a `text` (or `transcript`, `diagram`, `console`, or
+/// unlabelled) block in a book page, includes expanded, and of every
+/// transcript is at most `book::WIDTH` columns: a longer one hides behind a
+/// scrollbar in the rendered page. (`cargo xtask book` wraps transcripts;
+/// `--reflow` wraps those already written.)
+fn book_text_fits() -> Result<()> {
+    let mut problems = Vec::new();
+    let src = root().join("book/src");
+    let mut checked = 0;
+    for file in walk(&src)? {
+        let rel = file
+            .strip_prefix(root())
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(&file)?;
+        let lines: Vec<(usize, String)> = match file.extension().and_then(|e| e.to_str()) {
+            Some("md") => text_block_lines(&text, file.parent().unwrap()),
+            Some("txt") => text.lines().map(String::from).enumerate().collect(),
+            _ => continue,
+        };
+        for (number, line) in lines {
+            checked += 1;
+            let width = line.chars().count();
+            ensure(width <= crate::book::WIDTH, &mut problems, || {
+                format!(
+                    "{rel}:{}: {width} columns, over {}: {line}",
+                    number + 1,
+                    crate::book::WIDTH
+                )
+            });
+        }
+    }
+    ensure(checked > 0, &mut problems, || {
+        "no text block or transcript found in book/src".into()
+    });
+    eprintln!("  {checked} lines of text blocks and transcripts checked");
+    result_of(problems, "book")
+}
+
+/// The lines (with their line number in the page) of a page's text-like
+/// fenced blocks, an `{{#include}}` line replaced by what it includes.
+fn text_block_lines(page: &str, dir: &Path) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut inside: Option<bool> = None; // Some(checked) within a block
+    for (number, line) in page.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(info) = trimmed.strip_prefix("```") {
+            inside = match inside {
+                Some(_) => None,
+                None => {
+                    let lang = info.split([',', ' ']).next().unwrap_or("");
+                    Some(matches!(
+                        lang,
+                        "" | "text" | "transcript" | "diagram" | "console"
+                    ))
+                }
+            };
+            continue;
+        }
+        if inside != Some(true) {
+            continue;
+        }
+        match includes(line).first() {
+            // transcripts are checked as files of their own
+            Some(include) if include.starts_with("transcripts/") => {}
+            Some(include) => {
+                let (file, anchor) = match include.split_once(':') {
+                    Some((f, a)) => (f, Some(a)),
+                    None => (include.as_str(), None),
+                };
+                let content = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+                let body = match anchor {
+                    Some(a) => anchored(&content, a).unwrap_or_default(),
+                    None => content,
+                };
+                out.extend(body.lines().map(|l| (number, l.to_string())));
+            }
+            None => out.push((number, line.to_string())),
+        }
+    }
+    out
+}
+
 fn includes(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for directive in ["{{#include ", "{{#rustdoc_include "] {
@@ -311,6 +396,20 @@ mod tests {
             anchored("// ANCHOR: xy\n1\n// ANCHOR_END: xy\n", "x").is_none(),
             "no prefix matches"
         );
+    }
+
+    #[test]
+    fn text_blocks_are_found_and_their_includes_expanded() {
+        let dir = std::env::temp_dir().join(format!("verify-text-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("t.txt"), "one\ntwo\n").unwrap();
+        let page = "x\n```text\na\n{{#include t.txt}}\n```\n```rust\nskipped\n```\n```\nb\n```\n";
+        let lines: Vec<String> = text_block_lines(page, &dir)
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(lines, ["a", "one", "two", "b"]);
     }
 
     #[test]

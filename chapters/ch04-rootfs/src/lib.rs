@@ -3,7 +3,9 @@
 //! First the old way, chroot(), which changes what "/" means for one process
 //! and can be walked out of by a process that is root. Then the way container
 //! runtimes do it: pivot_root(), which swaps the root *mount* of the mount
-//! namespace, after which the host's root is detached and unreachable.
+//! namespace, after which the host's root is detached: no path leads back to
+//! it. (A root process can still open host files by file handle, with
+//! open_by_handle_at(): the book's page says so, and what closes it.)
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;

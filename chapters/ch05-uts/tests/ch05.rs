@@ -64,3 +64,54 @@ fn bad_input_matrix() {
         ],
     );
 }
+
+/// The `uts:[N]` inodes on the demo's "container" lines, in order.
+fn container_uts_inodes(narration: &str) -> Vec<u64> {
+    narration
+        .lines()
+        .filter(|l| l.trim_start().starts_with("container"))
+        .filter_map(|l| {
+            let rest = &l[l.find("uts:[")? + "uts:[".len()..];
+            rest[..rest.find(']')?].parse().ok()
+        })
+        .collect()
+}
+
+/// Chapter 5's motivation, shown before the fix: a container without a UTS
+/// namespace is in the host's (same inode) and may call sethostname() there;
+/// the real container's namespace is another one. The demo sets the host's
+/// name back to itself only, so the host keeps its name.
+#[test]
+fn the_demo_shows_the_host_s_uts_namespace_shared_then_a_new_one() {
+    use std::os::unix::fs::MetadataExt;
+    let host_uts = std::fs::metadata("/proc/self/ns/uts")
+        .expect("stat /proc/self/ns/uts")
+        .ino();
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = ch05(&[]);
+    let narration = stderr_of(&out);
+    assert!(out.status.success(), "{narration}");
+    let seen = container_uts_inodes(&narration);
+    assert_eq!(
+        seen.len(),
+        2,
+        "want two container lines naming a uts:[inode] (without, then with CLONE_NEWUTS), got {seen:?}:\n{narration}"
+    );
+    assert_eq!(
+        seen[0], host_uts,
+        "the container without CLONE_NEWUTS should be in the host's UTS namespace:\n{narration}"
+    );
+    assert_ne!(
+        seen[1], host_uts,
+        "the real container should have a UTS namespace of its own:\n{narration}"
+    );
+    assert!(
+        narration.contains(&format!("uts:[{host_uts}]")),
+        "the demo should show the host's own uts:[{host_uts}] beside it:\n{narration}"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        host_name,
+        "the host's hostname changed"
+    );
+}
