@@ -12,24 +12,33 @@ const LIMIT: Duration = Duration::from_secs(60);
 fn sandbox(script: &str) -> std::process::Output {
     workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
     let host = HostSnapshot::take();
-    let out = run_in_net_sandbox(&format!("BIN={BIN}; {script}"), LIMIT);
+    let out = run_in_net_sandbox(&format!("BIN={BIN}; {SHELL_HELPERS} {script}"), LIMIT);
     host.assert_unchanged("ch06 in its sandbox"); // the machine's own links too
     out
 }
 
+/// Two shell functions every sandbox script may use, written for iproute2 and
+/// busybox alike (the VM test has only busybox: no `ip link show type veth`,
+/// no pgrep). `veths`: how many workshop veth ends are in the sandbox.
+/// `has_sleep_child PID`: whether the tool PID has a `sleep` child, read from
+/// /proc (the container is set up and running its command).
+const SHELL_HELPERS: &str = "veths() { ip -o link | grep -cE '^[0-9]+: ws[hc]-'; }; \
+    has_sleep_child() { for c in $(cat /proc/$1/task/$1/children 2>/dev/null); do \
+      [ \"$(cat /proc/$c/comm 2>/dev/null)\" = sleep ] && return 0; done; return 1; };";
+
 /// The veth links left in the sandbox, as the kernel lists them. A pair goes
 /// with its container's namespace, which the kernel destroys a moment after
 /// the container ends (ch06_net::TEARDOWN): wait up to 5 s for none to be left.
-const VETHS: &str = "for i in $(seq 500); do [ $(ip -o link show type veth | wc -l) = 0 ] && break; sleep 0.01; done; \
-                     echo veths=$(ip -o link show type veth | wc -l)";
+const VETHS: &str = "for i in $(seq 500); do [ $(veths) = 0 ] && break; sleep 0.01; done; \
+                     echo veths=$(veths)";
 
 /// The veth links in the sandbox right now, without waiting: where a run must
 /// not have created any.
-const VETHS_NOW: &str = "echo veths=$(ip -o link show type veth | wc -l)";
+const VETHS_NOW: &str = "echo veths=$(veths)";
 
 /// Wait until the tool $T has a `sleep` child: the container is set up and running.
 const WAIT_FOR_SLEEP: &str =
-    "for i in $(seq 200); do pgrep -P $T -x sleep >/dev/null && break; sleep 0.05; done";
+    "for i in $(seq 200); do has_sleep_child $T && break; sleep 0.05; done";
 
 fn value(out: &std::process::Output, key: &str) -> String {
     let text = stdout_of(out);
@@ -103,7 +112,7 @@ fn the_demo_pings_both_ways_and_exits_0() {
 fn sigint_sigterm_and_sigkill_leave_no_veth() {
     for (signal, code) in [("INT", "130"), ("TERM", "143")] {
         let out = sandbox(&format!(
-            "$BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; echo during=$(ip -o link show type veth | wc -l); \
+            "$BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; echo during=$(veths); \
              kill -{signal} $T; wait $T; echo exit=$?; {VETHS}"
         ));
         assert_eq!(
@@ -135,7 +144,7 @@ fn sigint_sigterm_and_sigkill_leave_no_veth() {
 fn a_stale_pair_from_a_killed_run_is_reclaimed() {
     // A pair named as a run whose tool is gone would name it (no such PID).
     let out = sandbox(&format!(
-        "ip link add wsh-999999 type veth peer name wsc-999999; echo before=$(ip -o link show type veth | wc -l); \
+        "ip link add wsh-999999 type veth peer name wsc-999999; echo before=$(veths); \
          $BIN -- true; echo exit=$?; {VETHS}"
     ));
     assert_eq!(value(&out, "before"), "2");
@@ -212,7 +221,7 @@ fn simultaneous_runs_each_get_their_own_subnet(runs: usize) {
            $BIN --quiet -- sh -c '{inside}' >$D/out$i 2>$D/err$i & P=\"$P $!\"; \
          done; \
          for t in $(seq 1000); do [ $(cat $D/out* | grep -c pinged=) = {runs} ] && break; sleep 0.01; done; \
-         echo veths_at_once=$(ip -o link show type veth | wc -l); \
+         echo veths_at_once=$(veths); \
          kill -TERM $P; i=0; for p in $P; do i=$((i+1)); wait $p; \
            echo run$i=$? $(cat $D/out$i); cat $D/err$i >&2; done; \
          rm -r $D; {VETHS}"
@@ -415,11 +424,11 @@ fn fault_matrix() {
          $BIN --quiet -- sh -c 'exit 3'; echo exit3=$?; same after3; \
          for sig in INT TERM; do \
            $BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; \
-           echo during$sig=$(ip -o link show type veth | wc -l); \
+           echo during$sig=$(veths); \
            kill -$sig $T; wait $T; echo exit$sig=$?; same after$sig; \
          done; \
          $BIN --quiet -- sleep 30 & T=$!; {WAIT_FOR_SLEEP}; \
-         echo duringKILL=$(ip -o link show type veth | wc -l); \
+         echo duringKILL=$(veths); \
          kill -KILL $T; wait $T; echo exitKILL=$?; \
          $BIN --quiet -- true; echo next=$?; same afternext"
     ));
