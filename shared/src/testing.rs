@@ -565,6 +565,34 @@ pub fn bad_input_matrix(bin: &str, cases: &[(&str, &str)]) {
     host.assert_unchanged(&format!("{bin} bad input"));
 }
 
+/// A value only the kernel would reject, refused up front as bad usage: exit
+/// 2 and an `error:` line naming the option and the value, before anything
+/// is created (no cgroup, no link, no mount) and before any system call
+/// could fail on it.
+pub fn assert_refused_as_usage(bin: &str, option: &str, value: &str) {
+    require_root();
+    let host = HostSnapshot::take();
+    let out = run(
+        chapter(bin).args([option, value, "--", "true"]),
+        Duration::from_secs(60),
+    );
+    let err = stderr_of(&out);
+    assert_eq!(
+        exit_code(out.status),
+        2,
+        "{bin} {option} {value:?}: bad usage exits 2\n{err}"
+    );
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{bin} {option} {value:?}: no error: line\n{err}"));
+    assert!(
+        first.contains(option) && first.contains(value),
+        "{bin} {option} {value:?}: the error names the option and the value: {first}"
+    );
+    host.assert_unchanged(&format!("{bin} {option} {value:?}"));
+}
+
 /// Wait (a little) for a process to be gone: the kernel may take a moment to
 /// deliver PR_SET_PDEATHSIG and the reaper to reap.
 pub fn wait_until_gone(pid: u32, limit: Duration) -> bool {

@@ -18,8 +18,37 @@ use workshop::error::{hinted, HintExt};
 pub struct RootfsOption {
     /// The container's root filesystem: a directory with at least /bin/sh.
     /// Default: target/rootfs, built on first use (see `cargo xtask rootfs`)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = parse_rootfs)]
     pub rootfs: Option<PathBuf>,
+}
+
+/// `--rootfs PATH`, as far as it can be judged before anything is created: it
+/// must not be the host's own root, however it is spelled (`/`, `/.`, a
+/// symlink to it, or a bind mount of it, which is the same directory).
+/// pivot_root would refuse `/` itself with a bare EBUSY, and take a bind
+/// mount of it, handing the container the whole host. Whether the path
+/// exists and holds a /bin/sh, [`RootfsOption::resolve`] says, with a hint.
+pub fn parse_rootfs(text: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = PathBuf::from(text);
+    let (Ok(dir), Ok(host_root)) = (std::fs::metadata(&path), std::fs::metadata("/")) else {
+        return Ok(path); // missing or unreadable: resolve() says which
+    };
+    if (dir.dev(), dir.ino()) == (host_root.dev(), host_root.ino()) {
+        let what = match std::fs::canonicalize(&path) {
+            Ok(real) if real == Path::new("/") && text == "/" => {
+                format!("{text} is the host's own root")
+            }
+            Ok(real) if real == Path::new("/") => {
+                format!("{text} is the host's own root (it leads to /)")
+            }
+            _ => format!("{text} is the host's own root, bind-mounted (the same directory as /)"),
+        };
+        return Err(format!(
+            "{what}: a container needs a root of its own, e.g. target/rootfs (`cargo xtask rootfs`)"
+        ));
+    }
+    Ok(path)
 }
 
 impl RootfsOption {

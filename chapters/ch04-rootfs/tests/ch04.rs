@@ -193,6 +193,9 @@ fn fault_matrix() {
 /// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
 #[test]
 fn bad_input_matrix() {
+    let links = TempDir::new("ch04-root-link");
+    let to_root = links.path().join("root");
+    std::os::unix::fs::symlink("/", &to_root).unwrap();
     workshop::testing::bad_input_matrix(
         BIN,
         &[
@@ -200,6 +203,41 @@ fn bad_input_matrix() {
             ("--rootfs", "/nonexistent/rootfs"),
             ("--rootfs", "/etc/hostname"),
             ("--rootfs", "/proc/sys"),
+            ("--rootfs", "/"),
+            ("--rootfs", "/."),
+            ("--rootfs", "/proc/self/root"),
+            ("--rootfs", to_root.to_str().unwrap()),
         ],
+    );
+}
+
+/// The host's own root, however it is spelled, is refused as bad usage (exit
+/// 2, the option named) rather than left to pivot_root's bare EBUSY: `/`, a
+/// path that resolves to it, a symlink to it, and (in a mount namespace of
+/// the test's own) a bind mount of it, which pivot_root would even accept.
+#[test]
+fn the_hosts_own_root_is_refused_up_front() {
+    let links = TempDir::new("ch04-root-link");
+    let to_root = links.path().join("root");
+    std::os::unix::fs::symlink("/", &to_root).unwrap();
+    for value in ["/", "/.", "/proc/self/root", to_root.to_str().unwrap()] {
+        assert_refused_as_usage(BIN, "--rootfs", value);
+    }
+    let bind = links.path().join("b");
+    let script = format!(
+        "mkdir {b} && mount --bind / {b} && {BIN} --quiet --rootfs {b} -- true; echo exit=$?",
+        b = bind.display()
+    );
+    let out = run(
+        std::process::Command::new("unshare").args(["--mount", "sh", "-c", &script]),
+        LIMIT,
+    );
+    let (said, err) = (stdout_of(&out), stderr_of(&out));
+    assert!(said.contains("exit=2"), "a bind mount of /: {said}{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("error:")
+            && l.contains("--rootfs")
+            && l.contains("bind-mounted")),
+        "the error names the option and the path: {err}"
     );
 }

@@ -348,13 +348,37 @@ fn bad_input_matrix() {
             ("--pids-limit", "-5"),
             ("--pids-limit", "many"),
             ("--pids-limit", ""),
+            ("--pids-limit", "4194305"),
+            ("--pids-limit", "9223372036854775808"),
+            ("--cpus", "inf"),
+            ("--cpus", "NaN"),
             ("--memory", "1M"),
             ("--memory", "lots"),
             ("--memory", ""),
             ("--hostname", "bad_name"),
             ("--rootfs", "/nonexistent/rootfs"),
+            ("--rootfs", "/"),
         ],
     );
+}
+
+/// Values only the kernel would reject (pids.max takes at most PID_MAX_LIMIT,
+/// 4194304; pivot_root refuses the host's own root with EBUSY) are bad usage:
+/// exit 2 and the option named, before any cgroup exists.
+#[test]
+fn values_only_the_kernel_rejects_are_refused_up_front() {
+    let _turn = turn();
+    for (option, value) in [
+        ("--pids-limit", "4194305"),
+        ("--pids-limit", "9223372036854775808"),
+        ("--cpus", "inf"),
+        ("--rootfs", "/"),
+    ] {
+        assert_refused_as_usage(BIN, option, value);
+    }
+    // The largest pids.max there is still runs.
+    let out = ch07(&["--quiet", "--pids-limit", "4194304", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
 }
 
 /// A run started the way another user (or another test process) would:
