@@ -59,6 +59,7 @@ impl RootfsOption {
             Some(dir) => {
                 // The error names the option and the value the student typed.
                 workshop::rootfs::validate(dir)
+                    .and_then(|()| mount_points_exist(dir))
                     .with_context(|| format!("--rootfs {:?}", dir.display().to_string()))?;
                 dir.clone()
             }
@@ -67,6 +68,29 @@ impl RootfsOption {
         // pivot_root wants a path with no symlinks and no "..": the real one.
         std::fs::canonicalize(&dir).with_context(|| format!("failed to resolve {}", dir.display()))
     }
+}
+
+/// The directories the container's mounts go on: /dev (a tmpfs) and /proc.
+/// Without them the mounts fail inside the container with a bare ENOENT, after
+/// the namespaces exist; say so before anything is created. Symlinks are
+/// followed inside the rootfs, as the container would.
+fn mount_points_exist(root: &Path) -> Result<()> {
+    for (dir, what) in [
+        ("/dev", "a tmpfs with /dev/null and friends"),
+        ("/proc", "a fresh proc"),
+    ] {
+        let found = workshop::rootfs::resolve_inside(root, Path::new(dir))?;
+        if !found.is_some_and(|p| p.is_dir()) {
+            return Err(hinted(
+                format!(
+                    "rootfs {} has no {dir} directory (the container mounts {what} there)",
+                    root.display()
+                ),
+                format!("create it: `mkdir {}{dir}`", root.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 // ANCHOR: chroot

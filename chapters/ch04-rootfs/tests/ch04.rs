@@ -128,10 +128,17 @@ fn bad_rootfs_is_refused_before_anything_is_created() {
     let tmp = std::env::temp_dir().join(format!("ch04-bad-rootfs-{}", std::process::id()));
     std::fs::create_dir_all(tmp.join("empty")).unwrap();
     std::fs::write(tmp.join("file"), "not a directory").unwrap();
+    // A real rootfs but for one of the directories the container's mounts go on.
+    let no_proc = rootfs_copy("ch04-no-proc");
+    std::fs::remove_dir(no_proc.path().join("proc")).unwrap();
+    let no_dev = rootfs_copy("ch04-no-dev");
+    std::fs::remove_dir_all(no_dev.path().join("dev")).unwrap();
     let cases = [
         (tmp.join("missing"), "does not exist"),
         (tmp.join("file"), "not a directory"),
         (tmp.join("empty"), "no /bin/sh"),
+        (no_proc.path().to_path_buf(), "no /proc directory"),
+        (no_dev.path().to_path_buf(), "no /dev directory"),
     ];
     for (path, says) in &cases {
         let out = ch04(&["--rootfs", path.to_str().unwrap(), "--", "true"]);
