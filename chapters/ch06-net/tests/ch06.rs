@@ -189,6 +189,7 @@ fn bad_input_matrix() {
         ("--ip", "abc/24"),
         ("--hostname", "bad_name"),
         ("--rootfs", "/nonexistent/rootfs"),
+        ("--rootfs", "/"),
         ("--color", "purple"),
     ];
     for (option, bad) in cases {
