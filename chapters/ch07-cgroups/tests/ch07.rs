@@ -3,8 +3,9 @@
 //! fork bomb, the OOM kill, the cgroup placed beneath the tool's own, bad
 //! options refused before anything exists, and no cgroup left afterwards.
 //!
-//! These tests take turns (a lock): a CPU measurement needs a quiet machine,
-//! and each compares the machine's workshop cgroups before and after.
+//! These tests take turns (a lock): a CPU measurement needs a quiet machine.
+//! Each compares the workshop cgroups of its own runs before and after;
+//! other runs on the machine are not its business (see HostSnapshot).
 
 use nix::sys::signal::Signal;
 use std::sync::Mutex;
