@@ -282,13 +282,27 @@ pub fn chapter(bin: &str) -> Command {
 
 /// Start a chapter (or a script that runs one), stdin empty, output captured,
 /// and note it as this test's run (see [`HostSnapshot`]).
+///
+/// A program a test has just written (a copied binary) can fail to start with
+/// ETXTBSY: a fork by another test thread, between its fork and its exec,
+/// still holds the copy's write descriptor. That passes within milliseconds,
+/// so it is tried again, for up to two seconds.
 pub fn spawn(cmd: &mut Command) -> Child {
-    let child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chapter");
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let child = loop {
+        match cmd.spawn() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && start.elapsed() < Duration::from_secs(2) =>
+            {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            other => break other.expect("spawn chapter"),
+        }
+    };
     note_started(child.id());
     child
 }
@@ -873,6 +887,40 @@ mod tests {
         }
         // Gone, its PID still names what it may have left.
         assert!(runs::is_ours(ours.id(), snapshot_since, me));
+    }
+
+    /// A fork made by another thread while a test writes a program holds the
+    /// write descriptor until its exec: starting the program meanwhile is
+    /// ETXTBSY. `spawn` waits that out.
+    #[test]
+    fn a_program_just_written_starts_while_a_fork_still_holds_it() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let dir = TempDir::new("etxtbsy");
+        let program = dir.path().join("hello");
+        let mut file = std::fs::File::create(&program).unwrap();
+        file.write_all(b"#!/bin/sh\necho hello\n").unwrap();
+        file.set_permissions(std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        // Another thread forks a child that waits 300 ms before its exec,
+        // holding a copy of `file`, open for writing, all that time.
+        let holder = std::thread::spawn(|| {
+            let mut slow = Command::new("true");
+            // SAFETY: only sleeps (nanosleep), between fork and exec.
+            unsafe {
+                slow.pre_exec(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(())
+                })
+            };
+            slow.status().unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        drop(file);
+        let out = run(&mut Command::new(&program), Duration::from_secs(10));
+        assert_eq!(stdout_of(&out), "hello\n");
+        assert!(holder.join().unwrap().success());
     }
 
     #[test]
