@@ -125,7 +125,8 @@ fn the_chroot_escape_works_under_chroot_and_fails_under_pivot_root() {
 #[test]
 fn bad_rootfs_is_refused_before_anything_is_created() {
     let host = HostSnapshot::take();
-    let tmp = std::env::temp_dir().join(format!("ch04-bad-rootfs-{}", std::process::id()));
+    let tmp_dir = TempDir::new("ch04-bad-rootfs"); // removed even when a check fails
+    let tmp = tmp_dir.path();
     std::fs::create_dir_all(tmp.join("empty")).unwrap();
     std::fs::write(tmp.join("file"), "not a directory").unwrap();
     // A real rootfs but for one of the directories the container's mounts go on.
@@ -153,7 +154,6 @@ fn bad_rootfs_is_refused_before_anything_is_created() {
             "the error names the path: {err}"
         );
     }
-    std::fs::remove_dir_all(&tmp).unwrap();
     host.assert_unchanged("ch04 bad --rootfs");
 }
 /// On a host whose mounts are shared (systemd), the bind mounts and the proc
