@@ -10,6 +10,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// What a chapter must leave exactly as it found it.
+///
+/// Mounts and the hostname are compared whole. Network links and workshop
+/// cgroups are compared as far as this test is concerned: the machine may run
+/// other containers of the workshop meanwhile (another user, another test
+/// process), whose `wsh-PID` links and `workshop-PID` cgroups come and go. An
+/// entry named after a run (the tool's PID) counts only if that run is one
+/// this test started (see [`spawn`]); an entry named after no run (`eth0`,
+/// the v2 parent when it is left empty) always counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostSnapshot {
     /// `/proc/self/mountinfo` of the test process, byte for byte.
@@ -19,6 +27,9 @@ pub struct HostSnapshot {
     pub links: Vec<String>,
     /// The workshop's cgroup directories (there should be none between runs).
     pub cgroups: Vec<std::path::PathBuf>,
+    /// The runs started after this snapshot, from this thread, are this test's.
+    since: u64,
+    thread: std::thread::ThreadId,
 }
 
 impl HostSnapshot {
@@ -43,31 +54,213 @@ impl HostSnapshot {
             hostname,
             links,
             cgroups,
+            since: runs::now(),
+            thread: std::thread::current().id(),
         }
     }
 
-    /// Panic with a readable diff unless the host is as it was at `self`.
+    /// Panic with a readable diff unless the host is as it was at `self`, as
+    /// far as this test's runs are concerned. A veth end goes with its network
+    /// namespace, which the kernel tears down a little after the last process
+    /// leaves: what differs is looked at again for up to two seconds.
     pub fn assert_unchanged(&self, what: &str) {
-        let now = HostSnapshot::take();
+        let start = Instant::now();
+        loop {
+            let problems = self.changes(&HostSnapshot::take());
+            if problems.is_empty() {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(2) {
+                panic!("{what}: {}", problems.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What differs between `self` and `now` that this test is answerable for.
+    fn changes(&self, now: &HostSnapshot) -> Vec<String> {
+        let mut problems = Vec::new();
         if now.mountinfo != self.mountinfo {
             let before: Vec<&str> = self.mountinfo.lines().collect();
             let after: Vec<&str> = now.mountinfo.lines().collect();
             let gone: Vec<_> = before.iter().filter(|l| !after.contains(l)).collect();
             let new: Vec<_> = after.iter().filter(|l| !before.contains(l)).collect();
-            panic!("{what}: the host's mounts changed\n  gone: {gone:#?}\n  new: {new:#?}");
+            problems.push(format!(
+                "the host's mounts changed\n  gone: {gone:#?}\n  new: {new:#?}"
+            ));
         }
-        assert_eq!(
-            now.hostname, self.hostname,
-            "{what}: the host's hostname changed"
-        );
-        assert_eq!(
-            now.links, self.links,
-            "{what}: the host's network links changed"
-        );
-        assert_eq!(
-            now.cgroups, self.cgroups,
-            "{what}: the workshop's cgroup directories changed"
-        );
+        if now.hostname != self.hostname {
+            problems.push(format!(
+                "the host's hostname changed: {:?} -> {:?}",
+                self.hostname, now.hostname
+            ));
+        }
+        let ours = |pid: u32| runs::is_ours(pid, self.since, self.thread);
+        let links = unexplained(&self.links, &now.links, link_owner, ours);
+        if !links.is_empty() {
+            problems.push(format!("the host's network links changed: {links:?}"));
+        }
+        let shown = |dirs: &[std::path::PathBuf]| -> Vec<String> {
+            dirs.iter().map(|d| d.display().to_string()).collect()
+        };
+        let (before, after) = (shown(&self.cgroups), shown(&now.cgroups));
+        let cgroups = unexplained(&before, &after, |d| cgroup_owner(Path::new(d)), ours);
+        if !cgroups.is_empty() {
+            problems.push(format!(
+                "the workshop's cgroup directories changed: {cgroups:?}"
+            ));
+        }
+        problems
+    }
+}
+
+/// Whom a link, or a workshop cgroup directory, belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The run of the tool with this PID (`wsh-PID`, `workshop-PID`, `workshop/PID`).
+    Run(u32),
+    /// Shared by the runs there are: v2's `workshop` parent. It counts when it
+    /// appeared and is left with no run's cgroup in it.
+    Shared,
+    /// The machine's own (`lo`, `eth0`): any change counts.
+    Host,
+}
+
+/// `wsh-PID` / `wsc-PID`: the ends of a run's veth pair (ch06 on).
+pub fn link_owner(name: &str) -> Owner {
+    name.strip_prefix("wsh-")
+        .or_else(|| name.strip_prefix("wsc-"))
+        .and_then(|pid| pid.parse().ok())
+        .map_or(Owner::Host, Owner::Run)
+}
+
+/// `.../workshop-PID` (v1), `/sys/fs/cgroup/workshop/PID` (v2), and v2's
+/// shared parent `/sys/fs/cgroup/workshop`.
+pub fn cgroup_owner(dir: &Path) -> Owner {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let name = name.as_deref().unwrap_or("");
+    if let Some(pid) = name.strip_prefix("workshop-").and_then(|p| p.parse().ok()) {
+        return Owner::Run(pid);
+    }
+    let parent = Path::new(crate::cgroup::ROOT).join("workshop");
+    if dir == parent {
+        return Owner::Shared;
+    }
+    match name.parse() {
+        Ok(pid) if dir.parent() == Some(parent.as_path()) => Owner::Run(pid),
+        _ => Owner::Host,
+    }
+}
+
+/// The entries of `after` and `before` that tell of a change this test made:
+/// what is new and belongs to one of our runs (`ours`) or to the host; what is
+/// gone and belonged to the host; the shared parent when it appeared and no
+/// run's entry is left in it. A run's entry that went is no change (runs end,
+/// and a run reclaims what a killed one left), nor is a run that is not ours.
+pub fn unexplained(
+    before: &[String],
+    after: &[String],
+    owner: impl Fn(&str) -> Owner,
+    ours: impl Fn(u32) -> bool,
+) -> Vec<String> {
+    let runs_left = after.iter().any(|e| matches!(owner(e), Owner::Run(_)));
+    let mut out = Vec::new();
+    for entry in after.iter().filter(|e| !before.contains(e)) {
+        match owner(entry) {
+            Owner::Run(pid) if ours(pid) => out.push(format!("new: {entry}")),
+            Owner::Run(_) => {}
+            Owner::Shared if !runs_left => out.push(format!("new: {entry}")),
+            Owner::Shared => {}
+            Owner::Host => out.push(format!("new: {entry}")),
+        }
+    }
+    for entry in before.iter().filter(|e| !after.contains(e)) {
+        if owner(entry) == Owner::Host {
+            out.push(format!("gone: {entry}"));
+        }
+    }
+    out
+}
+
+/// The runs this process started, for [`HostSnapshot`] to tell them from
+/// others': each with the thread that started it (a test runs in a thread of
+/// its own, named after it) and its start time (a PID is reused once its
+/// process is gone).
+mod runs {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    use std::thread::ThreadId;
+
+    struct Run {
+        seq: u64,
+        pid: u32,
+        start_time: Option<u64>,
+        /// None for a thread with no name: a helper thread of some test.
+        thread: Option<ThreadId>,
+    }
+
+    static RUNS: Mutex<Vec<Run>> = Mutex::new(Vec::new());
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+
+    pub fn now() -> u64 {
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.
+    pub fn start_time(pid: u32) -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(") ")?.1.split(' ').nth(19)?.parse().ok()
+    }
+
+    pub fn note(pid: u32) {
+        let start_time = start_time(pid);
+        let current = std::thread::current();
+        let thread = current.name().map(|_| current.id());
+        let mut runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+        if !runs
+            .iter()
+            .any(|r| r.pid == pid && r.start_time == start_time && r.thread == thread)
+        {
+            runs.push(Run {
+                seq: now(),
+                pid,
+                start_time,
+                thread,
+            });
+        }
+    }
+
+    /// Whether `pid` is a run started since `since` by `thread` (or by a
+    /// helper thread), and not a process of someone else's that reuses its PID.
+    pub fn is_ours(pid: u32, since: u64, thread: ThreadId) -> bool {
+        let runs = RUNS.lock().unwrap_or_else(|e| e.into_inner());
+        runs.iter().any(|r| {
+            r.pid == pid
+                && r.seq >= since
+                && r.thread.is_none_or(|t| t == thread)
+                && match start_time(pid) {
+                    None => true, // gone: whatever it left is its own
+                    now => r.start_time.is_none() || now == r.start_time,
+                }
+        })
+    }
+}
+
+/// Note `pid` as a run this test started. [`spawn`] and [`run`] do it for the
+/// process they start and for each process they see it start while waiting
+/// (a chapter run by a script); a test that starts a chapter otherwise calls
+/// this, or its runs' links and cgroups are taken for someone else's.
+pub fn note_started(pid: u32) {
+    runs::note(pid);
+}
+
+/// Note `pid` and every process beneath it now.
+fn note_tree(pid: u32) {
+    runs::note(pid);
+    let mut queue = children_of(pid);
+    while let Some(kid) = queue.pop() {
+        runs::note(kid);
+        queue.extend(children_of(kid));
     }
 }
 
@@ -91,21 +284,44 @@ pub fn chapter(bin: &str) -> Command {
     cmd
 }
 
+/// Start a chapter (or a script that runs one), stdin empty, output captured,
+/// and note it as this test's run (see [`HostSnapshot`]).
+///
+/// A program a test has just written (a copied binary) can fail to start with
+/// ETXTBSY: a fork by another test thread, between its fork and its exec,
+/// still holds the copy's write descriptor. That passes within milliseconds,
+/// so it is tried again, for up to two seconds.
+pub fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let child = loop {
+        match cmd.spawn() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && start.elapsed() < Duration::from_secs(2) =>
+            {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            other => break other.expect("spawn chapter"),
+        }
+    };
+    note_started(child.id());
+    child
+}
+
 /// Run a chapter to the end with a time limit, returning its output.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chapter");
-    wait_output(child, limit)
+    wait_output(spawn(cmd), limit)
 }
 
 /// Wait for a spawned child's output, killing it if it runs past `limit`.
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
     let start = Instant::now();
     loop {
+        // What the child starts (a chapter, when it is a script) is this test's run too.
+        note_tree(child.id());
         if child.try_wait().expect("try_wait").is_some() {
             return child.wait_with_output().expect("collect output");
         }
@@ -118,7 +334,7 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Output {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -243,13 +459,7 @@ pub fn signal_mid_run(
     argv0: &str,
     signal: nix::sys::signal::Signal,
 ) -> (i32, u32) {
-    let tool = chapter(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn chapter");
+    let tool = spawn(chapter(bin).args(args));
     let container = wait_for_container(tool.id(), argv0, Duration::from_secs(10));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(tool.id() as i32), signal)
         .expect("signal the tool");
@@ -373,6 +583,34 @@ pub fn bad_input_matrix(bin: &str, cases: &[(&str, &str)]) {
     host.assert_unchanged(&format!("{bin} bad input"));
 }
 
+/// A value only the kernel would reject, refused up front as bad usage: exit
+/// 2 and an `error:` line naming the option and the value, before anything
+/// is created (no cgroup, no link, no mount) and before any system call
+/// could fail on it.
+pub fn assert_refused_as_usage(bin: &str, option: &str, value: &str) {
+    require_root();
+    let host = HostSnapshot::take();
+    let out = run(
+        chapter(bin).args([option, value, "--", "true"]),
+        Duration::from_secs(60),
+    );
+    let err = stderr_of(&out);
+    assert_eq!(
+        exit_code(out.status),
+        2,
+        "{bin} {option} {value:?}: bad usage exits 2\n{err}"
+    );
+    let first = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("{bin} {option} {value:?}: no error: line\n{err}"));
+    assert!(
+        first.contains(option) && first.contains(value),
+        "{bin} {option} {value:?}: the error names the option and the value: {first}"
+    );
+    host.assert_unchanged(&format!("{bin} {option} {value:?}"));
+}
+
 /// Wait (a little) for a process to be gone: the kernel may take a moment to
 /// deliver PR_SET_PDEATHSIG and the reaper to reap.
 pub fn wait_until_gone(pid: u32, limit: Duration) -> bool {
@@ -439,6 +677,30 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = crate::rootfs::remove_tree(&self.0);
     }
+}
+
+/// A copy of the default rootfs (`cp -a`) that is this test's alone, for a
+/// test that writes into its rootfs or looks at everything in it: tests run
+/// in parallel and share target/rootfs, where another test's container may
+/// be writing at that moment. Removed when dropped.
+pub fn rootfs_copy(what: &str) -> TempDir {
+    let source = crate::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    let copy = TempDir::new(what);
+    let out = run(
+        Command::new("cp")
+            .arg("-a")
+            .arg(source.join("."))
+            .arg(copy.path()),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "cp -a {} {}: {}",
+        source.display(),
+        copy.path().display(),
+        stderr_of(&out)
+    );
+    copy
 }
 
 /// A tar archive made by a test, hostile entries included: paths and link
@@ -590,6 +852,125 @@ mod tests {
     fn parses_nspid() {
         assert_eq!(nspid("Name:\tsh\nNSpid:\t48213\t1\n"), vec![48213, 1]);
         assert_eq!(nspid("Name:\tsh\n"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn owners_are_read_from_the_names() {
+        assert_eq!(link_owner("wsh-4321"), Owner::Run(4321));
+        assert_eq!(link_owner("wsc-17"), Owner::Run(17));
+        assert_eq!(link_owner("eth0"), Owner::Host);
+        assert_eq!(link_owner("wsh-x"), Owner::Host);
+        let v1 = Path::new("/sys/fs/cgroup/pids/user.slice/workshop-99");
+        assert_eq!(cgroup_owner(v1), Owner::Run(99));
+        assert_eq!(
+            cgroup_owner(Path::new("/sys/fs/cgroup/workshop/123")),
+            Owner::Run(123)
+        );
+        assert_eq!(
+            cgroup_owner(Path::new("/sys/fs/cgroup/workshop")),
+            Owner::Shared
+        );
+        assert_eq!(
+            cgroup_owner(Path::new("/sys/fs/cgroup/pids/123")),
+            Owner::Host
+        );
+    }
+
+    fn strings(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn only_our_runs_and_the_host_count() {
+        let ours = |pid: u32| pid == 10;
+        let before = strings(&["eth0", "lo", "wsh-7"]);
+        // Another run appears (wsh-8), one goes (wsh-7): nothing to say.
+        let after = strings(&["eth0", "lo", "wsh-8"]);
+        assert!(unexplained(&before, &after, link_owner, ours).is_empty());
+        // Our own run's link is left: that counts, and only it is named.
+        let after = strings(&["eth0", "lo", "wsh-10", "wsh-8"]);
+        assert_eq!(
+            unexplained(&before, &after, link_owner, ours),
+            ["new: wsh-10"]
+        );
+        // The host's own links count both ways, whoever changed them.
+        let after = strings(&["lo", "veth9", "wsh-7"]);
+        assert_eq!(
+            unexplained(&before, &after, link_owner, ours),
+            ["new: veth9", "gone: eth0"]
+        );
+    }
+
+    #[test]
+    fn the_shared_v2_parent_counts_when_left_empty() {
+        let owner = |d: &str| cgroup_owner(Path::new(d));
+        let ours = |pid: u32| pid == 10;
+        let parent = "/sys/fs/cgroup/workshop";
+        let theirs = "/sys/fs/cgroup/workshop/8";
+        // Another run made the parent and its cgroup: not ours.
+        let after = strings(&[parent, theirs]);
+        assert!(unexplained(&[], &after, owner, ours).is_empty());
+        // The parent left with nothing in it: somebody leaked it, and since
+        // no run is there to own it, this test answers for it.
+        assert_eq!(
+            unexplained(&[], &strings(&[parent]), owner, ours),
+            ["new: /sys/fs/cgroup/workshop"]
+        );
+        // The parent and all the runs in it gone: runs end.
+        assert!(unexplained(&after, &[], owner, ours).is_empty());
+    }
+
+    #[test]
+    fn a_run_started_through_the_kit_is_ours_and_others_are_not() {
+        let snapshot_since = runs::now();
+        let me = std::thread::current().id();
+        let mut ours = Command::new("sleep").arg("5").spawn().unwrap();
+        note_started(ours.id());
+        let mut theirs = Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(runs::is_ours(ours.id(), snapshot_since, me));
+        assert!(!runs::is_ours(theirs.id(), snapshot_since, me));
+        // A snapshot taken after the run started does not answer for it.
+        assert!(!runs::is_ours(ours.id(), runs::now(), me));
+        for child in [&mut ours, &mut theirs] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        // Gone, its PID still names what it may have left.
+        assert!(runs::is_ours(ours.id(), snapshot_since, me));
+    }
+
+    /// A fork made by another thread while a test writes a program holds the
+    /// write descriptor until its exec: starting the program meanwhile is
+    /// ETXTBSY. `spawn` waits that out.
+    #[test]
+    fn a_program_just_written_starts_while_a_fork_still_holds_it() {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        let dir = TempDir::new("etxtbsy");
+        let program = dir.path().join("hello");
+        let mut file = std::fs::File::create(&program).unwrap();
+        file.write_all(b"#!/bin/sh\necho hello\n").unwrap();
+        file.set_permissions(std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        // Another thread forks a child that waits 300 ms before its exec,
+        // holding a copy of `file`, open for writing, all that time.
+        let holder = std::thread::spawn(|| {
+            let mut slow = Command::new("true");
+            // SAFETY: only sleeps (nanosleep), between fork and exec.
+            unsafe {
+                slow.pre_exec(|| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(())
+                })
+            };
+            slow.status().unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        drop(file);
+        let out = run(&mut Command::new(&program), Duration::from_secs(10));
+        assert_eq!(stdout_of(&out), "hello\n");
+        assert!(holder.join().unwrap().success());
     }
 
     #[test]

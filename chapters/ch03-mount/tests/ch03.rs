@@ -120,7 +120,29 @@ fn shell_on_a_terminal_is_pid_1_and_returns_its_exit_code() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("script (util-linux) runs");
-    use std::io::Write;
+    // Type only once the prompt is there, as a person does. (Typed ahead, the
+    // terminal echoed the lines before the prompt or after it, depending on
+    // how fast the shell came up: the output's order was left to chance.)
+    use std::io::{Read, Write};
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+            if tx.send(chunk[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let start = std::time::Instant::now();
+    while !String::from_utf8_lossy(&seen).contains("[ch03-mount] # ") {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) if start.elapsed() < LIMIT => {}
+            Err(_) => panic!("no prompt: {}", String::from_utf8_lossy(&seen)),
+        }
+    }
     child
         .stdin
         .take()
@@ -128,8 +150,12 @@ fn shell_on_a_terminal_is_pid_1_and_returns_its_exit_code() {
         .write_all(b"echo pid=$$\nexit 3\n")
         .unwrap();
     let out = wait_output(child, LIMIT);
-    let text = stdout_of(&out).replace('\r', "");
-    assert!(text.contains("[ch03-mount] # pid=1"), "{text}");
+    reader.join().unwrap();
+    seen.extend(rx.try_iter().flatten());
+    let text = String::from_utf8_lossy(&seen).replace('\r', "");
+    // The prompt names the chapter; the shell's answer is a line of its own.
+    assert!(text.contains("[ch03-mount] # "), "{text}");
+    assert!(text.lines().any(|l| l == "pid=1"), "{text}");
     assert!(!text.contains("Cannot set tty process group"), "{text}");
     assert_eq!(exit_code(out.status), 3, "{text}");
 }

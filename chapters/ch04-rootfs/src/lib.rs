@@ -20,8 +20,37 @@ use workshop::error::{hinted, HintExt};
 pub struct RootfsOption {
     /// The container's root filesystem: a directory with at least /bin/sh.
     /// Default: target/rootfs, built on first use (see `cargo xtask rootfs`)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = parse_rootfs)]
     pub rootfs: Option<PathBuf>,
+}
+
+/// `--rootfs PATH`, as far as it can be judged before anything is created: it
+/// must not be the host's own root, however it is spelled (`/`, `/.`, a
+/// symlink to it, or a bind mount of it, which is the same directory).
+/// pivot_root would refuse `/` itself with a bare EBUSY, and take a bind
+/// mount of it, handing the container the whole host. Whether the path
+/// exists and holds a /bin/sh, [`RootfsOption::resolve`] says, with a hint.
+pub fn parse_rootfs(text: &str) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = PathBuf::from(text);
+    let (Ok(dir), Ok(host_root)) = (std::fs::metadata(&path), std::fs::metadata("/")) else {
+        return Ok(path); // missing or unreadable: resolve() says which
+    };
+    if (dir.dev(), dir.ino()) == (host_root.dev(), host_root.ino()) {
+        let what = match std::fs::canonicalize(&path) {
+            Ok(real) if real == Path::new("/") && text == "/" => {
+                format!("{text} is the host's own root")
+            }
+            Ok(real) if real == Path::new("/") => {
+                format!("{text} is the host's own root (it leads to /)")
+            }
+            _ => format!("{text} is the host's own root, bind-mounted (the same directory as /)"),
+        };
+        return Err(format!(
+            "{what}: a container needs a root of its own, e.g. target/rootfs (`cargo xtask rootfs`)"
+        ));
+    }
+    Ok(path)
 }
 
 impl RootfsOption {
@@ -32,6 +61,7 @@ impl RootfsOption {
             Some(dir) => {
                 // The error names the option and the value the student typed.
                 workshop::rootfs::validate(dir)
+                    .and_then(|()| mount_points_exist(dir))
                     .with_context(|| format!("--rootfs {:?}", dir.display().to_string()))?;
                 dir.clone()
             }
@@ -40,6 +70,29 @@ impl RootfsOption {
         // pivot_root wants a path with no symlinks and no "..": the real one.
         std::fs::canonicalize(&dir).with_context(|| format!("failed to resolve {}", dir.display()))
     }
+}
+
+/// The directories the container's mounts go on: /dev (a tmpfs) and /proc.
+/// Without them the mounts fail inside the container with a bare ENOENT, after
+/// the namespaces exist; say so before anything is created. Symlinks are
+/// followed inside the rootfs, as the container would.
+fn mount_points_exist(root: &Path) -> Result<()> {
+    for (dir, what) in [
+        ("/dev", "a tmpfs with /dev/null and friends"),
+        ("/proc", "a fresh proc"),
+    ] {
+        let found = workshop::rootfs::resolve_inside(root, Path::new(dir))?;
+        if !found.is_some_and(|p| p.is_dir()) {
+            return Err(hinted(
+                format!(
+                    "rootfs {} has no {dir} directory (the container mounts {what} there)",
+                    root.display()
+                ),
+                format!("create it: `mkdir {}{dir}`", root.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 // ANCHOR: chroot

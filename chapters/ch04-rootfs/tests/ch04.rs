@@ -60,9 +60,34 @@ fn proc_1_is_the_containers_own() {
 
 #[test]
 fn the_chroot_escape_works_under_chroot_and_fails_under_pivot_root() {
-    let root = rootfs();
+    // A rootfs of this test's own: the escape writes into it, and other tests'
+    // containers (the demo's escape) write into the shared one meanwhile.
+    let copy = rootfs_copy("ch04-escape");
+    let root = copy.path();
+    let root_option = root.to_str().unwrap();
+    // Everything at its top, dot files too (the copy may have caught another
+    // run's escape directory in passing): the escape must add nothing.
+    let everything = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = everything();
     let host = HostSnapshot::take();
-    let escaped = ch04(&["--quiet", "--chroot", "--break-out", "--", "ls", "/"]);
+    let escaped = ch04(&[
+        "--quiet",
+        "--rootfs",
+        root_option,
+        "--chroot",
+        "--break-out",
+        "--",
+        "ls",
+        "/",
+    ]);
     assert!(escaped.status.success(), "{}", stderr_of(&escaped));
     assert_eq!(
         listing(&escaped),
@@ -70,35 +95,51 @@ fn the_chroot_escape_works_under_chroot_and_fails_under_pivot_root() {
         "under chroot, root walks out to the host's /"
     );
 
-    let held = ch04(&["--quiet", "--break-out", "--", "ls", "/"]);
+    let held = ch04(&[
+        "--quiet",
+        "--rootfs",
+        root_option,
+        "--break-out",
+        "--",
+        "ls",
+        "/",
+    ]);
     assert!(held.status.success(), "{}", stderr_of(&held));
     assert_eq!(
         listing(&held),
-        list_dir(&root).unwrap(),
+        list_dir(root).unwrap(),
         "after pivot_root the escape lands in the rootfs"
     );
     host.assert_unchanged("ch04 escapes");
-    let hidden: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".breakout"))
+    let left: Vec<_> = everything()
+        .into_iter()
+        .filter(|n| !before.contains(n))
         .collect();
     assert!(
-        hidden.is_empty(),
-        "the escape removes its directory: {hidden:?}"
+        left.is_empty(),
+        "the escape removes its directory: {left:?} left in {}",
+        root.display()
     );
 }
 
 #[test]
 fn bad_rootfs_is_refused_before_anything_is_created() {
     let host = HostSnapshot::take();
-    let tmp = std::env::temp_dir().join(format!("ch04-bad-rootfs-{}", std::process::id()));
+    let tmp_dir = TempDir::new("ch04-bad-rootfs"); // removed even when a check fails
+    let tmp = tmp_dir.path();
     std::fs::create_dir_all(tmp.join("empty")).unwrap();
     std::fs::write(tmp.join("file"), "not a directory").unwrap();
+    // A real rootfs but for one of the directories the container's mounts go on.
+    let no_proc = rootfs_copy("ch04-no-proc");
+    std::fs::remove_dir(no_proc.path().join("proc")).unwrap();
+    let no_dev = rootfs_copy("ch04-no-dev");
+    std::fs::remove_dir_all(no_dev.path().join("dev")).unwrap();
     let cases = [
         (tmp.join("missing"), "does not exist"),
         (tmp.join("file"), "not a directory"),
         (tmp.join("empty"), "no /bin/sh"),
+        (no_proc.path().to_path_buf(), "no /proc directory"),
+        (no_dev.path().to_path_buf(), "no /dev directory"),
     ];
     for (path, says) in &cases {
         let out = ch04(&["--rootfs", path.to_str().unwrap(), "--", "true"]);
@@ -113,7 +154,6 @@ fn bad_rootfs_is_refused_before_anything_is_created() {
             "the error names the path: {err}"
         );
     }
-    std::fs::remove_dir_all(&tmp).unwrap();
     host.assert_unchanged("ch04 bad --rootfs");
 }
 /// On a host whose mounts are shared (systemd), the bind mounts and the proc
@@ -160,6 +200,9 @@ fn fault_matrix() {
 /// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
 #[test]
 fn bad_input_matrix() {
+    let links = TempDir::new("ch04-root-link");
+    let to_root = links.path().join("root");
+    std::os::unix::fs::symlink("/", &to_root).unwrap();
     workshop::testing::bad_input_matrix(
         BIN,
         &[
@@ -167,6 +210,41 @@ fn bad_input_matrix() {
             ("--rootfs", "/nonexistent/rootfs"),
             ("--rootfs", "/etc/hostname"),
             ("--rootfs", "/proc/sys"),
+            ("--rootfs", "/"),
+            ("--rootfs", "/."),
+            ("--rootfs", "/proc/self/root"),
+            ("--rootfs", to_root.to_str().unwrap()),
         ],
+    );
+}
+
+/// The host's own root, however it is spelled, is refused as bad usage (exit
+/// 2, the option named) rather than left to pivot_root's bare EBUSY: `/`, a
+/// path that resolves to it, a symlink to it, and (in a mount namespace of
+/// the test's own) a bind mount of it, which pivot_root would even accept.
+#[test]
+fn the_hosts_own_root_is_refused_up_front() {
+    let links = TempDir::new("ch04-root-link");
+    let to_root = links.path().join("root");
+    std::os::unix::fs::symlink("/", &to_root).unwrap();
+    for value in ["/", "/.", "/proc/self/root", to_root.to_str().unwrap()] {
+        assert_refused_as_usage(BIN, "--rootfs", value);
+    }
+    let bind = links.path().join("b");
+    let script = format!(
+        "mkdir {b} && mount --bind / {b} && {BIN} --quiet --rootfs {b} -- true; echo exit=$?",
+        b = bind.display()
+    );
+    let out = run(
+        std::process::Command::new("unshare").args(["--mount", "sh", "-c", &script]),
+        LIMIT,
+    );
+    let (said, err) = (stdout_of(&out), stderr_of(&out));
+    assert!(said.contains("exit=2"), "a bind mount of /: {said}{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("error:")
+            && l.contains("--rootfs")
+            && l.contains("bind-mounted")),
+        "the error names the option and the path: {err}"
     );
 }

@@ -61,6 +61,7 @@ fn bad_input_matrix() {
                 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             ),
             ("--rootfs", "/nonexistent/rootfs"),
+            ("--rootfs", "/"),
         ],
     );
 }

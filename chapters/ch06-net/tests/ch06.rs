@@ -364,6 +364,7 @@ fn bad_input_matrix() {
         ("--network", ""),
         ("--hostname", "bad_name"),
         ("--rootfs", "/nonexistent/rootfs"),
+        ("--rootfs", "/"),
         ("--color", "purple"),
     ];
     for (option, bad) in cases {

@@ -131,7 +131,10 @@ pub fn parse_cpus(text: &str) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("{text:?} is not a number of CPUs like 0.5 or 2"))?;
     let available = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    if !cpus.is_finite() || cpus <= 0.0 {
+    if !cpus.is_finite() {
+        return Err(format!("{text} CPUs: the share must be a finite number"));
+    }
+    if cpus <= 0.0 {
         return Err(format!("{text} CPUs: the share must be more than 0"));
     }
     if cpus < 0.01 {
@@ -147,10 +150,19 @@ pub fn parse_cpus(text: &str) -> Result<f64, String> {
     Ok(cpus)
 }
 
-/// `--pids-limit`: at least 1 (the container's own first process).
+/// The largest `pids.max` the kernel takes: PID_MAX_LIMIT, 4194304 (2^22)
+/// on 64-bit machines, the most PIDs there can ever be (a bigger number is
+/// EINVAL, or ERANGE past 2^63).
+pub const MAX_PIDS_LIMIT: u64 = 1 << 22;
+
+/// `--pids-limit`: at least 1 (the container's own first process), at most
+/// [`MAX_PIDS_LIMIT`].
 pub fn parse_pids_limit(text: &str) -> Result<u64, String> {
     match text.trim().parse::<u64>() {
         Ok(0) => Err("0 tasks: the container's first process needs 1".into()),
+        Ok(n) if n > MAX_PIDS_LIMIT => Err(format!(
+            "{text} tasks is more than the kernel's largest pids.max ({MAX_PIDS_LIMIT}, PID_MAX_LIMIT)"
+        )),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("{text:?} is not a whole number of tasks")),
     }
@@ -244,8 +256,16 @@ mod tests {
         for bad in ["0", "-1", "abc", "", "NaN", "inf", "0.001", "1000"] {
             assert!(parse_cpus(bad).is_err(), "--cpus {bad}");
         }
+        assert!(parse_cpus("inf")
+            .unwrap_err()
+            .contains("must be a finite number"));
+        assert!(parse_cpus("NaN")
+            .unwrap_err()
+            .contains("must be a finite number"));
+        assert!(parse_cpus("-1").unwrap_err().contains("more than 0"));
         assert_eq!(parse_pids_limit("20"), Ok(20));
-        for bad in ["0", "-3", "x", ""] {
+        assert_eq!(parse_pids_limit("4194304"), Ok(4194304));
+        for bad in ["0", "-3", "x", "", "4194305", "9223372036854775808"] {
             assert!(parse_pids_limit(bad).is_err(), "--pids-limit {bad}");
         }
         assert_eq!(parse_memory("64M"), Ok(64 << 20));

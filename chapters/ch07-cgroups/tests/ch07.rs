@@ -3,8 +3,9 @@
 //! fork bomb, the OOM kill, the cgroup placed beneath the tool's own, bad
 //! options refused before anything exists, and no cgroup left afterwards.
 //!
-//! These tests take turns (a lock): a CPU measurement needs a quiet machine,
-//! and each compares the machine's workshop cgroups before and after.
+//! These tests take turns (a lock): a CPU measurement needs a quiet machine.
+//! Each compares the workshop cgroups of its own runs before and after;
+//! other runs on the machine are not its business (see HostSnapshot).
 
 use nix::sys::signal::Signal;
 use std::sync::Mutex;
@@ -39,14 +40,10 @@ fn spawn(args: &[&str]) -> std::process::Child {
     spawn_command(tool().args(args))
 }
 
-/// Start `command` (ch07 with its arguments), its output captured.
+/// Start `command` (ch07 with its arguments), its output captured, as this
+/// test's run.
 fn spawn_command(command: &mut std::process::Command) -> std::process::Child {
-    command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn ch07")
+    workshop::testing::spawn(command)
 }
 
 /// CPU time of `pid`'s cgroup, from the kernel's counter.
@@ -187,6 +184,7 @@ fn memory_32m_and_100m_is_an_oom_kill() {
 #[test]
 fn the_container_cgroup_is_beneath_ours() {
     let _turn = turn();
+    let host = HostSnapshot::take();
     let tool = spawn(&[
         "--quiet",
         "--cpus",
@@ -232,10 +230,7 @@ fn the_container_cgroup_is_beneath_ours() {
     // The SIGKILLed run left an empty cgroup; the next run removes it.
     assert!(wait_until_gone(container, LIMIT));
     assert!(ch07(&["--quiet", "--", "true"]).status.success());
-    assert_eq!(
-        workshop::cgroup::workshop_dirs(),
-        Vec::<std::path::PathBuf>::new()
-    );
+    host.assert_unchanged("ch07 after a SIGKILL and a new run");
 }
 
 /// In `pre_exec`: a seccomp filter that refuses clone3() with ENOSYS, as
@@ -292,6 +287,7 @@ fn refuse_clone3() -> std::io::Result<()> {
 #[test]
 fn the_command_is_in_its_cgroup_from_the_start() {
     let _turn = turn();
+    let host = HostSnapshot::take();
     for refused in [false, true] {
         let mut command = tool();
         command.args([
@@ -332,10 +328,7 @@ fn the_command_is_in_its_cgroup_from_the_start() {
             "clone3 refused: {refused}: {pids_line:?} is not {expected:?}"
         );
     }
-    assert_eq!(
-        workshop::cgroup::workshop_dirs(),
-        Vec::<std::path::PathBuf>::new()
-    );
+    host.assert_unchanged("ch07 with clone3 allowed and refused");
 }
 
 /// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run, with all
@@ -374,6 +367,10 @@ fn bad_input_matrix() {
             ("--pids-limit", "-5"),
             ("--pids-limit", "many"),
             ("--pids-limit", ""),
+            ("--pids-limit", "4194305"),
+            ("--pids-limit", "9223372036854775808"),
+            ("--cpus", "inf"),
+            ("--cpus", "NaN"),
             ("--memory", "1M"),
             ("--memory", "lots"),
             ("--memory", ""),
@@ -383,6 +380,7 @@ fn bad_input_matrix() {
             ("--ip", "224.0.0.5/24"),
             ("--ip", "10.200.0.1/24"),
             ("--network", "bridge"),
+            ("--rootfs", "/"),
         ],
     );
 }
@@ -439,4 +437,114 @@ fn the_container_has_ch06s_veth_and_pings_its_host_end() {
     assert!(text.contains("inet 127.0.0.1/8"), "lo is up too: {text}");
     assert!(text.contains("veths=0"), "nothing is left: {text}");
     host.assert_unchanged("ch07 with its veth, in a sandbox");
+}
+
+/// Values only the kernel would reject (pids.max takes at most PID_MAX_LIMIT,
+/// 4194304; pivot_root refuses the host's own root with EBUSY) are bad usage:
+/// exit 2 and the option named, before any cgroup exists.
+#[test]
+fn values_only_the_kernel_rejects_are_refused_up_front() {
+    let _turn = turn();
+    for (option, value) in [
+        ("--pids-limit", "4194305"),
+        ("--pids-limit", "9223372036854775808"),
+        ("--cpus", "inf"),
+        ("--rootfs", "/"),
+    ] {
+        assert_refused_as_usage(BIN, option, value);
+    }
+    // The largest pids.max there is still runs.
+    let out = ch07(&["--quiet", "--pids-limit", "4194304", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+/// A run started the way another user (or another test process) would:
+/// not through the test kit, and not as our child (`sh` starts it in the
+/// background and exits). Ended (SIGTERM, by its PID) when dropped.
+struct ForeignRun(u32);
+
+impl Drop for ForeignRun {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0 as i32), Signal::SIGTERM);
+        wait_until_gone(self.0, LIMIT);
+    }
+}
+
+/// Start a [`ForeignRun`] and wait until its cgroup exists.
+fn start_foreign_run() -> ForeignRun {
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "{BIN} --quiet --network none --pids-limit 5 -- sleep 20 </dev/null >/dev/null 2>&1 & echo $!"
+            ),
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("start a foreign run");
+    let pid: u32 = stdout_of(&out)
+        .trim()
+        .parse()
+        .expect("the foreign run's PID");
+    let run = ForeignRun(pid);
+    let named = |dir: &std::path::Path| {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        name == format!("workshop-{pid}") || name == pid.to_string()
+    };
+    let start = Instant::now();
+    while !workshop::cgroup::workshop_dirs().iter().any(|d| named(d)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the foreign run {pid} made no cgroup"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    run
+}
+
+/// The host check compares only what this test's own runs made: a run that
+/// someone else started beside it (its cgroup appears during the test) does
+/// not make it fail, while a cgroup our own run leaves behind still does.
+#[test]
+fn the_host_check_sees_our_leak_and_not_a_foreign_run() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let foreign_run = start_foreign_run();
+    let foreign = foreign_run.0;
+    let out = ch07(&["--quiet", "--pids-limit", "5", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    host.assert_unchanged("ch07 beside a foreign run");
+
+    // Our own run leaves its cgroup: SIGKILL the tool (it cannot clean up),
+    // and keep a process of ours in the cgroup so that no other run's
+    // reclaim can remove it before the check looks.
+    let tool = spawn(&["--quiet", "--pids-limit", "5", "--", "sleep", "20"]);
+    let ours = tool.id();
+    let container = wait_for_container(ours, "sleep", LIMIT);
+    let leaked = dir_of(container, "pids").unwrap();
+    let mut holder = std::process::Command::new("sleep")
+        .arg("20")
+        .spawn()
+        .unwrap();
+    std::fs::write(leaked.join("cgroup.procs"), holder.id().to_string()).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(ours as i32), Signal::SIGKILL).unwrap();
+    wait_output(tool, LIMIT);
+    assert!(wait_until_gone(container, LIMIT));
+    let caught = std::panic::catch_unwind(|| host.assert_unchanged("ch07 leaking its cgroup"));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    drop(foreign_run);
+    assert!(!is_alive(foreign), "the foreign run ended");
+    workshop::cgroup::reclaim_stale().unwrap();
+    let said = match caught {
+        Ok(()) => panic!("the host check missed the cgroup our own run left: {leaked:?}"),
+        Err(panic) => panic.downcast_ref::<String>().cloned().unwrap_or_default(),
+    };
+    let name = leaked.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(said.contains(&name), "the check names {name}: {said}");
+    assert!(
+        !said.contains(&format!("workshop-{foreign}")),
+        "the check blames the foreign run: {said}"
+    );
+    host.assert_unchanged("ch07 after the leak is cleaned up");
 }
