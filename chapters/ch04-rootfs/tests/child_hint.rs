@@ -10,9 +10,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_ch04-rootfs");
 fn an_error_in_the_container_keeps_its_hint() {
     require_root();
     let default = workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
-    // A rootfs with /bin/sh (so that the tool's own checks pass) and no /dev:
-    // the container's populate_dev fails, in the child, with a hint.
-    let rootfs = TempDir::new("no-dev");
+    // A rootfs that passes the tool's own checks (a /bin/sh, and a /dev that
+    // resolves to a directory inside it) but whose /dev the child cannot
+    // mount on: an absolute symlink, which the tool resolves inside the
+    // rootfs, as the container will see it, while the mount in the child,
+    // before pivot_root, follows it on the host's side, where nothing has
+    // that name. populate_dev fails in the child, with a hint.
+    let rootfs = TempDir::new("dev-elsewhere");
+    let elsewhere = format!("workshop-no-such-dir-{}", std::process::id());
+    assert!(!std::path::Path::new("/").join(&elsewhere).exists());
+    std::fs::create_dir(rootfs.path().join(&elsewhere)).unwrap();
+    std::os::unix::fs::symlink(format!("/{elsewhere}"), rootfs.path().join("dev")).unwrap();
+    std::fs::create_dir(rootfs.path().join("proc")).unwrap();
     std::fs::create_dir(rootfs.path().join("bin")).unwrap();
     std::fs::copy(
         default.join("bin/busybox"),
