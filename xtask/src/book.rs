@@ -155,7 +155,13 @@ pub fn normalise(text: &str, root: &str) -> String {
         let mut pieces = wrap(&line, label == "shell");
         // A note's sentence that went on to the next line: its wrapped end
         // joins that line rather than standing alone (reflowing the note).
-        if pieces.len() > 1 && !matches!(label, "container" | "shell" | "syscall") {
+        // Never what a side saw (a container line, the host's own line):
+        // a measurement stays whole; notes beneath a host line reflow.
+        let what_the_host_saw = line.starts_with("   host ");
+        if pieces.len() > 1
+            && !matches!(label, "container" | "shell" | "syscall")
+            && !what_the_host_saw
+        {
             let last = pieces.last().unwrap();
             let indent = last.len() - last.trim_start().len();
             let next = lines.get(i + 1).copied().unwrap_or("");
@@ -289,6 +295,17 @@ mod tests {
         assert_eq!(lines.len(), 2, "{lines:?}");
         assert!(lines[0].ends_with(" \\"));
         assert_eq!(lines[1], format!("{}{}", " ".repeat(14), "y".repeat(40)));
+    }
+
+    #[test]
+    fn a_host_measurement_is_never_joined_with_the_note_below() {
+        let text = "   host       the cgroup's counter: 0.61 s of CPU in 3.00 s  \u{2192}  20.2% of one CPU (limit 20%)\n              The scheduler lets the cgroup run 20 ms.\n";
+        let text = text.replace("\\u{2192}", "\u{2192}");
+        let out = normalise(&text, "/nowhere");
+        assert!(
+            out.lines().any(|l| l.trim() == "(limit 20%)"),
+            "the measurement's end stays on a line of its own:\n{out}"
+        );
     }
 
     #[test]
