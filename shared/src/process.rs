@@ -217,7 +217,8 @@ impl std::fmt::Display for ExecFailed {
                 "failed to exec {}: command not found (ENOENT)",
                 self.command
             ),
-            e => write!(f, "failed to exec {}: {} ({})", self.command, e.desc(), e),
+            // Errno's Display is already "EACCES: Permission denied".
+            e => write!(f, "failed to exec {}: {e}", self.command),
         }
     }
 }
