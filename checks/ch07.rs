@@ -5,24 +5,26 @@ use super::probe;
 #[test]
 fn ex7_1_cpu_limits_in_v2_and_v1_files() {
     use crate::under_test::ch07_cgroups::write_cpu_limit;
-    let dir = std::env::temp_dir().join(format!("ex7-1-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when the check ends, passed or failed (it left /tmp/ex7-1-PID
+    // behind on every run).
+    let tmp = workshop::testing::TempDir::new("ex7-1");
+    let dir = tmp.path();
     let read = |f: &str| {
         std::fs::read_to_string(dir.join(f)).unwrap_or_else(|_| panic!("{f} was not written"))
     };
-    write_cpu_limit(&dir, 0.2, true).unwrap();
+    write_cpu_limit(dir, 0.2, true).unwrap();
     assert_eq!(
         read("cpu.max").trim(),
         "20000 100000",
         "v2: cpu.max for --cpus 0.2"
     );
-    write_cpu_limit(&dir, 1.5, true).unwrap();
+    write_cpu_limit(dir, 1.5, true).unwrap();
     assert_eq!(
         read("cpu.max").trim(),
         "150000 100000",
         "v2: cpu.max for --cpus 1.5"
     );
-    write_cpu_limit(&dir, 0.2, false).unwrap();
+    write_cpu_limit(dir, 0.2, false).unwrap();
     assert_eq!(
         read("cpu.cfs_quota_us").trim(),
         "20000",
@@ -33,13 +35,12 @@ fn ex7_1_cpu_limits_in_v2_and_v1_files() {
         "100000",
         "v1: cpu.cfs_period_us"
     );
-    write_cpu_limit(&dir, 0.333, false).unwrap();
+    write_cpu_limit(dir, 0.333, false).unwrap();
     assert_eq!(
         read("cpu.cfs_quota_us").trim(),
         "33300",
         "v1: a quota in whole microseconds"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
