@@ -285,31 +285,28 @@ impl Unpacker<'_> {
             .try_clone()
             .with_context(|| format!("failed to dup the fd of {}", self.dest.display()))?;
         for (i, part) in parts.iter().enumerate() {
+            // For messages only, built when one is: the host path so far, and
+            // the same path as the archive names it.
+            let host_path = || self.shown(&parts[..=i]);
+            let in_archive = || PathBuf::from(parts[..=i].join(OsStr::new("/")));
+            let failed = |e: Errno, call: &str, how: &str| -> Skip {
+                anyhow!(e)
+                    .context(format!("failed to {call} {}{how}", host_path().display()))
+                    .into()
+            };
             let next = match openat(&here, part.as_os_str(), DIRECTORY, Mode::empty()) {
                 Err(Errno::ENOENT) if create => {
                     match mkdirat(&here, part.as_os_str(), Mode::from_bits_truncate(0o700)) {
                         Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => {
-                            return Err(anyhow!(e)
-                                .context(format!(
-                                    "failed to mkdirat {}",
-                                    self.shown(&parts[..=i]).display()
-                                ))
-                                .into())
-                        }
+                        Err(e) => return Err(failed(e, "mkdirat", "")),
                     }
                     let made = openat(&here, part.as_os_str(), DIRECTORY, Mode::empty())
-                        .with_context(|| {
-                            format!("failed to openat {}", self.shown(&parts[..=i]).display())
-                        })?;
-                    set_mode(&made, 0o755, &self.shown(&parts[..=i]))?;
+                        .map_err(|e| failed(e, "openat", ""))?;
+                    set_mode(&made, 0o755, &host_path())?;
                     made
                 }
                 Err(Errno::ENOENT) => {
-                    return refused(format!(
-                        "{} is not unpacked (yet)",
-                        Path::new(&parts[..=i].join(OsStr::new("/"))).display()
-                    ))
+                    return refused(format!("{} is not unpacked (yet)", in_archive().display()))
                 }
                 Err(Errno::ELOOP | Errno::ENOTDIR) => {
                     let what = match fstatat(&here, part.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
@@ -319,19 +316,9 @@ impl Unpacker<'_> {
                         }
                         _ => "is not a directory",
                     };
-                    return refused(format!(
-                        "{} {what}",
-                        Path::new(&parts[..=i].join(OsStr::new("/"))).display()
-                    ));
+                    return refused(format!("{} {what}", in_archive().display()));
                 }
-                Err(e) => {
-                    return Err(anyhow!(e)
-                        .context(format!(
-                            "failed to openat {} (O_DIRECTORY|O_NOFOLLOW)",
-                            self.shown(&parts[..=i]).display()
-                        ))
-                        .into())
-                }
+                Err(e) => return Err(failed(e, "openat", " (O_DIRECTORY|O_NOFOLLOW)")),
                 Ok(fd) => fd,
             };
             here = next;
