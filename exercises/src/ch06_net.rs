@@ -31,7 +31,7 @@ pub fn host_address(container: Ipv4Addr, prefix: u8) -> Result<Ipv4Addr, String>
 /// default route goes via `host`. The check then pings `host` from inside.
 ///
 /// Hints:
-/// - `workshop::net::Netlink::open()` gives a socket in the current namespace;
+/// - `ch06_net::netlink::Netlink::open()` gives a socket in the current namespace;
 ///   its methods are the `ip` commands: `set_up`, `rename`, `add_address`,
 ///   `add_default_route`.
 /// - rename before bringing the link up (a link that is up cannot be renamed).

@@ -1,5 +1,5 @@
-//! The checks for the exercises: one set, in ../../checks, shared with the solutions.
+//! The checks for the exercises: one set, in ../../shared/checks, shared with the solutions.
 extern crate exercises as under_test;
 
-#[path = "../../checks/mod.rs"]
+#[path = "../../shared/checks/mod.rs"]
 mod checks;

@@ -1,8 +1,8 @@
 //! Chapter 6 exercises, solved.
 
 use anyhow::Result;
+use ch06_net::netlink::Netlink;
 use std::net::Ipv4Addr;
-use workshop::net::Netlink;
 
 /// Exercise 6.1: the host end's address.
 pub fn host_address(container: Ipv4Addr, prefix: u8) -> Result<Ipv4Addr, String> {

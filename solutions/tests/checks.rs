@@ -1,5 +1,5 @@
-//! The checks for the solutions: one set, in ../../checks, shared with the exercises.
+//! The checks for the solutions: one set, in ../../shared/checks, shared with the exercises.
 extern crate solutions as under_test;
 
-#[path = "../../checks/mod.rs"]
+#[path = "../../shared/checks/mod.rs"]
 mod checks;

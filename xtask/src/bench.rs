@@ -99,7 +99,7 @@ pub fn run(args: Args) -> Result<()> {
         .args(CHAPTERS.iter().flat_map(|c| ["--package", c]))
         .status()?;
     anyhow::ensure!(status.success(), "cargo build --release failed");
-    let rootfs = workshop::rootfs::ensure_default(|line| eprintln!("bench: {line}"))?;
+    let rootfs = workshop_rootfs::ensure_default(|line| eprintln!("bench: {line}"))?;
     let rootfs = rootfs.canonicalize()?;
     let release = root().join("target/release");
     let bin = |name: &str| release.join(name).display().to_string();

@@ -1,12 +1,12 @@
 //! `cargo xtask rootfs`: build the root filesystem the chapters use, in
-//! `target/rootfs` (the same directory `workshop::rootfs::default_dir` finds
+//! `target/rootfs` (the same directory `workshop_rootfs::default_dir` finds
 //! from a chapter binary). Runs as whoever calls cargo, never elevated.
 
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Instant;
-use workshop::rootfs::{self, SetuidBits, Source};
+use workshop_rootfs::{self as rootfs, SetuidBits, Source};
 
 #[derive(Args)]
 pub struct RootfsArgs {

@@ -10,7 +10,7 @@
 //!    tests have compiled in (`CARGO_BIN_EXE_*`);
 //! 3. the initramfs: a newc cpio written here ([`cpio`]) with a static
 //!    busybox, those executables at the same absolute paths, cargo's
-//!    `CACHEDIR.TAG` (so `workshop::rootfs::default_dir` finds the target
+//!    `CACHEDIR.TAG` (so `workshop_rootfs::default_dir` finds the target
 //!    dir) and an `/init` script ([`init_script`]);
 //! 4. qemu with software emulation (TCG: no KVM needed) and no network
 //!    device; its serial console is streamed here, and the run passes only
@@ -31,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 use workshop::error::hinted;
-use workshop::rootfs::{elf, shown};
+use workshop_rootfs::{elf, shown};
 
 /// The packages whose tests run in the VM: the chapters that need a real
 /// kernel of their own (namespaces, mounts, pivot_root, cgroups). Add a
@@ -1149,7 +1149,7 @@ mod tests {
             format!(r#"{{"reason":"compiler-artifact","manifest_path":"{manifest}","target":{{"kind":["bin"],"name":"ch03-mount"}},"profile":{{"test":false}},"executable":"/w/t/debug/ch03-mount"}}"#),
             format!(r#"{{"reason":"compiler-artifact","manifest_path":"{manifest}","target":{{"kind":["test"],"name":"ch03"}},"profile":{{"test":true}},"executable":"/w/t/debug/deps/ch03-1"}}"#),
             format!(r#"{{"reason":"compiler-artifact","manifest_path":"{manifest}","target":{{"kind":["lib"],"name":"ch03_mount"}},"profile":{{"test":false}},"executable":null}}"#),
-            r#"{"reason":"compiler-artifact","manifest_path":"/w/shared/Cargo.toml","target":{"kind":["lib"],"name":"workshop"},"profile":{"test":true},"executable":"/w/t/debug/deps/workshop-1"}"#.to_string(),
+            r#"{"reason":"compiler-artifact","manifest_path":"/w/shared/workshop/Cargo.toml","target":{"kind":["lib"],"name":"workshop"},"profile":{"test":true},"executable":"/w/t/debug/deps/workshop-1"}"#.to_string(),
             r#"{"reason":"build-finished","success":true}"#.to_string(),
         ]
         .join("\n");

@@ -121,7 +121,7 @@ fn demo(say: &Narrator) -> Result<()> {
     }
     for (pid, _) in &containers {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let nspid = workshop::testing::nspid(&status);
+        let nspid = workshop::process::nspid(&status);
         say.host(&format!("PID {pid}: NSpid {nspid:?}"));
     }
     gate.open();

@@ -3,7 +3,7 @@
 
 use nix::sys::signal::Signal;
 use std::time::Duration;
-use workshop::testing::*;
+use workshop_testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch02-namespaces");
 const LIMIT: Duration = Duration::from_secs(20);
@@ -142,13 +142,13 @@ fn without_root_it_says_which_capability_and_how() {
 /// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
 #[test]
 fn fault_matrix() {
-    workshop::testing::fault_matrix(BIN, &[]);
+    workshop_testkit::fault_matrix(BIN, &[]);
 }
 
 /// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
 #[test]
 fn bad_input_matrix() {
-    workshop::testing::bad_input_matrix(
+    workshop_testkit::bad_input_matrix(
         BIN,
         &[
             ("--join", ""),

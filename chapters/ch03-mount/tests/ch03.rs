@@ -3,7 +3,7 @@
 //! way the run ends.
 
 use std::time::Duration;
-use workshop::testing::*;
+use workshop_testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch03-mount");
 const LIMIT: Duration = Duration::from_secs(20);
@@ -189,11 +189,11 @@ fn shell_without_a_terminal_reads_its_commands_from_stdin() {
 /// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
 #[test]
 fn fault_matrix() {
-    workshop::testing::fault_matrix(BIN, &[]);
+    workshop_testkit::fault_matrix(BIN, &[]);
 }
 
 /// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
 #[test]
 fn bad_input_matrix() {
-    workshop::testing::bad_input_matrix(BIN, &[]);
+    workshop_testkit::bad_input_matrix(BIN, &[]);
 }

@@ -5,6 +5,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_ch03-mount");
 
 #[test]
 fn the_run_mode_says_the_containers_host_pid_unless_quiet() {
-    workshop::testing::require_root();
-    workshop::testing::container_pid::assert_says_the_container_pid(BIN, &[]);
+    workshop_testkit::require_root();
+    workshop_testkit::container_pid::assert_says_the_container_pid(BIN, &[]);
 }

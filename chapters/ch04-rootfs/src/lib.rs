@@ -60,12 +60,12 @@ impl RootfsOption {
         let dir = match &self.rootfs {
             Some(dir) => {
                 // The error names the option and the value the student typed.
-                workshop::rootfs::validate(dir)
+                workshop_rootfs::validate(dir)
                     .and_then(|()| mount_points_exist(dir))
                     .with_context(|| format!("--rootfs {:?}", dir.display().to_string()))?;
                 dir.clone()
             }
-            None => workshop::rootfs::ensure_default(announce)?,
+            None => workshop_rootfs::ensure_default(announce)?,
         };
         // pivot_root wants a path with no symlinks and no "..": the real one.
         std::fs::canonicalize(&dir).with_context(|| format!("failed to resolve {}", dir.display()))
@@ -81,7 +81,7 @@ fn mount_points_exist(root: &Path) -> Result<()> {
         ("/dev", "a tmpfs with /dev/null and friends"),
         ("/proc", "a fresh proc"),
     ] {
-        let found = workshop::rootfs::resolve_inside(root, Path::new(dir))?;
+        let found = workshop_rootfs::resolve_inside(root, Path::new(dir))?;
         if !found.is_some_and(|p| p.is_dir()) {
             return Err(hinted(
                 format!(

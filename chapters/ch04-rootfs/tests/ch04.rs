@@ -6,7 +6,7 @@
 use ch04_rootfs::list_dir;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use workshop::testing::*;
+use workshop_testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch04-rootfs");
 const LIMIT: Duration = Duration::from_secs(60);
@@ -17,7 +17,7 @@ fn ch04(args: &[&str]) -> std::process::Output {
 }
 
 fn rootfs() -> PathBuf {
-    workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs")
+    workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs")
 }
 
 fn listing(out: &std::process::Output) -> Vec<String> {
@@ -194,7 +194,7 @@ fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
 /// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
 #[test]
 fn fault_matrix() {
-    workshop::testing::fault_matrix(BIN, &[]);
+    workshop_testkit::fault_matrix(BIN, &[]);
 }
 
 /// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
@@ -203,7 +203,7 @@ fn bad_input_matrix() {
     let links = TempDir::new("ch04-root-link");
     let to_root = links.path().join("root");
     std::os::unix::fs::symlink("/", &to_root).unwrap();
-    workshop::testing::bad_input_matrix(
+    workshop_testkit::bad_input_matrix(
         BIN,
         &[
             ("--rootfs", ""),

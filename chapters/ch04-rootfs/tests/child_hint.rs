@@ -2,14 +2,14 @@
 //! `hint:` line: the child prints it as the tool's own report would.
 
 use std::time::Duration;
-use workshop::testing::{chapter, exit_code, require_root, run, stderr_of, TempDir};
+use workshop_testkit::{chapter, exit_code, require_root, run, stderr_of, TempDir};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch04-rootfs");
 
 #[test]
 fn an_error_in_the_container_keeps_its_hint() {
     require_root();
-    let default = workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    let default = workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
     // A rootfs that passes the tool's own checks (a /bin/sh, and a /dev that
     // resolves to a directory inside it) but whose /dev the child cannot
     // mount on: an absolute symlink, which the tool resolves inside the

@@ -3,14 +3,14 @@
 //! is created.
 
 use std::time::Duration;
-use workshop::testing::*;
+use workshop_testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch05-uts");
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn ch05(args: &[&str]) -> std::process::Output {
     require_root();
-    workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
     run(chapter(BIN).args(args), LIMIT)
 }
 
@@ -41,13 +41,13 @@ fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
 /// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
 #[test]
 fn fault_matrix() {
-    workshop::testing::fault_matrix(BIN, &[]);
+    workshop_testkit::fault_matrix(BIN, &[]);
 }
 
 /// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
 #[test]
 fn bad_input_matrix() {
-    workshop::testing::bad_input_matrix(
+    workshop_testkit::bad_input_matrix(
         BIN,
         &[
             ("--hostname", ""),

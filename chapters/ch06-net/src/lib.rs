@@ -14,7 +14,13 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use workshop::error::hinted;
-use workshop::net::{errno_of, plan, Netlink, Plan, Subnet};
+use workshop_netlink::{errno_of, Netlink};
+
+pub mod address;
+pub use address::{plan, Plan, Subnet};
+/// The rtnetlink client this chapter speaks to the kernel with (plumbing: the
+/// page quotes the steps above it, not the message encoding).
+pub use workshop_netlink as netlink;
 
 /// `--network` and `--ip`, in docker's words, for this chapter and every one
 /// after it. The veth is on by default, as docker's default (bridge)

@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use ch01_clone::{clone_child, describe, Observed};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
+use ch06_net::netlink::Netlink;
+use ch06_net::Plan;
 use ch06_net::{
     reclaim_stale, veth_names, wait_until_gone, NetworkMode, NetworkOptions, Wiring, TEARDOWN,
 };
@@ -19,7 +21,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use workshop::cli::Mode;
 use workshop::error::hinted;
-use workshop::net::{Netlink, Plan};
 use workshop::process::{argv, exec, wait_for, Capture, Gate};
 use workshop::{Common, Narrator};
 

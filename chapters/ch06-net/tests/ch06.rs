@@ -4,13 +4,13 @@
 //! `ip -o addr` over netlink), not from the tool's narration.
 
 use std::time::Duration;
-use workshop::testing::*;
+use workshop_testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch06-net");
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn sandbox(script: &str) -> std::process::Output {
-    workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
     let host = HostSnapshot::take();
     let out = run_in_net_sandbox(&format!("BIN={BIN}; {SHELL_HELPERS} {script}"), LIMIT);
     host.assert_unchanged("ch06 in its sandbox"); // the machine's own links too
@@ -239,7 +239,7 @@ fn simultaneous_runs_each_get_their_own_subnet(runs: usize) {
             .split_whitespace()
             .find(|w| w.contains('/'))
             .unwrap_or_else(|| panic!("run {i}: no eth0 address in {line:?}"));
-        let plan = workshop::net::plan(address).unwrap_or_else(|e| panic!("run {i}: {e}"));
+        let plan = ch06_net::plan(address).unwrap_or_else(|e| panic!("run {i}: {e}"));
         subnets.push(plan.subnet.to_string());
     }
     assert_eq!(

@@ -5,7 +5,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_ch06-net");
 
 #[test]
 fn the_run_mode_says_the_containers_host_pid_unless_quiet() {
-    workshop::testing::require_root();
-    workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
-    workshop::testing::container_pid::assert_says_the_container_pid(BIN, &[]);
+    workshop_testkit::require_root();
+    workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    workshop_testkit::container_pid::assert_says_the_container_pid(BIN, &[]);
 }

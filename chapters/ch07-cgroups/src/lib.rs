@@ -4,7 +4,7 @@
 //! puts a process in it, and the kernel counts and enforces from then on.
 //!
 //! The cgroup handle itself (v2 and v1, created, measured, removed) is in
-//! `workshop::cgroup`; this chapter's lib holds the clone3() that starts a
+//! `cgroup`; this chapter's lib holds the clone3() that starts a
 //! container in its cgroup, the checks of the options, and the three
 //! workloads its demo runs inside the container.
 
@@ -20,6 +20,8 @@ use std::convert::Infallible;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 use workshop::error::hinted;
+
+pub mod cgroup;
 
 /// clone3()'s argument, `struct clone_args` of <linux/sched.h>: every field
 /// is 64 bits wide, on every architecture.
@@ -170,7 +172,7 @@ pub fn parse_pids_limit(text: &str) -> Result<u64, String> {
 
 /// `--memory`: a size like 64M, at least [`MIN_MEMORY`].
 pub fn parse_memory(text: &str) -> Result<u64, String> {
-    let bytes = workshop::cgroup::parse_size(text)?;
+    let bytes = crate::cgroup::parse_size(text)?;
     if bytes < MIN_MEMORY {
         return Err(format!(
             "{text} is below 6M, less than a process needs to start"

@@ -10,7 +10,9 @@ use anyhow::{Context, Result};
 use ch01_clone::{clone_child, describe};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
+use ch06_net::netlink::Netlink;
 use ch06_net::{bring_up_loopback, reclaim_stale as reclaim_stale_pairs, NetworkOptions, Wiring};
+use ch07_cgroups::cgroup::{reclaim_stale, Cgroup, CpuQuota, Limits, Version};
 use ch07_cgroups::{
     allocate, burn_cpu, clone_into_cgroup, fork_bomb, parse_cpus, parse_memory, parse_pids_limit,
 };
@@ -22,9 +24,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use workshop::cgroup::{reclaim_stale, Cgroup, CpuQuota, Limits, Version};
 use workshop::cli::Mode;
-use workshop::net::Netlink;
 use workshop::process::{exec, wait_for, Capture, Exit};
 use workshop::{Common, Narrator};
 
@@ -202,7 +202,7 @@ fn show_size(bytes: u64) -> String {
 
 fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     say.title("Chapter 7 · cgroups: limits on CPU, processes and memory");
-    let version = workshop::cgroup::detect()?;
+    let version = ch07_cgroups::cgroup::detect()?;
 
     say.step("where cgroups live on this machine");
     say.shell("stat -f -c %T /sys/fs/cgroup; cat /proc/self/cgroup");

@@ -7,11 +7,11 @@
 //! Each compares the workshop cgroups of its own runs before and after;
 //! other runs on the machine are not its business (see HostSnapshot).
 
+use ch07_cgroups::cgroup::{detect, dir_of, Version};
 use nix::sys::signal::Signal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use workshop::cgroup::{detect, dir_of, Version};
-use workshop::testing::*;
+use workshop_testkit::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ch07-cgroups");
 const LIMIT: Duration = Duration::from_secs(60);
@@ -19,7 +19,7 @@ static TURN: Mutex<()> = Mutex::new(());
 
 fn turn() -> std::sync::MutexGuard<'static, ()> {
     require_root();
-    workshop::rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
     TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -43,14 +43,16 @@ fn spawn(args: &[&str]) -> std::process::Child {
 /// Start `command` (ch07 with its arguments), its output captured, as this
 /// test's run.
 fn spawn_command(command: &mut std::process::Command) -> std::process::Child {
-    workshop::testing::spawn(command)
+    workshop_testkit::spawn(command)
 }
 
 /// CPU time of `pid`'s cgroup, from the kernel's counter.
 fn cpu_usage(pid: u32) -> Duration {
     match detect().unwrap() {
-        Version::V2 => workshop::cgroup::v2::cpu_usage(&dir_of(pid, "cpu").unwrap()).unwrap(),
-        Version::V1 => workshop::cgroup::v1::cpu_usage(&dir_of(pid, "cpuacct").unwrap()).unwrap(),
+        Version::V2 => ch07_cgroups::cgroup::v2::cpu_usage(&dir_of(pid, "cpu").unwrap()).unwrap(),
+        Version::V1 => {
+            ch07_cgroups::cgroup::v1::cpu_usage(&dir_of(pid, "cpuacct").unwrap()).unwrap()
+        }
     }
 }
 
@@ -336,7 +338,7 @@ fn the_command_is_in_its_cgroup_from_the_start() {
 #[test]
 fn fault_matrix() {
     let _turn = turn();
-    workshop::testing::fault_matrix(
+    workshop_testkit::fault_matrix(
         BIN,
         &[
             "--network",
@@ -355,7 +357,7 @@ fn fault_matrix() {
 #[test]
 fn bad_input_matrix() {
     let _turn = turn();
-    workshop::testing::bad_input_matrix(
+    workshop_testkit::bad_input_matrix(
         BIN,
         &[
             ("--cpus", "0"),
@@ -492,7 +494,10 @@ fn start_foreign_run() -> ForeignRun {
         name == format!("workshop-{pid}") || name == pid.to_string()
     };
     let start = Instant::now();
-    while !workshop::cgroup::workshop_dirs().iter().any(|d| named(d)) {
+    while !ch07_cgroups::cgroup::workshop_dirs()
+        .iter()
+        .any(|d| named(d))
+    {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "the foreign run {pid} made no cgroup"
@@ -535,7 +540,7 @@ fn the_host_check_sees_our_leak_and_not_a_foreign_run() {
     holder.wait().unwrap();
     drop(foreign_run);
     assert!(!is_alive(foreign), "the foreign run ended");
-    workshop::cgroup::reclaim_stale().unwrap();
+    ch07_cgroups::cgroup::reclaim_stale().unwrap();
     let said = match caught {
         Ok(()) => panic!("the host check missed the cgroup our own run left: {leaked:?}"),
         Err(panic) => panic.downcast_ref::<String>().cloned().unwrap_or_default(),

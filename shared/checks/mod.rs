@@ -1,0 +1,87 @@
+//! The checks for the exercises: one set, run against `exercises/` by
+//! `cargo test -p exercises` and against `solutions/` by `cargo test`.
+//!
+//! Namespace work does not run in this (multithreaded) test process: a check
+//! starts the probe binary, which calls the code under test and reports what
+//! the kernel did, and the check asserts on that report.
+
+mod ch01;
+mod ch02;
+mod ch03;
+mod ch04;
+mod ch05;
+mod ch06;
+mod ch07;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What the probe reported, as key=value pairs (and the raw text).
+pub struct Report {
+    pub values: HashMap<String, String>,
+    pub text: String,
+}
+
+impl Report {
+    pub fn get(&self, key: &str) -> &str {
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("the probe did not report `{key}`:\n{}", self.text))
+    }
+
+    pub fn number(&self, key: &str) -> u64 {
+        self.get(key)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("`{key}` is not a number:\n{}", self.text))
+    }
+}
+
+/// Run a probe scenario for `exercise` (e.g. "1.1"), and fail with a message
+/// a student can act on if the code under test is not done or failed.
+pub fn probe(scenario: &str, exercise: &str, file: &str) -> Report {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_probe"));
+    cmd.arg(scenario);
+    probe_with(cmd, exercise, file)
+}
+
+/// The same, with the probe in a network namespace of its own (`unshare
+/// --net`), for the network exercises: no packet leaves it.
+pub fn probe_in_net_sandbox(scenario: &str, exercise: &str, file: &str) -> Report {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--net", env!("CARGO_BIN_EXE_probe"), scenario]);
+    probe_with(cmd, exercise, file)
+}
+
+/// Probes take turns: each compares the machine before and after, and one
+/// probe's cgroup or mount must not show up in another's comparison.
+static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn probe_with(mut cmd: std::process::Command, exercise: &str, file: &str) -> Report {
+    workshop_testkit::require_root();
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let host = workshop_testkit::HostSnapshot::take();
+    let out = workshop_testkit::run(cmd.env("RUST_BACKTRACE", "0"), Duration::from_secs(30));
+    host.assert_unchanged(&format!("exercise {exercise}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        // A todo!() may panic in the probe itself (stderr) or in a child whose
+        // output the probe captured and relayed (stdout).
+        if let Some(todo) = said
+            .lines()
+            .chain(text.lines())
+            .find(|l| l.contains("not yet implemented"))
+        {
+            panic!("\n\nexercise {exercise} is not done yet ({todo})\n  write it in exercises/src/{file}, then run this check again\n");
+        }
+        panic!("\n\nexercise {exercise}: the code under test failed.\nwhat it said:\n{said}\nwhat it reported:\n{text}\n");
+    }
+    let values = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Report { values, text }
+}

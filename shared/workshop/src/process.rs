@@ -1,0 +1,587 @@
+//! Process plumbing: what every container child does first, running a command
+//! with exec, waiting for the container while answering SIGINT / SIGTERM,
+//! exit codes, and two small pipes (a gate and an output capture).
+//!
+//! The tool blocks SIGINT, SIGTERM and SIGCHLD at start-up and waits for them
+//! with sigwait: a signal then arrives at one known place, the wait loop, where
+//! the tool kills the container, lets the cleanup guards run, and exits 128+N.
+//! No signal handler, no thread.
+
+use crate::error::Interrupted;
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{dup2_stderr, dup2_stdout, execvp, pipe2, read, Pid};
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+/// The signals the tool handles itself, at the wait loop.
+fn termination_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// Call first thing in `main`: from now on SIGINT, SIGTERM, SIGHUP and SIGCHLD
+/// wait for [`wait_for`] instead of killing the tool before it has cleaned up.
+pub fn block_termination_signals() -> Result<()> {
+    termination_signals()
+        .thread_block()
+        .context("failed to block SIGINT/SIGTERM with sigprocmask")
+}
+
+/// With `--shell` on a terminal: the container gets the terminal, as a shell
+/// gives it to a foreground job. Its shell then runs job control in a process
+/// group of its own (one it can see from inside its PID namespace), Ctrl-C
+/// goes to it and not to the tool, and the tool takes the terminal back when
+/// the container is gone.
+pub fn give_the_terminal_to_the_container() {
+    INTERACTIVE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+static INTERACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn interactive() -> bool {
+    INTERACTIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Make `pgrp` the terminal's foreground process group. SIGTTOU is blocked
+/// meanwhile: a background process that calls tcsetpgrp() gets it otherwise.
+fn set_foreground(pgrp: Pid) -> Result<()> {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let old = ttou
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .context("failed to block SIGTTOU")?;
+    let result = nix::unistd::tcsetpgrp(std::io::stdin(), pgrp)
+        .context("failed to tcsetpgrp on the terminal");
+    old.thread_set_mask()
+        .context("failed to restore the signal mask")?;
+    result
+}
+
+/// What every child does first, whatever namespaces it is in: unblock the
+/// signals the parent blocked (a program started with SIGINT blocked could
+/// never be interrupted), and die with the tool if the tool is killed
+/// (PR_SET_PDEATHSIG), so that a SIGKILLed tool never leaves a container behind.
+/// Then run `body`; if it fails, print the error (and its hint) and return
+/// the exit code for it. The parent must have called [`hold_lifeline`]
+/// before the clone.
+///
+/// PR_SET_PDEATHSIG is a request the child makes for itself, and so only
+/// once it runs, after clone() has returned in the parent. The kernel sends
+/// the signal when the parent exits *after* the request (in exit_notify(),
+/// as it hands the parent's children to a reaper); a parent that died before
+/// it sends nothing, and the container would run on, its parent now the
+/// reaper (PPID 1). So, once the request is made, the child checks that the
+/// tool is still there. Not with getppid(): in a new PID namespace the
+/// parent has no number and getppid() returns 0 whatever happened. With the
+/// lifeline: a pipe whose write end only the tool keeps. An exiting process
+/// closes its files before exit_notify(), so a tool that died too early to
+/// signal us has already closed its end (poll says POLLHUP), and one that
+/// had not closed it yet will see our request and send the signal.
+pub fn in_child(body: impl FnOnce() -> Result<Infallible>) -> isize {
+    let setup = || -> Result<()> {
+        let lifeline = take_lifeline()?; // and let go of our copy of its write end
+        SigSet::all()
+            .thread_unblock()
+            .context("failed to unblock signals")?;
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .context("failed to set PR_SET_PDEATHSIG")?;
+        if lifeline.tool_is_gone()? {
+            leave_quietly(); // what PR_SET_PDEATHSIG would have done
+        }
+        if interactive() {
+            nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
+                .context("failed to setpgid")?;
+            set_foreground(nix::unistd::getpgrp())?;
+        }
+        Ok(())
+    };
+    // A panic must not unwind out of the clone() callback (it would abort the
+    // child with a confusing message): report it as exit code 101, as Rust does.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        setup().and_then(|()| body())
+    }));
+    let err = match result {
+        Ok(Ok(never)) => match never {},
+        Ok(Err(e)) => e,
+        Err(_panic) => return 101, // the panic hook has printed the message
+    };
+    let code = err
+        .downcast_ref::<ExecFailed>()
+        .map_or(1, |e| e.exit_code());
+    crate::error::print(&err);
+    code as isize
+}
+
+/// The exit code of a child that finds its tool gone: 128 + SIGKILL, as if
+/// PR_SET_PDEATHSIG had come in time.
+pub const TOOL_GONE: i32 = 128 + Signal::SIGKILL as i32;
+
+/// A child whose tool is gone ends here, at once and without a word: there
+/// is nobody to read it, and nothing of the container has run yet.
+fn leave_quietly() -> ! {
+    // SAFETY: _exit ends the process at once; nothing of ours needs to run
+    // first (no buffered output, and the tool's cleanup is not ours to do).
+    unsafe { nix::libc::_exit(TOOL_GONE) }
+}
+
+/// The tool's lifeline: a pipe, made once per process before its first
+/// child, whose write end the tool keeps until it exits. Every child gets a
+/// copy of both ends with its copy of the tool's file table, and lets go of
+/// the write end first thing ([`in_child`]), so that the pipe's writers are
+/// the tool alone. Both ends are close-on-exec: no command keeps them.
+///
+/// One limit: a second child in its first microseconds (or a command that
+/// std is starting, between fork and exec) also holds a copy; a tool that
+/// died just then would look alive to a child checking at that instant. The
+/// run mode starts one child; children that wait at a [`Gate`] wait until
+/// every copy is closed, and so see the tool gone there.
+struct Lifeline {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+/// This process's lifeline, if it has started a child. A child takes its
+/// parent's out ([`take_lifeline`]): if it starts children of its own, they
+/// get a new one, whose write end it keeps.
+static LIFELINE: std::sync::Mutex<Option<Lifeline>> = std::sync::Mutex::new(None);
+
+/// In the parent, before each clone: make sure the lifeline exists, so that
+/// the child can tell whether we are still here ([`in_child`]).
+pub fn hold_lifeline() -> Result<()> {
+    let mut lifeline = LIFELINE.lock().unwrap_or_else(|e| e.into_inner());
+    if lifeline.is_none() {
+        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .context("failed to create a pipe for the lifeline")?;
+        *lifeline = Some(Lifeline { read, write });
+    }
+    Ok(())
+}
+
+/// In the child: the parent's lifeline, with our copy of its write end closed.
+fn take_lifeline() -> Result<ChildsLifeline> {
+    let taken = LIFELINE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let Some(Lifeline { read, write }) = taken else {
+        bail!("the parent made no lifeline: call workshop::process::hold_lifeline() before clone()")
+    };
+    drop(write);
+    Ok(ChildsLifeline(read))
+}
+
+/// The read end of the parent's lifeline, held by a child.
+struct ChildsLifeline(OwnedFd);
+
+impl ChildsLifeline {
+    /// Whether every write end is closed: the tool has exited (or is exiting).
+    fn tool_is_gone(&self) -> Result<bool> {
+        let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::empty())];
+        // Timeout 0: a look, not a wait. POLLHUP is reported whatever we ask for.
+        poll(&mut fds, PollTimeout::ZERO).context("failed to poll the tool's lifeline")?;
+        Ok(fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)))
+    }
+}
+
+/// `exec` could not start the command: 127 when it does not exist, 126 when it
+/// cannot be run, as a shell would say (and `docker run` does).
+#[derive(Debug)]
+pub struct ExecFailed {
+    pub command: String,
+    pub errno: Errno,
+}
+
+impl ExecFailed {
+    pub fn exit_code(&self) -> i32 {
+        if self.errno == Errno::ENOENT {
+            127
+        } else {
+            126
+        }
+    }
+}
+
+impl std::fmt::Display for ExecFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.errno {
+            Errno::ENOENT => write!(
+                f,
+                "failed to exec {}: command not found (ENOENT)",
+                self.command
+            ),
+            // Errno's Display is already "EACCES: Permission denied".
+            e => write!(f, "failed to exec {}: {e}", self.command),
+        }
+    }
+}
+
+impl std::error::Error for ExecFailed {}
+
+/// Replace this process with `argv[0]`, searched in PATH (execvp). Returns only on failure.
+pub fn exec(argv: &[String]) -> Result<Infallible> {
+    let Some(program) = argv.first() else {
+        bail!("no command to run")
+    };
+    let args: Vec<CString> = argv
+        .iter()
+        .map(|a| {
+            CString::new(a.as_bytes())
+                .with_context(|| format!("argument {a:?} contains a NUL byte"))
+        })
+        .collect::<Result<_>>()?;
+    let Err(errno) = execvp(&args[0], &args);
+    Err(ExecFailed {
+        command: program.clone(),
+        errno,
+    }
+    .into())
+}
+
+/// An argument vector from string slices: `argv(&["sh", "-c", "echo $$"])`.
+pub fn argv(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(Signal),
+}
+
+impl Exit {
+    /// The exit code a shell would give: the code, or 128+N when killed by signal N.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s as i32,
+        }
+    }
+
+    pub fn from_wait_status(status: WaitStatus) -> Option<Exit> {
+        match status {
+            WaitStatus::Exited(_, code) => Some(Exit::Code(code)),
+            WaitStatus::Signaled(_, sig, _) => Some(Exit::Signal(sig)),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Signal(s) => write!(f, "killed by {} (exit code {})", s.as_str(), self.code()),
+        }
+    }
+}
+
+/// Wait for `pid` to end. If the tool gets SIGINT, SIGTERM or SIGHUP meanwhile,
+/// kill the container (SIGKILL: PID 1 of a namespace ignores the others unless
+/// it has a handler), reap it, and return [`Interrupted`] so that the caller's
+/// cleanup runs on the way out.
+pub fn wait_for(pid: Pid) -> Result<Exit> {
+    let exit = wait_until_exit(pid);
+    if interactive() {
+        set_foreground(nix::unistd::getpgrp())?;
+    }
+    exit
+}
+
+fn wait_until_exit(pid: Pid) -> Result<Exit> {
+    let waiting = termination_signals();
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(status) => {
+                if let Some(exit) = Exit::from_wait_status(status) {
+                    return Ok(exit);
+                }
+                continue;
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e).with_context(|| format!("failed to waitpid for {pid}")),
+        }
+        // SIGCHLD is blocked, so one that came after waitpid is still pending
+        // and sigwait returns at once: no exit can be missed between the two.
+        let sig = waiting.wait().context("failed to sigwait")?;
+        if sig != Signal::SIGCHLD {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(Interrupted(sig).into());
+        }
+    }
+}
+
+/// If SIGINT / SIGTERM / SIGHUP came while no container was running (it stays
+/// pending, since it is blocked), stop now. Call between steps.
+pub fn stop_if_interrupted() -> Result<()> {
+    let mut pending = std::mem::MaybeUninit::<nix::libc::sigset_t>::uninit();
+    // SAFETY: sigpending fills the set it is handed; we read it only on success.
+    let pending = unsafe {
+        Errno::result(nix::libc::sigpending(pending.as_mut_ptr()))
+            .context("failed to read pending signals")?;
+        pending.assume_init()
+    };
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: sigismember only reads the initialised set.
+        let is_pending = unsafe { nix::libc::sigismember(&pending, sig as i32) } == 1;
+        if is_pending {
+            return Err(Interrupted(sig).into());
+        }
+    }
+    Ok(())
+}
+
+/// A close-on-exec pipe whose write end the parent can drop, read to its end.
+struct Pipe {
+    read: OwnedFd,
+    write: Option<OwnedFd>,
+}
+
+impl Pipe {
+    fn new(what: &str) -> Result<Pipe> {
+        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .with_context(|| format!("failed to create a pipe for {what}"))?;
+        Ok(Pipe {
+            read,
+            write: Some(write),
+        })
+    }
+
+    /// Everything written until every write end is closed (end-of-file).
+    fn read_to_end(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match read(self.read.as_fd(), &mut buf) {
+                Ok(0) => return Ok(out),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("failed to read from a pipe"),
+            }
+        }
+    }
+}
+
+/// A gate: the child waits at it until the parent opens it. Lets the parent
+/// look at (or set up) a container that exists but has not run its command.
+///
+/// It is a pipe. The parent opens the gate by writing one byte into it and
+/// closing its write end; the byte stays in the pipe (nobody reads it), so
+/// every child waiting at the gate sees it, however many there are. A child
+/// that sees the pipe end (every write end closed) without the byte knows
+/// the tool died before opening it: it exits at once, quietly, rather than
+/// run a container that nobody set up and nobody waits for.
+///
+/// Both ends are close-on-exec, so a second child that inherited this gate's
+/// write end lets go of it when it execs.
+pub struct Gate(Pipe);
+
+/// What [`Gate::open`] writes.
+const OPEN: &[u8] = b"o";
+
+impl Gate {
+    pub fn new() -> Result<Gate> {
+        Pipe::new("the gate").map(Gate)
+    }
+
+    /// In the child: close our copy of the write end, then wait until the
+    /// parent opens the gate. If the tool dies instead, this never returns:
+    /// the child exits at once, quietly (exit code [`TOOL_GONE`]).
+    pub fn pass(&self) -> Result<()> {
+        if let Some(w) = &self.0.write {
+            nix::unistd::close(w.as_raw_fd()).context("failed to close the gate's write end")?;
+        }
+        loop {
+            let mut fds = [PollFd::new(self.0.read.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("failed to poll the gate"),
+            }
+            let seen = fds[0].revents().unwrap_or(PollFlags::empty());
+            if seen.contains(PollFlags::POLLIN) {
+                return Ok(()); // the byte: open
+            }
+            if seen.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+                leave_quietly(); // every write end closed, no byte: the tool is gone
+            }
+        }
+    }
+
+    /// In the parent: let the children through.
+    pub fn open(&mut self) {
+        if let Some(w) = self.0.write.take() {
+            // One byte into an empty pipe whose read end we hold: it cannot
+            // block or fail. (Were it to, the children would see the pipe
+            // end without the byte and exit: no container runs unopened.)
+            let _ = nix::unistd::write(&w, OPEN);
+        }
+    }
+
+    /// In the parent, the other way round: wait until every child that holds
+    /// this gate has exec'd (or exited), which closes its close-on-exec copy.
+    /// The child does nothing: exec is the signal ("set up, and running").
+    pub fn wait_until_exec(mut self) -> Result<()> {
+        self.0.write = None;
+        self.0.read_to_end().map(drop)
+    }
+}
+
+/// Capture a child's stdout and stderr: create with [`Capture::new`], call
+/// [`Capture::redirect`] in the child, then [`Capture::collect`] in the parent.
+pub struct Capture(Pipe);
+
+impl Capture {
+    pub fn new() -> Result<Capture> {
+        Pipe::new("output").map(Capture)
+    }
+
+    /// In the child: send stdout and stderr into the pipe.
+    pub fn redirect(&self) -> Result<()> {
+        let w = self.0.write.as_ref().context("capture already collected")?;
+        dup2_stdout(w).context("failed to dup2 the capture pipe onto stdout")?;
+        dup2_stderr(w).context("failed to dup2 the capture pipe onto stderr")?;
+        Ok(())
+    }
+
+    /// In the parent: read everything the child wrote, then wait for it.
+    pub fn collect(mut self, pid: Pid) -> Result<(String, Exit)> {
+        self.0.write = None;
+        let out = self
+            .0
+            .read_to_end()
+            .context("failed to read the container's output")?;
+        let exit = wait_for(pid)?;
+        Ok((String::from_utf8_lossy(&out).into_owned(), exit))
+    }
+}
+
+/// The `NSpid:` line of a process: its PID in each PID namespace it is in,
+/// outermost first (`[48213, 1]` for PID 1 of a container).
+pub fn nspid(status: &str) -> Vec<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(Exit::Code(7).code(), 7);
+        assert_eq!(Exit::Signal(Signal::SIGKILL).code(), 137);
+        assert_eq!(Exit::Signal(Signal::SIGINT).code(), 130);
+        let pid = Pid::from_raw(1);
+        assert_eq!(
+            Exit::from_wait_status(WaitStatus::Exited(pid, 3)),
+            Some(Exit::Code(3))
+        );
+        assert_eq!(
+            Exit::from_wait_status(WaitStatus::Signaled(pid, Signal::SIGTERM, false)),
+            Some(Exit::Signal(Signal::SIGTERM))
+        );
+        assert_eq!(Exit::from_wait_status(WaitStatus::StillAlive), None);
+    }
+
+    #[test]
+    fn an_open_gate_lets_every_child_through() {
+        let mut gate = Gate::new().unwrap();
+        gate.open();
+        // Nobody reads the byte: each child that passes sees it.
+        gate.pass().unwrap();
+        gate.pass().unwrap();
+    }
+
+    /// The other side of the gate: a child whose tool died before opening it
+    /// sees the pipe end with no byte, and exits at once (it would end the
+    /// test process), so the test runs itself again as a helper to see it.
+    #[test]
+    fn a_gate_never_opened_ends_the_child_quietly() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "process::tests::gate_helper_whose_tool_is_gone",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("WORKSHOP_GATE_HELPER", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !stdout.contains("passed the gate"),
+            "a child passed a gate that was never opened:\n{stdout}"
+        );
+        assert_eq!(out.status.code(), Some(TOOL_GONE), "{stdout}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("error"),
+            "the child said something: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    #[ignore = "a helper: run by a_gate_never_opened_ends_the_child_quietly"]
+    fn gate_helper_whose_tool_is_gone() {
+        if std::env::var_os("WORKSHOP_GATE_HELPER").is_none() {
+            return;
+        }
+        let mut gate = Gate::new().unwrap();
+        gate.0.write = None; // the tool is gone: every write end closed, no byte
+        let passed = gate.pass();
+        println!("passed the gate: {passed:?}");
+    }
+
+    #[test]
+    fn the_lifeline_says_when_every_write_end_is_closed() {
+        hold_lifeline().unwrap();
+        // Stand-in for the tool, still alive: another copy of the write end.
+        let tool = LIFELINE
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|l| l.write.try_clone().unwrap())
+            .unwrap();
+        let child = take_lifeline().unwrap(); // as in_child does
+        assert!(!child.tool_is_gone().unwrap(), "the tool holds its end");
+        drop(tool); // the tool exits: its files are closed
+        assert!(child.tool_is_gone().unwrap(), "no write end is left");
+    }
+
+    #[test]
+    fn exec_failures_map_to_126_and_127() {
+        let missing = ExecFailed {
+            command: "nope".into(),
+            errno: Errno::ENOENT,
+        };
+        assert_eq!(missing.exit_code(), 127);
+        assert!(missing.to_string().contains("command not found"));
+        assert_eq!(
+            ExecFailed {
+                command: "/etc".into(),
+                errno: Errno::EACCES
+            }
+            .exit_code(),
+            126
+        );
+    }
+}
