@@ -135,18 +135,9 @@ fn listing(names: &[String]) -> String {
     lines.join("\n")
 }
 
-/// A path as the student would type it: relative to where they are, if inside.
-fn shown(path: &Path) -> String {
-    let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd)
-        .unwrap_or(path)
-        .display()
-        .to_string()
-}
-
 fn demo(root: &Path, say: &Narrator) -> Result<()> {
     say.title("Chapter 4 · a root filesystem of the container's own");
-    let r = shown(root);
+    let r = workshop_rootfs::shown(root).display().to_string();
     let mounts_before = host_mounts()?;
     let (in_rootfs, on_host) = (list_dir(root)?, list_dir(Path::new("/"))?);
     let verdict = |names: &[String]| {

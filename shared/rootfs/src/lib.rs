@@ -23,9 +23,11 @@ pub mod unpack;
 pub use unpack::SetuidBits;
 
 use anyhow::{bail, Context, Result};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::stat::Mode;
 use std::fmt;
 use std::fs;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -793,16 +795,22 @@ fn write_skeleton(root: &Path) -> Result<()> {
 /// Create a new file (never through a symlink) with `content` and `mode`.
 fn write_new(path: &Path, content: &[u8], mode: u32) -> Result<()> {
     let write = || -> std::io::Result<()> {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(path)?;
+        let mut file = create_new_file(nix::fcntl::AT_FDCWD, path)?;
         std::io::Write::write_all(&mut file, content)?;
         file.set_permissions(fs::Permissions::from_mode(mode))
     };
     write().with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// Create `name` in the directory `dir` for writing, as a new file that
+/// only its owner can read until the caller sets its mode: never through a
+/// symlink (O_NOFOLLOW) and never over a file that is there (O_EXCL). The
+/// builder and the image unpacker both create their files here.
+pub(crate) fn create_new_file(dir: impl AsFd, name: &Path) -> nix::Result<fs::File> {
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(0o600))?;
+    Ok(fs::File::from(fd))
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
@@ -863,16 +871,14 @@ fn check(dir: &Path, shown: &Path) -> Result<()> {
     }
     // An ELF file that does not parse is left for exec to judge.
     if let Ok(Some(interp)) = elf::interpreter(&sh) {
-        {
-            if resolve_inside(dir, &interp)?.is_none() {
-                return Err(hinted(
-                    format!(
-                        "rootfs {shown} has /bin/sh, but not the dynamic loader it needs ({})",
-                        interp.display()
-                    ),
-                    "copy programs with the libraries they load: `cargo xtask rootfs --host-binaries` does that",
-                ));
-            }
+        if resolve_inside(dir, &interp)?.is_none() {
+            return Err(hinted(
+                format!(
+                    "rootfs {shown} has /bin/sh, but not the dynamic loader it needs ({})",
+                    interp.display()
+                ),
+                "copy programs with the libraries they load: `cargo xtask rootfs --host-binaries` does that",
+            ));
         }
     }
     Ok(())

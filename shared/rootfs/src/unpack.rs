@@ -271,7 +271,7 @@ impl Unpacker<'_> {
     }
 
     /// `parts` under the destination, as a host path for messages.
-    fn shown(&self, parts: &[OsString]) -> PathBuf {
+    fn dest_path(&self, parts: &[OsString]) -> PathBuf {
         parts.iter().fold(self.dest.to_path_buf(), |p, c| p.join(c))
     }
 
@@ -287,7 +287,7 @@ impl Unpacker<'_> {
         for (i, part) in parts.iter().enumerate() {
             // For messages only, built when one is: the host path so far, and
             // the same path as the archive names it.
-            let host_path = || self.shown(&parts[..=i]);
+            let host_path = || self.dest_path(&parts[..=i]);
             let in_archive = || PathBuf::from(parts[..=i].join(OsStr::new("/")));
             let failed = |e: Errno, call: &str, how: &str| -> Skip {
                 anyhow!(e)
@@ -338,7 +338,7 @@ impl Unpacker<'_> {
             Err(e) => Err(anyhow!(e)
                 .context(format!(
                     "failed to unlinkat {}",
-                    self.shown(parts).display()
+                    self.dest_path(parts).display()
                 ))
                 .into()),
         }
@@ -356,7 +356,7 @@ impl Unpacker<'_> {
         parts: &[OsString],
         entry: &tar::Entry<R>,
     ) -> Result<(), Skip> {
-        let shown = self.shown(parts);
+        let shown = self.dest_path(parts);
         if !self.is_dir_at(parent, name) {
             self.clear(parent, name, parts)?;
             mkdirat(parent, name.as_os_str(), Mode::from_bits_truncate(0o700))
@@ -392,7 +392,7 @@ impl Unpacker<'_> {
             return refused("a symlink with no target");
         }
         self.clear(parent, name, parts)?;
-        let shown = self.shown(parts);
+        let shown = self.dest_path(parts);
         symlinkat(&target, parent, name.as_os_str()).with_context(|| {
             format!(
                 "failed to symlinkat {} -> {}",
@@ -458,7 +458,7 @@ impl Unpacker<'_> {
                 return Err(anyhow!(e)
                     .context(format!(
                         "failed to fstatat {}",
-                        self.shown(&target_parts).display()
+                        self.dest_path(&target_parts).display()
                     ))
                     .into())
             }
@@ -487,8 +487,8 @@ impl Unpacker<'_> {
         .with_context(|| {
             format!(
                 "failed to linkat {} to {}",
-                self.shown(parts).display(),
-                self.shown(&target_parts).display()
+                self.dest_path(parts).display(),
+                self.dest_path(&target_parts).display()
             )
         })?;
         Ok(())
@@ -502,22 +502,13 @@ impl Unpacker<'_> {
         entry: &mut tar::Entry<R>,
     ) -> Result<(), Skip> {
         self.clear(parent, name, parts)?;
-        let shown = self.shown(parts);
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(
-            parent,
-            name.as_os_str(),
-            flags,
-            Mode::from_bits_truncate(0o600),
-        )
-        .with_context(|| {
+        let shown = self.dest_path(parts);
+        let mut file = crate::create_new_file(parent, Path::new(name)).with_context(|| {
             format!(
                 "failed to openat {} (O_CREAT|O_EXCL|O_NOFOLLOW)",
                 shown.display()
             )
         })?;
-        let mut file = fs::File::from(fd);
         let size = entry.size();
         let written = copy_keeping_holes(entry, &mut file, &mut self.buffer)
             .with_context(|| format!("failed to write {}", shown.display()))?;
@@ -567,7 +558,7 @@ impl Unpacker<'_> {
         dirs.sort_by_key(|(parts, _)| std::cmp::Reverse(parts.len()));
         for (parts, mode) in dirs {
             match self.open_dir(&parts, false) {
-                Ok(dir) => set_mode(&dir, mode, &self.shown(&parts))?,
+                Ok(dir) => set_mode(&dir, mode, &self.dest_path(&parts))?,
                 Err(Skip::Refused(_)) => {}
                 Err(Skip::Failed(e)) => return Err(e),
             }
