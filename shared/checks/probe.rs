@@ -8,6 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use ch01_clone::{clone_child, count_processes, observe};
+use ch02_namespaces::namespace_inode;
 use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 use std::os::unix::fs::MetadataExt;
@@ -47,10 +48,6 @@ fn relay(seen: ch01_clone::Observed) -> Result<()> {
     Ok(())
 }
 
-fn ns_inode(pid: &str, kind: &str) -> Result<u64> {
-    Ok(std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))?.ino())
-}
-
 fn shared_mounts() -> Result<usize> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
     Ok(mountinfo.lines().filter(|l| l.contains(" shared:")).count())
@@ -86,7 +83,7 @@ fn ch02_join() -> Result<()> {
     for kind in ["uts", "ipc", "net", "mnt"] {
         println!(
             "container_{kind}={}",
-            ns_inode(&container.to_string(), kind)?
+            namespace_inode(Some(container), kind)?
         );
     }
     // A fresh child joins with the code under test and reports where it is.
@@ -94,7 +91,7 @@ fn ch02_join() -> Result<()> {
         under_test::ch02_namespaces::join(container, &["uts", "ipc", "net"])?;
         println!("hostname={}", nix::unistd::gethostname()?.to_string_lossy());
         for kind in ["uts", "ipc", "net", "mnt"] {
-            println!("joined_{kind}={}", ns_inode("self", kind)?);
+            println!("joined_{kind}={}", namespace_inode(None, kind)?);
         }
         std::process::exit(0)
     });

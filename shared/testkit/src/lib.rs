@@ -386,12 +386,17 @@ pub fn is_alive(pid: u32) -> bool {
 
 pub use workshop::process::nspid;
 
-/// The inode of `/proc/PID/ns/KIND` (or of this process with `pid` = "self").
+/// The inode of `/proc/PID/ns/KIND` (or of this process with `pid` = "self"),
+/// read by chapter 2's [`ch02_namespaces::namespace_inode`]; a test that
+/// cannot read it fails here.
 pub fn ns_inode(pid: &str, kind: &str) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/proc/{pid}/ns/{kind}"))
-        .expect("stat a namespace file")
-        .ino()
+    let pid = match pid {
+        "self" => None,
+        pid => Some(nix::unistd::Pid::from_raw(
+            pid.parse().expect("a PID or \"self\""),
+        )),
+    };
+    ch02_namespaces::namespace_inode(pid, kind).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 pub fn stdout_of(out: &Output) -> String {
