@@ -57,13 +57,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            if let Some(h) = e
-                .chain()
-                .find_map(|c| c.downcast_ref::<workshop::error::Hinted>())
-            {
-                eprintln!("hint: {}", h.hint);
-            }
+            // The chapters' own `error:` and `hint:` lines (uncoloured).
+            workshop::error::print(&e);
             ExitCode::FAILURE
         }
     }
