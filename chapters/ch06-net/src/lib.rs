@@ -149,6 +149,18 @@ pub fn owner(pid: u32) -> Option<String> {
     Some(format!("workshop run {pid} started at {started}"))
 }
 
+/// Whether the run a pair's `alias` names is still running, given the
+/// [`owner`] line of the process that has the pair's PID now (None: no
+/// process has it). The same PID started at another time is another
+/// process, which got the PID of a run that has ended.
+fn made_by_a_live_run(alias: Option<&str>, now: Option<&str>) -> bool {
+    match (alias, now) {
+        (_, None) => false, // no process has that PID
+        (Some(alias), Some(now)) => alias == now,
+        (None, Some(_)) => true, // not ours to judge (made by something else)
+    }
+}
+
 // ANCHOR: inside
 /// In the container, before exec: loopback up, the cable renamed eth0 with
 /// its address and up, and a default route through the host end.
@@ -192,11 +204,7 @@ pub fn reclaim_stale(nl: &mut Netlink) -> Result<Vec<String>> {
         // A pair named after this very process is an earlier run's (its PID
         // was reused): this run has not made its own yet.
         let running = pid != std::process::id()
-            && match (&link.alias, owner(pid)) {
-                (_, None) => false, // no process has that PID
-                (Some(alias), Some(now)) => *alias == now,
-                (None, Some(_)) => true, // not ours to judge (made by something else)
-            };
+            && made_by_a_live_run(link.alias.as_deref(), owner(pid).as_deref());
         if running || link.kind.as_deref() != Some("veth") {
             continue;
         }
@@ -479,4 +487,37 @@ impl Wiring {
         laid.map(Some)
     }
     // ANCHOR_END: connect
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_of_a_pair_is_its_pid_and_start_time() {
+        let me = std::process::id();
+        let line = owner(me).unwrap();
+        assert!(
+            line.starts_with(&format!("workshop run {me} started at ")),
+            "{line}"
+        );
+        assert_eq!(owner(me), Some(line), "the same process, the same owner");
+        // Above pid_max (at most 2^22): no process has it.
+        assert_eq!(owner(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_pid_alive_but_started_at_another_time_is_not_the_owner() {
+        let alias = "workshop run 4242 started at 1000";
+        assert!(made_by_a_live_run(Some(alias), Some(alias)));
+        assert!(
+            !made_by_a_live_run(Some(alias), Some("workshop run 4242 started at 2000")),
+            "the PID was reused by a process started later"
+        );
+        assert!(!made_by_a_live_run(Some(alias), None), "no process has it");
+        assert!(
+            made_by_a_live_run(None, Some("workshop run 4242 started at 1000")),
+            "a pair without an alias is not ours to judge"
+        );
+    }
 }
