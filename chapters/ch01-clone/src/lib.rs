@@ -4,7 +4,7 @@
 //! for new namespaces with `CLONE_NEW*` flags. Later chapters call
 //! [`clone_child`] with more flags and more work in the child.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sched::{clone, CloneFlags};
 use nix::sys::signal::Signal;
@@ -64,7 +64,7 @@ pub fn clone_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
 
 /// How many processes /proc lists: the host's, or the container's once it has its own /proc.
 pub fn count_processes() -> Result<usize> {
-    let entries = std::fs::read_dir("/proc")?;
+    let entries = std::fs::read_dir("/proc").context("failed to read /proc")?;
     Ok(entries
         .flatten()
         .filter(|e| {

@@ -71,7 +71,10 @@ pub fn interpreter(path: &Path) -> Result<Option<PathBuf>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("failed to open {}", path.display()))?;
     let mut ident = [0u8; 64];
-    if file.read_at(&mut ident, 0)? < 52 || !ident.starts_with(b"\x7fELF") {
+    let failed_to_read = || format!("failed to read {}", path.display());
+    if file.read_at(&mut ident, 0).with_context(failed_to_read)? < 52
+        || !ident.starts_with(b"\x7fELF")
+    {
         return Ok(None);
     }
     let (is_64, little) = (ident[4] == 2, ident[5] == 1);
@@ -122,7 +125,8 @@ pub fn interpreter(path: &Path) -> Result<Option<PathBuf>> {
             (u32_at(header, 4), u32_at(header, 0x10))
         };
         let mut name = vec![0u8; size.min(4096) as usize];
-        file.read_exact_at(&mut name, offset)?;
+        file.read_exact_at(&mut name, offset)
+            .with_context(failed_to_read)?;
         let name = name.split(|b| *b == 0).next().unwrap_or_default();
         return Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(name))));
     }

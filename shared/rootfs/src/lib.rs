@@ -737,12 +737,7 @@ pub fn install(root: &Path, from: &Path, to: &Path) -> Result<()> {
         if fs::symlink_metadata(&dest).is_ok() {
             fs::remove_file(&dest)?;
         }
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(&dest)?;
+        let mut out = create_new_file(nix::fcntl::AT_FDCWD, &dest)?;
         std::io::copy(&mut src, &mut out)?;
         out.set_permissions(fs::Permissions::from_mode(mode))
     };
