@@ -7,13 +7,13 @@
 //! reach the host's mounts, hostname or network.
 
 use anyhow::{bail, Context, Result};
-use ch01_clone::{clone_child, count_processes, observe};
+use ch01_clone::{clone_child, count_processes, observe, Capture, Gate};
 use ch02_namespaces::namespace_inode;
 use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use workshop::process::{argv, exec, wait_for, Gate};
+use workshop::process::{argv, exec, wait_for};
 
 pub fn main() {
     let scenario = std::env::args().nth(1).unwrap_or_default();
@@ -250,7 +250,7 @@ fn ch06_inside() -> Result<()> {
     let mut nl = ch06_net::netlink::Netlink::open()?;
     nl.add_veth("wsh-probe", "wsc-probe")?;
     let mut gate = Gate::new()?;
-    let output = workshop::process::Capture::new()?;
+    let output = Capture::new()?;
     let child = clone_child(CloneFlags::CLONE_NEWNET, || {
         output.redirect()?;
         gate.pass()?;
@@ -297,7 +297,7 @@ fn ch07_pids() -> Result<()> {
     })?;
     let dir = cgroup.dir("pids")?.to_path_buf();
     let mut gate = Gate::new()?;
-    let output = workshop::process::Capture::new()?;
+    let output = Capture::new()?;
     let child = clone_child(CloneFlags::CLONE_NEWPID, || {
         output.redirect()?;
         gate.pass()?;

@@ -12,6 +12,9 @@ use nix::unistd::Pid;
 use std::convert::Infallible;
 use workshop::error::hinted;
 
+pub mod pipe;
+pub use pipe::{Capture, Gate};
+
 /// The child's stack. It runs only until it execs its command, so 1 MiB is plenty.
 pub const STACK_SIZE: usize = 1024 * 1024;
 
@@ -117,7 +120,7 @@ pub struct Observed {
 /// Run `body` in a container made with `flags` and capture what it prints:
 /// how the demos look inside. `body` ends by exec'ing a command.
 pub fn observe(flags: CloneFlags, body: impl FnOnce() -> Result<Infallible>) -> Result<Observed> {
-    let capture = workshop::process::Capture::new()?;
+    let capture = Capture::new()?;
     let pid = clone_child(flags, || {
         capture.redirect()?;
         body()

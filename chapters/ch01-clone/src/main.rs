@@ -4,12 +4,12 @@
 //! PID 1 of a new PID namespace and exits with its exit code.
 
 use anyhow::Result;
-use ch01_clone::{clone_child, describe, observe};
+use ch01_clone::{clone_child, describe, observe, Capture, Gate};
 use clap::Parser;
 use nix::sched::CloneFlags;
 use std::process::ExitCode;
 use workshop::cli::Mode;
-use workshop::process::{argv, exec, wait_for, Capture, Gate};
+use workshop::process::{argv, exec, wait_for};
 use workshop::{Common, Narrator};
 
 /// Chapter 1: clone() a child into a new PID namespace, where it is PID 1.

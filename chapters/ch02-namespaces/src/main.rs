@@ -6,13 +6,13 @@
 //! of process PID, as `docker exec` does.
 
 use anyhow::{Context, Result};
-use ch01_clone::{clone_child, describe, observe};
+use ch01_clone::{clone_child, describe, observe, Gate};
 use ch02_namespaces::{join_and_spawn, namespace_inode, CONTAINER_FLAGS, KINDS};
 use clap::Parser;
 use nix::unistd::Pid;
 use std::process::ExitCode;
 use workshop::cli::Mode;
-use workshop::process::{argv, block_termination_signals, exec, wait_for, Gate};
+use workshop::process::{argv, block_termination_signals, exec, wait_for};
 use workshop::{Common, Narrator};
 
 /// Chapter 2: namespaces are files under /proc/PID/ns; join one with setns.

@@ -5,7 +5,7 @@
 //! other end on the host with the subnet's first address.
 
 use anyhow::{Context, Result};
-use ch01_clone::{clone_child, describe, Observed};
+use ch01_clone::{clone_child, describe, Capture, Gate, Observed};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::netlink::Netlink;
@@ -21,7 +21,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use workshop::cli::Mode;
 use workshop::error::hinted;
-use workshop::process::{argv, exec, wait_for, Capture, Gate};
+use workshop::process::{argv, exec, wait_for};
 use workshop::{Common, Narrator};
 
 /// Chapter 6: a network namespace and a veth pair, over netlink.

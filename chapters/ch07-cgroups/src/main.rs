@@ -7,7 +7,7 @@
 //! `--network none`, lo only), the same options.
 
 use anyhow::{Context, Result};
-use ch01_clone::{clone_child, describe};
+use ch01_clone::{clone_child, describe, Capture};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::netlink::Netlink;
@@ -25,7 +25,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use workshop::cli::Mode;
-use workshop::process::{exec, wait_for, Capture, Exit};
+use workshop::process::{exec, wait_for, Exit};
 use workshop::{Common, Narrator};
 
 /// Chapter 7: cgroup limits on CPU, processes and memory, on cgroup v2 and v1.

@@ -27,17 +27,13 @@ pub fn effective_capabilities(status: &str) -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
-pub fn has_capability(cap: Capability) -> Result<bool> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("failed to read /proc/self/status")?;
-    let caps = effective_capabilities(&status).context("no CapEff line in /proc/self/status")?;
-    Ok(caps & (1u64 << cap as u32) != 0)
-}
-
 /// Fail with an `error:` and a `hint:` unless this process holds `cap`.
 /// `tool` is the binary's name and `why` says what the capability is for.
 pub fn require(cap: Capability, tool: &str, why: &str) -> Result<()> {
-    if has_capability(cap)? {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("failed to read /proc/self/status")?;
+    let caps = effective_capabilities(&status).context("no CapEff line in /proc/self/status")?;
+    if caps & (1u64 << cap as u32) != 0 {
         return Ok(());
     }
     Err(hinted(
