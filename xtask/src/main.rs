@@ -2,7 +2,8 @@
 //!
 //! - `verify`: every check fails on the unsolved exercises and passes on the
 //!   solutions; every exercise has a TODO, a todo!() and a hint; every
-//!   `{{#include}}` in the book resolves to non-empty text.
+//!   `{{#include}}` in the book resolves to non-empty text, and quotes its
+//!   page's chapter (or an earlier one), never shared/.
 //! - `book`: run each chapter's demo and write its real transcript into the
 //!   book, then build the book if mdbook is installed.
 //! - `rootfs`: build the root filesystem the chapters use (target/rootfs)

@@ -131,7 +131,8 @@ fn exercises_are_well_formed() -> Result<()> {
 
 /// `{{#include path:anchor}}` (and `#rustdoc_include`) in every book page must
 /// name an existing file and, with an anchor, an ANCHOR / ANCHOR_END pair with
-/// text between. Line-number includes are refused: they drift.
+/// text between. Line-number includes are refused: they drift. And each
+/// quotes where the lesson lives ([`misplaced_includes`]).
 fn book_includes_resolve() -> Result<()> {
     let mut problems = Vec::new();
     let src = root().join("book/src");
@@ -146,6 +147,7 @@ fn book_includes_resolve() -> Result<()> {
             .unwrap_or(&page)
             .display()
             .to_string();
+        problems.extend(misplaced_includes(&rel_page, &text));
         for include in includes(&text) {
             count += 1;
             let at = format!("{rel_page}: {{{{#include {include}}}}}");
@@ -263,6 +265,73 @@ fn text_block_lines(page: &str, dir: &Path) -> Vec<(usize, String)> {
                 out.extend(body.lines().map(|l| (number, l.to_string())));
             }
             None => out.push((number, line.to_string())),
+        }
+    }
+    out
+}
+
+/// The includes of the page `rel_page` (`book/src/chNN-x.md`, its `text`)
+/// that quote the wrong place, one problem each, naming the page and the
+/// line. No page quotes a file under `shared/`: that is plumbing no lesson
+/// needs to show. A chapter's page quotes its own chapter's code, or an
+/// earlier chapter's it builds on (and its transcripts), so that
+/// `chapters/chNN-*/` holds everything page NN shows.
+fn misplaced_includes(rel_page: &str, text: &str) -> Vec<String> {
+    let page_dir = Path::new(rel_page).parent().unwrap_or(Path::new(""));
+    let chapter_of =
+        |name: &str| -> Option<u32> { name.strip_prefix("ch")?.get(..2)?.parse().ok() };
+    let page_chapter = Path::new(rel_page)
+        .file_name()
+        .and_then(|n| chapter_of(&n.to_string_lossy()));
+    let mut problems = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        for include in includes(line) {
+            let file = include.split_once(':').map_or(include.as_str(), |(f, _)| f);
+            let target = lexically_normal(&page_dir.join(file));
+            let at = format!("{rel_page}:{}: {{{{#include {include}}}}}", number + 1);
+            let mut parts = target.iter().map(|p| p.to_string_lossy());
+            let (top, next) = (parts.next(), parts.next());
+            if top.as_deref() == Some("shared") {
+                problems.push(format!(
+                    "{at} quotes {}, under shared/: a page quotes the chapters, never the \
+                     plumbing (move what it shows into the chapter that teaches it)",
+                    target.display()
+                ));
+                continue;
+            }
+            let Some(page_chapter) = page_chapter else {
+                continue; // not a chapter's page: the introduction, the bench
+            };
+            if target.starts_with(page_dir.join("transcripts")) {
+                continue; // the demo's own output
+            }
+            match (top.as_deref(), next.as_deref().and_then(chapter_of)) {
+                (Some("chapters"), Some(quoted)) if quoted <= page_chapter => {}
+                (Some("chapters"), Some(quoted)) => problems.push(format!(
+                    "{at} quotes chapter {quoted} from chapter {page_chapter}'s page: \
+                     a page quotes its own chapter, or an earlier one"
+                )),
+                _ => problems.push(format!(
+                    "{at} quotes {}, outside chapters/: a chapter's page quotes \
+                     chapters/ch{page_chapter:02}-*/ (or an earlier chapter)",
+                    target.display()
+                )),
+            }
+        }
+    }
+    problems
+}
+
+/// `path` with its `..` and `.` resolved by name (`book/src/../../a` is `a`).
+fn lexically_normal(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
         }
     }
     out
@@ -419,6 +488,53 @@ mod tests {
             includes(page),
             vec!["../../a.rs:one".to_string(), "b.rs".to_string()]
         );
+    }
+
+    #[test]
+    fn a_page_that_quotes_shared_is_refused_naming_the_page_and_the_line() {
+        let page = "# Chapter 3\n\n```rust\n{{#include ../../shared/x.rs:y}}\n```\n";
+        let problems = misplaced_includes("book/src/ch03-mount.md", page);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("book/src/ch03-mount.md:4: {{#include ../../shared/x.rs:y}}"),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[0].contains("under shared/"), "{}", problems[0]);
+        // Any page: the introduction too.
+        let intro = "{{#include ../../shared/workshop/src/cli.rs}}\n";
+        assert_eq!(
+            misplaced_includes("book/src/introduction.md", intro).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_page_quotes_its_own_chapter_or_an_earlier_one() {
+        let page = "{{#include ../../chapters/ch03-mount/src/lib.rs:private}}\n\
+                    {{#include ../../chapters/ch01-clone/src/lib.rs:clone_child}}\n\
+                    {{#include transcripts/ch03-mount.txt}}\n";
+        assert_eq!(
+            misplaced_includes("book/src/ch03-mount.md", page),
+            Vec::<String>::new()
+        );
+        let later = "x\n{{#include ../../chapters/ch05-uts/src/lib.rs:set}}\n";
+        let problems = misplaced_includes("book/src/ch03-mount.md", later);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("book/src/ch03-mount.md:2: ")
+                && problems[0].contains("chapter 5 from chapter 3's page"),
+            "{}",
+            problems[0]
+        );
+        let elsewhere = "{{#include ../../xtask/src/main.rs}}\n";
+        assert_eq!(
+            misplaced_includes("book/src/ch03-mount.md", elsewhere).len(),
+            1
+        );
+        // Pages that are no chapter's quote what they need (but shared/).
+        let bench = "{{#include transcripts/bench.txt}}\n";
+        assert!(misplaced_includes("book/src/performance.md", bench).is_empty());
     }
 
     #[test]
