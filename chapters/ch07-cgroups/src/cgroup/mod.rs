@@ -92,7 +92,8 @@ fn controllers_for(limits: &Limits) -> Vec<&'static str> {
     names
 }
 
-/// One container's cgroup, on whichever version this machine runs.
+/// One container's cgroup, on whichever version this machine runs; its
+/// directories are removed when it is dropped.
 #[derive(Debug)]
 pub enum Cgroup {
     V2(v2::Cgroup),
@@ -107,13 +108,6 @@ impl Cgroup {
             Version::V2 => Cgroup::V2(v2::Cgroup::create(limits)?),
             Version::V1 => Cgroup::V1(v1::Cgroup::create(limits)?),
         })
-    }
-
-    pub fn version(&self) -> Version {
-        match self {
-            Cgroup::V2(_) => Version::V2,
-            Cgroup::V1(_) => Version::V1,
-        }
     }
 
     /// The directory of this cgroup in `controller`'s hierarchy (one directory on v2).
@@ -150,16 +144,6 @@ impl Cgroup {
         match self {
             Cgroup::V2(c) => v2::oom_kills(c.dir("memory")?),
             Cgroup::V1(c) => v1::oom_kills(c.dir("memory")?),
-        }
-    }
-
-    /// Remove the directories (also done when dropped). The last processes
-    /// of a container may take a moment to leave after it is reaped (EBUSY):
-    /// each is retried for up to two seconds.
-    pub fn remove(&mut self) -> Result<()> {
-        match self {
-            Cgroup::V2(c) => c.remove(),
-            Cgroup::V1(c) => c.remove(),
         }
     }
 }

@@ -184,7 +184,7 @@ impl Cgroup {
     /// Remove the directories. The last processes of a container may take a
     /// moment to leave after it is reaped (EBUSY): each is retried for up to
     /// two seconds.
-    pub fn remove(&mut self) -> Result<()> {
+    fn remove(&mut self) -> Result<()> {
         if self.removed {
             return Ok(());
         }

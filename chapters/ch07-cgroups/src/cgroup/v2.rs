@@ -147,7 +147,7 @@ impl Cgroup {
 
     /// Remove the directory, and the workshop parent when no other container
     /// uses it.
-    pub fn remove(&mut self) -> Result<()> {
+    fn remove(&mut self) -> Result<()> {
         if self.removed {
             return Ok(());
         }
