@@ -1,6 +1,7 @@
 //! Checks for chapter 7: `cargo test -p exercises ch07`.
 
 use super::probe;
+use ch07_cgroups::cgroup::{v1, v2};
 
 #[test]
 fn ex7_1_cpu_limits_in_v2_and_v1_files() {
@@ -14,30 +15,34 @@ fn ex7_1_cpu_limits_in_v2_and_v1_files() {
     };
     write_cpu_limit(dir, 0.2, true).unwrap();
     assert_eq!(
-        read("cpu.max").trim(),
+        read(v2::CPU_MAX).trim(),
         "20000 100000",
-        "v2: cpu.max for --cpus 0.2"
+        "v2: {} for --cpus 0.2",
+        v2::CPU_MAX
     );
     write_cpu_limit(dir, 1.5, true).unwrap();
     assert_eq!(
-        read("cpu.max").trim(),
+        read(v2::CPU_MAX).trim(),
         "150000 100000",
-        "v2: cpu.max for --cpus 1.5"
+        "v2: {} for --cpus 1.5",
+        v2::CPU_MAX
     );
     write_cpu_limit(dir, 0.2, false).unwrap();
     assert_eq!(
-        read("cpu.cfs_quota_us").trim(),
+        read(v1::CPU_CFS_QUOTA_US).trim(),
         "20000",
-        "v1: cpu.cfs_quota_us for --cpus 0.2"
+        "v1: {} for --cpus 0.2",
+        v1::CPU_CFS_QUOTA_US
     );
     assert_eq!(
-        read("cpu.cfs_period_us").trim(),
+        read(v1::CPU_CFS_PERIOD_US).trim(),
         "100000",
-        "v1: cpu.cfs_period_us"
+        "v1: {}",
+        v1::CPU_CFS_PERIOD_US
     );
     write_cpu_limit(dir, 0.333, false).unwrap();
     assert_eq!(
-        read("cpu.cfs_quota_us").trim(),
+        read(v1::CPU_CFS_QUOTA_US).trim(),
         "33300",
         "v1: a quota in whole microseconds"
     );
@@ -52,10 +57,13 @@ fn ex7_2_the_kernel_allows_exactly_pids_max_tasks() {
         "true",
         "the process should be in the cgroup (its /proc/PID/cgroup)"
     );
+    let bomb: ch07_cgroups::Bomb = report
+        .get("bomb")
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}:\n{}", report.text));
     assert_eq!(
-        report.number("forked"),
-        4,
+        bomb.forked, 4,
         "5 tasks: the process and 4 children; the rest of the 10 forks refused"
     );
-    assert_eq!(report.number("refused"), 6);
+    assert_eq!(bomb.refused, 6);
 }

@@ -290,7 +290,7 @@ fn ch06_inside() -> Result<()> {
 /// A real cgroup (the workshop's, beneath ours), a gated child, the code under
 /// test sets pids.max to 5 and attaches the child, which then tries 10 forks.
 fn ch07_pids() -> Result<()> {
-    use ch07_cgroups::cgroup::{Cgroup, Limits};
+    use ch07_cgroups::cgroup::{Cgroup, Limits, PIDS_MAX};
     let cgroup = Cgroup::create(&Limits {
         pids: Some(1000),
         ..Limits::default()
@@ -302,15 +302,14 @@ fn ch07_pids() -> Result<()> {
         output.redirect()?;
         gate.pass()?;
         let bomb = ch07_cgroups::fork_bomb(10, std::time::Duration::from_millis(200));
-        println!("forked={}", bomb.forked);
-        println!("refused={}", bomb.refused);
+        println!("bomb={bomb}");
         std::process::exit(0)
     })?;
     under_test::ch07_cgroups::limit_tasks(&dir, 5, child)?;
     let in_cgroup = ch07_cgroups::cgroup::dir_of(child.as_raw() as u32, "pids")? == dir;
     println!(
         "pids_max={}",
-        std::fs::read_to_string(dir.join("pids.max"))?.trim()
+        std::fs::read_to_string(dir.join(PIDS_MAX))?.trim()
     );
     println!("in_cgroup={in_cgroup}");
     gate.open();

@@ -3,10 +3,10 @@
 //! filesystem: its files hold the limits, writing a PID into `cgroup.procs`
 //! puts a process in it, and the kernel counts and enforces from then on.
 //!
-//! The cgroup handle itself (v2 and v1, created, measured, removed) is in
-//! `cgroup`; this chapter's lib holds the clone3() that starts a
-//! container in its cgroup, the checks of the options, and the three
-//! workloads its demo runs inside the container.
+//! The cgroup handle itself (v2 and v1, created, measured, removed) and the
+//! limits, each a type that checks its option, are in `cgroup`; this
+//! chapter's lib holds the clone3() that starts a container in its cgroup,
+//! and the three workloads its demo runs inside the container.
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -18,10 +18,13 @@ use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 use workshop::error::hinted;
 
 pub mod cgroup;
+
+use cgroup::CGROUP_PROCS;
 
 /// clone3()'s argument, `struct clone_args` of <linux/sched.h>: every field
 /// is 64 bits wide, on every architecture.
@@ -88,14 +91,15 @@ pub fn clone_into_cgroup(
             Errno::ENOSYS | Errno::E2BIG => {
                 let procs = openat(
                     cgroup,
-                    "cgroup.procs",
+                    CGROUP_PROCS,
                     OFlag::O_WRONLY | OFlag::O_CLOEXEC,
                     Mode::empty(),
                 )
-                .context("failed to open the cgroup's cgroup.procs")?;
+                .with_context(|| format!("failed to open the cgroup's {CGROUP_PROCS}"))?;
                 ch01_clone::clone_child(flags, || {
-                    nix::unistd::write(&procs, b"0")
-                        .context("failed to write 0 to the cgroup's cgroup.procs")?;
+                    nix::unistd::write(&procs, b"0").with_context(|| {
+                        format!("failed to write 0 to the cgroup's {CGROUP_PROCS}")
+                    })?;
                     body()
                 })
             }
@@ -115,70 +119,10 @@ fn clone3_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
         ),
         Errno::EACCES => hinted(
             what,
-            "no write access to the cgroup's cgroup.procs: run as root, or in a cgroup delegated to you",
+            format!("no write access to the cgroup's {CGROUP_PROCS}: run as root, or in a cgroup delegated to you"),
         ),
         _ => ch01_clone::clone_error(flags, errno).context("clone3() with CLONE_INTO_CGROUP"),
     }
-}
-
-/// The smallest memory limit accepted: below it a shell cannot even start
-/// (docker refuses less than 6 MiB too).
-pub const MIN_MEMORY: u64 = 6 << 20;
-
-/// `--cpus`: a fraction of one CPU, more than 0 (at least 0.01: the kernel's
-/// smallest quota is 1 ms per 100 ms period) and at most the machine's CPUs.
-pub fn parse_cpus(text: &str) -> Result<f64, String> {
-    let cpus: f64 = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of CPUs like 0.5 or 2"))?;
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    if !cpus.is_finite() {
-        return Err(format!("{text} CPUs: the share must be a finite number"));
-    }
-    if cpus <= 0.0 {
-        return Err(format!("{text} CPUs: the share must be more than 0"));
-    }
-    if cpus < 0.01 {
-        return Err(format!(
-            "{text} CPUs is below 0.01 (1 ms per 100 ms period, the kernel's smallest quota)"
-        ));
-    }
-    if cpus > available {
-        return Err(format!(
-            "{text} CPUs is more than this machine has ({available})"
-        ));
-    }
-    Ok(cpus)
-}
-
-/// The largest `pids.max` the kernel takes: PID_MAX_LIMIT, 4194304 (2^22)
-/// on 64-bit machines, the most PIDs there can ever be (a bigger number is
-/// EINVAL, or ERANGE past 2^63).
-pub const MAX_PIDS_LIMIT: u64 = 1 << 22;
-
-/// `--pids-limit`: at least 1 (the container's own first process), at most
-/// [`MAX_PIDS_LIMIT`].
-pub fn parse_pids_limit(text: &str) -> Result<u64, String> {
-    match text.trim().parse::<u64>() {
-        Ok(0) => Err("0 tasks: the container's first process needs 1".into()),
-        Ok(n) if n > MAX_PIDS_LIMIT => Err(format!(
-            "{text} tasks is more than the kernel's largest pids.max ({MAX_PIDS_LIMIT}, PID_MAX_LIMIT)"
-        )),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{text:?} is not a whole number of tasks")),
-    }
-}
-
-/// `--memory`: a size like 64M, at least [`MIN_MEMORY`].
-pub fn parse_memory(text: &str) -> Result<u64, String> {
-    let bytes = crate::cgroup::parse_size(text)?;
-    if bytes < MIN_MEMORY {
-        return Err(format!(
-            "{text} is below 6M, less than a process needs to start"
-        ));
-    }
-    Ok(bytes)
 }
 
 // ANCHOR: burn
@@ -199,6 +143,51 @@ pub struct Bomb {
     pub forked: usize,
     pub refused: usize,
     pub first_refusal: Option<Errno>,
+}
+
+/// `19 forked, 181 refused with EAGAIN`: what the bomb prints in its
+/// container for the tool to read back.
+impl std::fmt::Display for Bomb {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{} forked, {} refused", self.forked, self.refused)?;
+        match self.first_refusal {
+            Some(errno) => write!(f, " with {}", errno_name(errno)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromStr for Bomb {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Bomb, String> {
+        let bad = || {
+            format!("{text:?} is not a bomb's report like \"19 forked, 181 refused with EAGAIN\"")
+        };
+        let (forked, rest) = text.trim().split_once(" forked, ").ok_or_else(bad)?;
+        let (refused, first_refusal) = match rest.split_once(" refused with ") {
+            Some((refused, name)) => (refused, Some(errno_named(name).ok_or_else(bad)?)),
+            None => (rest.strip_suffix(" refused").ok_or_else(bad)?, None),
+        };
+        Ok(Bomb {
+            forked: forked.parse().map_err(|_| bad())?,
+            refused: refused.parse().map_err(|_| bad())?,
+            first_refusal,
+        })
+    }
+}
+
+/// An errno's name, `EAGAIN`: nix names it in its Debug (its Display adds the
+/// description).
+pub fn errno_name(errno: Errno) -> String {
+    format!("{errno:?}")
+}
+
+/// The errno named `name` (`EAGAIN`), among Linux's (all below 4096).
+fn errno_named(name: &str) -> Option<Errno> {
+    (1..4096)
+        .map(Errno::from_raw)
+        .find(|&errno| errno != Errno::UnknownErrno && errno_name(errno) == name)
 }
 
 // ANCHOR: bomb
@@ -253,26 +242,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn options_are_checked() {
-        assert_eq!(parse_cpus("0.2"), Ok(0.2));
-        for bad in ["0", "-1", "abc", "", "NaN", "inf", "0.001", "1000"] {
-            assert!(parse_cpus(bad).is_err(), "--cpus {bad}");
-        }
-        assert!(parse_cpus("inf")
-            .unwrap_err()
-            .contains("must be a finite number"));
-        assert!(parse_cpus("NaN")
-            .unwrap_err()
-            .contains("must be a finite number"));
-        assert!(parse_cpus("-1").unwrap_err().contains("more than 0"));
-        assert_eq!(parse_pids_limit("20"), Ok(20));
-        assert_eq!(parse_pids_limit("4194304"), Ok(4194304));
-        for bad in ["0", "-3", "x", "", "4194305", "9223372036854775808"] {
-            assert!(parse_pids_limit(bad).is_err(), "--pids-limit {bad}");
-        }
-        assert_eq!(parse_memory("64M"), Ok(64 << 20));
-        for bad in ["1M", "5M", "100", "lots", ""] {
-            assert!(parse_memory(bad).is_err(), "--memory {bad}");
+    fn a_bomb_shows_what_it_saw_and_parses_back() {
+        let bomb = Bomb {
+            forked: 19,
+            refused: 181,
+            first_refusal: Some(Errno::EAGAIN),
+        };
+        assert_eq!(bomb.to_string(), "19 forked, 181 refused with EAGAIN");
+        assert_eq!(bomb.to_string().parse(), Ok(bomb));
+        let unrefused = Bomb {
+            forked: 10,
+            refused: 0,
+            first_refusal: None,
+        };
+        assert_eq!(unrefused.to_string(), "10 forked, 0 refused");
+        assert_eq!(unrefused.to_string().parse(), Ok(unrefused));
+        for bad in [
+            "",
+            "19 181 Some(EAGAIN)",
+            "x forked, 1 refused",
+            "1 forked, 1 refused with ENOTANERRNO",
+        ] {
+            assert!(bad.parse::<Bomb>().is_err(), "{bad:?}");
         }
     }
 }

@@ -12,10 +12,10 @@ use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::netlink::Netlink;
 use ch06_net::{bring_up_loopback, reclaim_stale as reclaim_stale_pairs, NetworkOptions, Wiring};
-use ch07_cgroups::cgroup::{reclaim_stale, Cgroup, CpuQuota, Limits, Version};
-use ch07_cgroups::{
-    allocate, burn_cpu, clone_into_cgroup, fork_bomb, parse_cpus, parse_memory, parse_pids_limit,
+use ch07_cgroups::cgroup::{
+    self, parse_pids_limit, reclaim_stale, v1, v2, Cgroup, CpuQuota, Limits, MemoryLimit, Version,
 };
+use ch07_cgroups::{allocate, burn_cpu, clone_into_cgroup, errno_name, fork_bomb, Bomb};
 use clap::Parser;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
@@ -36,16 +36,16 @@ use workshop::{Common, Narrator};
 )]
 struct Cli {
     /// CPU share, in CPUs: 0.2 is 20% of one CPU (quota 20000 per period 100000)
-    #[arg(long, value_name = "CPUS", value_parser = parse_cpus)]
-    cpus: Option<f64>,
+    #[arg(long, value_name = "CPUS")]
+    cpus: Option<CpuQuota>,
 
     /// The most tasks (processes and threads) the container may have at once
     #[arg(long, value_name = "N", value_parser = parse_pids_limit)]
     pids_limit: Option<u64>,
 
     /// The most memory the container may use, e.g. 64M or 1G (no swap beyond it)
-    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
-    memory: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<MemoryLimit>,
 
     #[command(flatten)]
     network: NetworkOptions,
@@ -99,7 +99,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         Mode::Demo => demo(cli, &root, say).map(|()| 0),
         Mode::Run(argv) | Mode::Shell(argv) => {
             let limits = Limits {
-                cpu: cli.cpus.map(CpuQuota::from_cpus),
+                cpu: cli.cpus,
                 pids: cli.pids_limit,
                 memory: cli.memory,
             };
@@ -116,10 +116,11 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
             let oom_killed = cgroup
                 .as_ref()
                 .is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
-            if exit == Exit::Signal(nix::sys::signal::Signal::SIGKILL) && oom_killed {
+            if let (Exit::Signal(nix::sys::signal::Signal::SIGKILL), true, Some(memory)) =
+                (exit, oom_killed, cli.memory)
+            {
                 say.warn(&format!(
-                    "the container was killed by the OOM killer: it needed more than --memory {}",
-                    show_size(cli.memory.unwrap_or(0))
+                    "the container was killed by the OOM killer: it needed more than --memory {memory}"
                 ));
             }
             Ok(exit.code())
@@ -139,12 +140,12 @@ fn start_limited(
         return Ok((None, clone_child(FLAGS, work)?));
     }
     let cgroup = Cgroup::create(limits)?;
-    let pid = match cgroup.version {
+    let pid = match &cgroup {
         // v2: the container is born in its cgroup.
-        Version::V2 => clone_into_cgroup(FLAGS, cgroup.open_dir()?.as_fd(), work),
+        Cgroup::V2(unified) => clone_into_cgroup(FLAGS, unified.open_dir()?.as_fd(), work),
         // v1: the container's first act is to move itself in.
-        Version::V1 => {
-            let tasks = cgroup.open_tasks()?;
+        Cgroup::V1(per_controller) => {
+            let tasks = per_controller.open_tasks()?;
             clone_child(FLAGS, || {
                 tasks.move_self_in()?;
                 work()
@@ -196,27 +197,29 @@ fn observe_limited(
     })
 }
 
-fn show_size(bytes: u64) -> String {
-    format!("{}M", bytes >> 20)
-}
-
 fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     say.title("Chapter 7 · cgroups: limits on CPU, processes and memory");
-    let version = ch07_cgroups::cgroup::detect()?;
+    let version = cgroup::detect()?;
 
     say.step("where cgroups live on this machine");
-    say.shell("stat -f -c %T /sys/fs/cgroup; cat /proc/self/cgroup");
+    say.shell(&format!(
+        "stat -f -c %T {}; cat /proc/self/cgroup",
+        cgroup::ROOT
+    ));
     match version {
         Version::V2 => say.host("cgroup v2: one tree at /sys/fs/cgroup, every controller in it"),
         Version::V1 => say
             .host("cgroup v1: one hierarchy per controller, /sys/fs/cgroup/cpu, /pids, /memory..."),
     }
     say.note("A cgroup is a directory. Its files are the limits and the counters; the PIDs");
-    say.note("written into its cgroup.procs are its members, and their children are born in it.");
+    say.note(&format!(
+        "written into its {} are its members, and their children are born in it.",
+        cgroup::CGROUP_PROCS
+    ));
 
     workshop::process::stop_if_interrupted()?;
-    say.step("CPU: --cpus 0.2, a busy loop for 3 seconds");
     let cpu = CpuQuota::from_cpus(0.2);
+    say.step(&format!("CPU: --cpus {cpu}, a busy loop for 3 seconds"));
     let seen = observe_limited(
         &Limits {
             cpu: Some(cpu),
@@ -229,25 +232,35 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
             std::process::exit(0)
         },
     )?;
-    let dir = seen.cgroup.paths()[0].display().to_string();
+    let file = |name: &str| {
+        seen.cgroup
+            .file("cpu", name)
+            .map(|p| p.display().to_string())
+    };
     match version {
         Version::V2 => say.shell(&format!(
-            "echo '{} {}' > {dir}/cpu.max",
-            cpu.quota_us, cpu.period_us
+            "echo '{}' > {}",
+            v2::cpu_max(cpu),
+            file(v2::CPU_MAX)?
         )),
         Version::V1 => say.shell(&format!(
-            "echo {} > {dir}/cpu.cfs_period_us; echo {} > {dir}/cpu.cfs_quota_us",
-            cpu.period_us, cpu.quota_us
+            "echo {} > {}; echo {} > {}",
+            cpu.period_us,
+            file(v1::CPU_CFS_PERIOD_US)?,
+            cpu.quota_us,
+            file(v1::CPU_CFS_QUOTA_US)?
         )),
     }
+    let dir = seen.cgroup.dir("cpu")?.display().to_string();
     match version {
         Version::V2 => say.syscall(&format!(
             "clone3({{flags: {} | CLONE_INTO_CGROUP, exit_signal: SIGCHLD, cgroup: open(\"{dir}\")}})",
             FLAGS.iter_names().map(|(name, _)| name).collect::<Vec<_>>().join(" | ")
         )),
         Version::V1 => say.syscall(&format!(
-            "clone(child, stack, {})\nthen, in the child: write(\"{dir}/tasks\", \"0\"), one such write per hierarchy",
-            describe(FLAGS)
+            "clone(child, stack, {})\nthen, in the child: write(\"{dir}/{}\", \"0\"), one such write per hierarchy",
+            describe(FLAGS),
+            v1::TASKS
         )),
     }
     let used = seen.cgroup.cpu_usage()?;
@@ -260,16 +273,23 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         share * 100.0,
         cpu.share() * 100.0
     ));
-    say.note("The scheduler lets the cgroup run 20 ms in every 100 ms period, then throttles it.");
+    say.note(&format!(
+        "The scheduler lets the cgroup run {} ms in every {} ms period, then throttles it.",
+        cpu.quota_us as f64 / 1000.0,
+        cpu.period_us as f64 / 1000.0
+    ));
     let mut made = seen.cgroup.paths();
     drop(seen); // each step's container gets a cgroup of its own, with its one limit
 
     workshop::process::stop_if_interrupted()?;
-    say.step("pids: --pids-limit 20, a bomb of 200 forks");
+    let (pids, forks) = (20, 200);
+    say.step(&format!(
+        "pids: --pids-limit {pids}, a bomb of {forks} forks"
+    ));
     let mut host_spawn = Duration::ZERO;
     let seen = observe_limited(
         &Limits {
-            pids: Some(20),
+            pids: Some(pids),
             ..Limits::default()
         },
         || {
@@ -280,27 +300,30 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         },
         || {
             enter_rootfs(root)?;
-            let bomb = fork_bomb(200, Duration::from_secs(1));
-            println!("{} {} {:?}", bomb.forked, bomb.refused, bomb.first_refusal);
+            println!("{}", fork_bomb(forks, Duration::from_secs(1)));
             std::process::exit(0)
         },
     )?;
-    let fields: Vec<&str> = seen.output.split_whitespace().collect();
     say.shell(&format!(
-        "echo 20 > {}",
-        seen.cgroup.file("pids", "pids.max")?.display()
+        "echo {pids} > {}",
+        seen.cgroup.file("pids", cgroup::PIDS_MAX)?.display()
     ));
+    let (forked, refused, errno) = match seen.output.parse::<Bomb>() {
+        Ok(bomb) => (
+            bomb.forked.to_string(),
+            bomb.refused.to_string(),
+            bomb.first_refusal.map_or("None".into(), errno_name),
+        ),
+        Err(_) => ("?".into(), "?".into(), "?".into()), // it did not get to the end
+    };
     say.container(&format!(
-        "forked {} children, then {} forks failed with {}",
-        fields.first().unwrap_or(&"?"),
-        fields.get(1).unwrap_or(&"?"),
-        fields
-            .get(2)
-            .unwrap_or(&"?")
-            .trim_start_matches("Some(")
-            .trim_end_matches(')')
+        "forked {forked} children, then {refused} forks failed with {errno}"
     ));
-    say.note("19 children + the bomb itself = 20 tasks: pids.max counts every task in the cgroup.");
+    say.note(&format!(
+        "{} children + the bomb itself = {pids} tasks: {} counts every task in the cgroup.",
+        pids - 1,
+        cgroup::PIDS_MAX
+    ));
     say.host(&format!(
         "meanwhile the host started /bin/true in {:.1} ms: it stays responsive",
         host_spawn.as_secs_f64() * 1e3
@@ -309,26 +332,29 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     drop(seen);
 
     workshop::process::stop_if_interrupted()?;
-    say.step("memory: --memory 32M, then allocate 100M");
+    let (memory, allocated_mib) = (MemoryLimit::mib(32), 100);
+    say.step(&format!(
+        "memory: --memory {memory}, then allocate {allocated_mib}M"
+    ));
     let seen = observe_limited(
         &Limits {
-            memory: Some(32 << 20),
+            memory: Some(memory),
             ..Limits::default()
         },
         || {},
         || {
             enter_rootfs(root)?;
-            let blocks = allocate(100);
+            let blocks = allocate(allocated_mib);
             println!("allocated {} MiB", blocks.len());
             std::process::exit(0)
         },
     )?;
     let memory_file = match version {
-        Version::V2 => "memory.max",
-        Version::V1 => "memory.limit_in_bytes",
+        Version::V2 => v2::MEMORY_MAX,
+        Version::V1 => v1::MEMORY_LIMIT_IN_BYTES,
     };
     say.shell(&format!(
-        "echo 32M > {}",
+        "echo {memory} > {}",
         seen.cgroup.file("memory", memory_file)?.display()
     ));
     let kills = seen.cgroup.oom_kills()?;

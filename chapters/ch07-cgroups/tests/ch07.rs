@@ -7,7 +7,9 @@
 //! Each compares the workshop cgroups of its own runs before and after;
 //! other runs on the machine are not its business (see HostSnapshot).
 
-use ch07_cgroups::cgroup::{detect, dir_of, Version};
+use ch07_cgroups::cgroup::{
+    detect, dir_of, v1, v2, Version, CGROUP_PROCS, PIDS_CURRENT, PIDS_EVENTS, PIDS_MAX,
+};
 use nix::sys::signal::Signal;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -49,10 +51,8 @@ fn spawn_command(command: &mut std::process::Command) -> std::process::Child {
 /// CPU time of `pid`'s cgroup, from the kernel's counter.
 fn cpu_usage(pid: u32) -> Duration {
     match detect().unwrap() {
-        Version::V2 => ch07_cgroups::cgroup::v2::cpu_usage(&dir_of(pid, "cpu").unwrap()).unwrap(),
-        Version::V1 => {
-            ch07_cgroups::cgroup::v1::cpu_usage(&dir_of(pid, "cpuacct").unwrap()).unwrap()
-        }
+        Version::V2 => v2::cpu_usage(&dir_of(pid, "cpu").unwrap()).unwrap(),
+        Version::V1 => v1::cpu_usage(&dir_of(pid, "cpuacct").unwrap()).unwrap(),
     }
 }
 
@@ -105,12 +105,12 @@ fn pids_limit_20_holds_a_bomb_of_200_forks() {
                 continue;
             };
             let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-            if read("pids.max").trim() != "20" {
+            if read(PIDS_MAX).trim() != "20" {
                 continue;
             }
             while is_alive(kid) {
-                most = most.max(read("pids.current").trim().parse().unwrap_or(0));
-                let events = read("pids.events");
+                most = most.max(read(PIDS_CURRENT).trim().parse().unwrap_or(0));
+                let events = read(PIDS_EVENTS);
                 let max = events
                     .lines()
                     .find_map(|l| l.strip_prefix("max "))
@@ -181,6 +181,31 @@ fn memory_32m_and_100m_is_an_oom_kill() {
     host.assert_unchanged("ch07 --memory");
 }
 
+/// The OOM warning names the limit as it was given: `--memory 6500k`, not
+/// the whole MiB below it (it said `6M` while the limit was a bare u64).
+#[test]
+fn the_oom_warning_names_the_memory_limit_as_given() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let out = ch07(&[
+        "--memory",
+        "6500k",
+        "--",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=100M",
+        "count=1",
+    ]);
+    assert_eq!(exit_code(out.status), 137, "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("it needed more than --memory 6500k\n"),
+        "the tool names the limit: {}",
+        stderr_of(&out)
+    );
+    host.assert_unchanged("ch07 --memory 6500k");
+}
+
 /// On v1, the container's cgroup in every hierarchy is beneath the cgroup the
 /// tool (here: this test) lives in; on v2 it is under the workshop parent.
 #[test]
@@ -209,10 +234,7 @@ fn the_container_cgroup_is_beneath_ours() {
                 ours,
                 "{controller}: beneath our own cgroup"
             ),
-            Version::V2 => assert_eq!(
-                theirs.parent().unwrap(),
-                std::path::Path::new("/sys/fs/cgroup/workshop")
-            ),
+            Version::V2 => assert_eq!(theirs.parent().unwrap(), v2::parent()),
         }
         assert!(theirs
             .file_name()
@@ -314,8 +336,8 @@ fn the_command_is_in_its_cgroup_from_the_start() {
         );
         let text = stdout_of(&out);
         let expected = match detect().unwrap() {
-            Version::V2 => format!("0::/workshop/{id}"),
-            Version::V1 => format!("/workshop-{id}"),
+            Version::V2 => format!("0::/{}/{id}", v2::PARENT),
+            Version::V1 => format!("/{}{id}", v1::PREFIX),
         };
         let pids_line = text
             .lines()
@@ -489,14 +511,10 @@ fn start_foreign_run() -> ForeignRun {
         .parse()
         .expect("the foreign run's PID");
     let run = ForeignRun(pid);
-    let named = |dir: &std::path::Path| {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        name == format!("workshop-{pid}") || name == pid.to_string()
-    };
     let start = Instant::now();
     while !ch07_cgroups::cgroup::workshop_dirs()
         .iter()
-        .any(|d| named(d))
+        .any(|d| ch07_cgroups::cgroup::run_of(d) == Some(pid))
     {
         assert!(
             start.elapsed() < Duration::from_secs(10),
@@ -531,7 +549,7 @@ fn the_host_check_sees_our_leak_and_not_a_foreign_run() {
         .arg("20")
         .spawn()
         .unwrap();
-    std::fs::write(leaked.join("cgroup.procs"), holder.id().to_string()).unwrap();
+    std::fs::write(leaked.join(CGROUP_PROCS), holder.id().to_string()).unwrap();
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(ours as i32), Signal::SIGKILL).unwrap();
     wait_output(tool, LIMIT);
     assert!(wait_until_gone(container, LIMIT));
@@ -548,7 +566,7 @@ fn the_host_check_sees_our_leak_and_not_a_foreign_run() {
     let name = leaked.file_name().unwrap().to_string_lossy().into_owned();
     assert!(said.contains(&name), "the check names {name}: {said}");
     assert!(
-        !said.contains(&format!("workshop-{foreign}")),
+        !said.contains(&format!("{}{foreign}", v1::PREFIX)),
         "the check blames the foreign run: {said}"
     );
     host.assert_unchanged("ch07 after the leak is cleaned up");

@@ -14,6 +14,7 @@
 
 use super::net_sandbox::NetSandbox;
 use super::{chapter, exit_code, is_alive, nspid, require_root, run, stderr_of};
+use ch07_cgroups::cgroup::run_of;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::process::Stdio;
@@ -116,7 +117,7 @@ pub fn assert_early_kill_leaves_nothing(bin: &str, options: &[&str], shape: Loop
 
     // A SIGKILLed tool cannot remove its cgroup; the next run reclaims it.
     let ours = |dir: &std::path::Path| {
-        owner(dir).is_some_and(|pid| tools.contains(&pid) && !is_alive(pid))
+        run_of(dir).is_some_and(|pid| tools.contains(&pid) && !is_alive(pid))
     };
     let stale = ch07_cgroups::cgroup::workshop_dirs()
         .into_iter()
@@ -173,12 +174,6 @@ pub fn assert_early_kill_leaves_nothing(bin: &str, options: &[&str], shape: Loop
         left.is_empty(),
         "cgroups of the killed runs still there after a new run: {left:?}"
     );
-}
-
-/// The run a workshop cgroup belongs to: `workshop-PID` (v1), `workshop/PID` (v2).
-fn owner(dir: &std::path::Path) -> Option<u32> {
-    let name = dir.file_name()?.to_str()?;
-    name.strip_prefix("workshop-").unwrap_or(name).parse().ok()
 }
 
 /// The live processes whose environment holds `MARKER_VAR=marker`: the
@@ -273,14 +268,17 @@ mod tests {
     #[test]
     fn cgroups_name_their_run() {
         assert_eq!(
-            owner(std::path::Path::new("/sys/fs/cgroup/pids/workshop-42")),
+            run_of(std::path::Path::new("/sys/fs/cgroup/pids/workshop-42")),
             Some(42)
         );
         assert_eq!(
-            owner(std::path::Path::new("/sys/fs/cgroup/workshop/42")),
+            run_of(std::path::Path::new("/sys/fs/cgroup/workshop/42")),
             Some(42)
         );
-        assert_eq!(owner(std::path::Path::new("/sys/fs/cgroup/workshop")), None);
+        assert_eq!(
+            run_of(std::path::Path::new("/sys/fs/cgroup/workshop")),
+            None
+        );
     }
 
     #[test]

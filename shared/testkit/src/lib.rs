@@ -137,19 +137,11 @@ pub fn link_owner(name: &str) -> Owner {
 /// `.../workshop-PID` (v1), `/sys/fs/cgroup/workshop/PID` (v2), and v2's
 /// shared parent `/sys/fs/cgroup/workshop`.
 pub fn cgroup_owner(dir: &Path) -> Owner {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-    let name = name.as_deref().unwrap_or("");
-    if let Some(pid) = name.strip_prefix("workshop-").and_then(|p| p.parse().ok()) {
-        return Owner::Run(pid);
-    }
-    let parent = Path::new(ch07_cgroups::cgroup::ROOT).join("workshop");
-    if dir == parent {
+    use ch07_cgroups::cgroup::{run_of, v2};
+    if dir == v2::parent() {
         return Owner::Shared;
     }
-    match name.parse() {
-        Ok(pid) if dir.parent() == Some(parent.as_path()) => Owner::Run(pid),
-        _ => Owner::Host,
-    }
+    run_of(dir).map_or(Owner::Host, Owner::Run)
 }
 
 /// The entries of `after` and `before` that tell of a change this test made:
