@@ -1,5 +1,5 @@
-//! The checks for the exercises: one set, in ../../shared/checks, shared with the solutions.
+//! The checks for the exercises: one set, in ../checks, shared with the solutions.
 extern crate exercises as under_test;
 
-#[path = "../../shared/checks/mod.rs"]
+#[path = "../checks/mod.rs"]
 mod checks;

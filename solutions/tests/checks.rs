@@ -1,5 +1,5 @@
-//! The checks for the solutions: one set, in ../../shared/checks, shared with the exercises.
+//! The checks for the solutions: one set, in ../../exercises/checks, shared with the exercises.
 extern crate solutions as under_test;
 
-#[path = "../../shared/checks/mod.rs"]
+#[path = "../../exercises/checks/mod.rs"]
 mod checks;

@@ -1,7 +1,7 @@
-//! The probe for the checks: see ../../../shared/checks/probe.rs.
+//! The probe for the checks: see ../../checks/probe.rs.
 extern crate exercises as under_test;
 
-#[path = "../../../shared/checks/probe.rs"]
+#[path = "../../checks/probe.rs"]
 mod probe;
 
 fn main() {

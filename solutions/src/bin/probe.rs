@@ -1,7 +1,7 @@
-//! The probe for the checks: see ../../../shared/checks/probe.rs.
+//! The probe for the checks: see ../../../exercises/checks/probe.rs.
 extern crate solutions as under_test;
 
-#[path = "../../../shared/checks/probe.rs"]
+#[path = "../../../exercises/checks/probe.rs"]
 mod probe;
 
 fn main() {
