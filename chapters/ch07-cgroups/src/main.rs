@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use workshop::cli::Mode;
 use workshop::process::{exec, wait_for, Capture, Exit};
-use workshop::{Common, Narrator};
+use workshop::{ChapterCli, Common, Narrator};
 
 /// Chapter 7: cgroup limits on CPU, processes and memory, on cgroup v2 and v1.
 #[derive(Parser)]
@@ -68,20 +68,21 @@ const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWNET);
 // ANCHOR_END: flags
 
+impl ChapterCli for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn reject_conflicts(&self) {
+        self.network.reject_conflicts::<Cli>();
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.common.reject_mistyped_option::<Cli>();
-    cli.network.reject_conflicts::<Cli>();
-    let say = Narrator::new(&cli.common);
-    workshop::report(run(&cli, &say), &say)
+    workshop::main("ch07-cgroups", "to create namespaces and cgroups", run)
 }
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
-    workshop::start(
-        &cli.common,
-        "ch07-cgroups",
-        "to create namespaces and cgroups",
-    )?;
     for stale in reclaim_stale()? {
         say.note(&format!(
             "removed {}, a cgroup left by a run that was killed",
@@ -204,7 +205,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     say.title("Chapter 7 · cgroups: limits on CPU, processes and memory");
     let version = ch07_cgroups::cgroup::detect()?;
 
-    say.step("where cgroups live on this machine");
+    say.step("where cgroups live on this machine")?;
     say.shell("stat -f -c %T /sys/fs/cgroup; cat /proc/self/cgroup");
     match version {
         Version::V2 => say.host("cgroup v2: one tree at /sys/fs/cgroup, every controller in it"),
@@ -214,8 +215,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     say.note("A cgroup is a directory. Its files are the limits and the counters; the PIDs");
     say.note("written into its cgroup.procs are its members, and their children are born in it.");
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("CPU: --cpus 0.2, a busy loop for 3 seconds");
+    say.step("CPU: --cpus 0.2, a busy loop for 3 seconds")?;
     let cpu = CpuQuota::from_cpus(0.2);
     let seen = observe_limited(
         &Limits {
@@ -264,8 +264,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     let mut made = seen.cgroup.paths();
     drop(seen); // each step's container gets a cgroup of its own, with its one limit
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("pids: --pids-limit 20, a bomb of 200 forks");
+    say.step("pids: --pids-limit 20, a bomb of 200 forks")?;
     let mut host_spawn = Duration::ZERO;
     let seen = observe_limited(
         &Limits {
@@ -308,8 +307,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     made.extend(seen.cgroup.paths());
     drop(seen);
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("memory: --memory 32M, then allocate 100M");
+    say.step("memory: --memory 32M, then allocate 100M")?;
     let seen = observe_limited(
         &Limits {
             memory: Some(32 << 20),
@@ -349,7 +347,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         ));
     }
 
-    say.step("the cgroups are gone with the containers");
+    say.step("the cgroups are gone with the containers")?;
     made.extend(seen.cgroup.paths());
     drop(seen);
     if made.iter().all(|p| !p.exists()) {
