@@ -135,6 +135,5 @@ fn demo(say: &Narrator) -> Result<()> {
     // ANCHOR_END: side_by_side
     say.note("Two processes, both PID 1: a PID namespace is a separate numbering of processes.");
 
-    say.finish("Next, chapter 2: namespaces are files under /proc/PID/ns, and you can join one.");
-    Ok(())
+    say.finish("Next, chapter 2: namespaces are files under /proc/PID/ns, and you can join one.")
 }

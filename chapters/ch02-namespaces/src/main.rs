@@ -168,6 +168,5 @@ fn demo(say: &Narrator) -> Result<()> {
         "docker exec, kubectl exec and nsenter all do this: open the files, setns(), fork, exec.",
     );
 
-    say.finish("Next, chapter 3: a mount namespace and a /proc of the container's own.");
-    Ok(())
+    say.finish("Next, chapter 3: a mount namespace and a /proc of the container's own.")
 }

@@ -130,6 +130,5 @@ fn demo(say: &Narrator) -> Result<()> {
 
     say.finish(
         "Next, chapter 4: a root filesystem of the container's own (chroot, then pivot_root).",
-    );
-    Ok(())
+    )
 }

@@ -217,6 +217,5 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
 
     say_host_mounts_unchanged(&mounts_before, say)?;
 
-    say.finish("Next, chapter 5: a hostname of the container's own (the UTS namespace).");
-    Ok(())
+    say.finish("Next, chapter 5: a hostname of the container's own (the UTS namespace).")
 }

@@ -155,6 +155,5 @@ fn demo(root: &Path, name: &str, say: &Narrator) -> Result<()> {
 
     say.finish(
         "Next, chapter 6: a network of the container's own (a network namespace and a veth pair).",
-    );
-    Ok(())
+    )
 }

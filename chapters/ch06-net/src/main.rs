@@ -269,6 +269,5 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
     say.note("Going further (not done here): docker puts host ends on a bridge (docker0) and");
     say.note("NATs the bridge's subnet out through the host's own address with iptables.");
 
-    say.finish("Next, chapter 7: limits on CPU, processes and memory (cgroups).");
-    Ok(())
+    say.finish("Next, chapter 7: limits on CPU, processes and memory (cgroups).")
 }

@@ -356,6 +356,5 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         say.warn("a workshop cgroup is still there");
     }
 
-    say.finish("That is a container: namespaces for what it sees, cgroups for what it uses.");
-    Ok(())
+    say.finish("That is a container: namespaces for what it sees, cgroups for what it uses.")
 }

@@ -78,9 +78,9 @@ pub fn assert_refuses_without_root(bin: &str, args: &[&str]) {
 }
 
 /// A Ctrl-C (SIGINT) that comes while the demo narrates, with no container
-/// running to notice it, stops the demo at its next step: exit 130 and a
-/// `stopped:` line, at most the step being written finished, and the host
-/// as it was.
+/// running to notice it, stops the demo at its next step (or at its end,
+/// when it came in the last): exit 130 and a `stopped:` line, at most the
+/// step being written finished, and the host as it was.
 ///
 /// The moment is made, not hoped for: the demo's stderr is a pipe filled
 /// beforehand but for the bytes the demo writes before its first step header
@@ -222,7 +222,7 @@ macro_rules! contract {
             $crate::contract::assert_demo_exits_0($bin, &[$($arg),*], &[$($says),*]);
         }
 
-        /// A Ctrl-C while the demo narrates stops it at its next step, exit 130.
+        /// A Ctrl-C while the demo narrates stops it at its next step (or its end), exit 130.
         #[test]
         fn a_ctrl_c_during_the_demo_stops_it_at_the_next_step() {
             $(let _setup = $setup;)?

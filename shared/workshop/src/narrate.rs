@@ -171,10 +171,14 @@ impl Narrator {
         ));
     }
 
-    /// A blank line and a closing sentence.
-    pub fn finish(&self, text: &str) {
+    /// A blank line and a closing sentence: the demo's last words, unless a
+    /// Ctrl-C came during its last step (as at a [`step`](Self::step), the
+    /// demo stops instead, exit 128+N).
+    pub fn finish(&self, text: &str) -> anyhow::Result<()> {
+        crate::process::stop_if_interrupted()?;
         self.emit("");
         self.emit(&self.paint(text, Style::new().bold()));
+        Ok(())
     }
 }
 
@@ -217,6 +221,7 @@ mod tests {
         pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&sigint), None).unwrap();
         nix::sys::signal::raise(Signal::SIGINT).unwrap();
         let stopped = n.step("after");
+        let not_finished = n.finish("the end");
         // Take the pending SIGINT back (sigwait consumes it), then unblock.
         assert_eq!(sigint.wait().unwrap(), Signal::SIGINT);
         pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&sigint), None).unwrap();
@@ -229,6 +234,7 @@ mod tests {
             "{err:#}"
         );
         assert_eq!(n.step.get(), 1, "the stopped step is not counted");
+        assert!(not_finished.is_err(), "nor does the demo finish");
         n.step("again").unwrap();
     }
 
