@@ -10,7 +10,7 @@ use nix::sched::CloneFlags;
 use std::process::ExitCode;
 use workshop::cli::Mode;
 use workshop::process::{argv, exec, wait_for};
-use workshop::{Common, Narrator};
+use workshop::{ChapterCli, Common, Narrator};
 
 /// Chapter 1: clone() a child into a new PID namespace, where it is PID 1.
 #[derive(Parser)]
@@ -23,16 +23,18 @@ struct Cli {
     common: Common,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.common.reject_mistyped_option::<Cli>();
-    let say = Narrator::new(&cli.common);
-    workshop::report(run(&cli.common, &say), &say)
+impl ChapterCli for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
-fn run(common: &Common, say: &Narrator) -> Result<i32> {
-    workshop::start(common, "ch01-clone", "to create a PID namespace")?;
-    match common.mode() {
+fn main() -> ExitCode {
+    workshop::main("ch01-clone", "to create a PID namespace", run)
+}
+
+fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
+    match cli.common.mode() {
         Mode::Demo => demo(say).map(|()| 0),
         Mode::Run(argv) | Mode::Shell(argv) => run_container(&argv, say),
     }
@@ -50,7 +52,7 @@ fn run_container(argv: &[String], say: &Narrator) -> Result<i32> {
 fn demo(say: &Narrator) -> Result<()> {
     say.title("Chapter 1 · clone() and a PID namespace");
 
-    say.step("clone() a child into a new PID namespace");
+    say.step("clone() a child into a new PID namespace")?;
     say.syscall(&format!(
         "clone(child, stack, {})",
         describe(CloneFlags::CLONE_NEWPID)
@@ -81,8 +83,7 @@ fn demo(say: &Narrator) -> Result<()> {
     ));
     say.note("NSpid lists the process's PID in each PID namespace, outermost first.");
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("ps inside the container still lists the host's processes");
+    say.step("ps inside the container still lists the host's processes")?;
     say.shell("unshare --pid --fork ps -e");
     let seen = observe(CloneFlags::CLONE_NEWPID, || {
         exec(&argv(&["ps", "-e", "-o", "pid,comm"]))
@@ -104,8 +105,7 @@ fn demo(say: &Narrator) -> Result<()> {
     say.note("The container is PID 1, yet it can see (and name) every process on the machine.");
     say.note("Chapter 3 gives it a /proc of its own.");
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("two containers side by side: each is PID 1 of its own namespace");
+    say.step("two containers side by side: each is PID 1 of its own namespace")?;
     // ANCHOR: side_by_side
     // Both children wait at the gate, so that the host can look at them alive.
     let mut gate = Gate::new()?;
@@ -135,6 +135,5 @@ fn demo(say: &Narrator) -> Result<()> {
     // ANCHOR_END: side_by_side
     say.note("Two processes, both PID 1: a PID namespace is a separate numbering of processes.");
 
-    say.finish("Next, chapter 2: namespaces are files under /proc/PID/ns, and you can join one.");
-    Ok(())
+    say.finish("Next, chapter 2: namespaces are files under /proc/PID/ns, and you can join one.")
 }

@@ -8,6 +8,16 @@ use workshop_testkit::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ch01-clone");
 const LIMIT: Duration = Duration::from_secs(20);
 
+workshop_testkit::contract! {
+    bin: BIN,
+    demo: [],
+    says: ["NSpid"],
+    fault_matrix: [],
+    bad_input: [],
+    without_root: ["--", "true"],
+    container_pid: [],
+}
+
 fn ch01(args: &[&str]) -> std::process::Output {
     require_root();
     run(chapter(BIN).args(args), LIMIT)
@@ -113,47 +123,8 @@ fn two_containers_are_each_pid_1_of_their_own_namespace() {
 }
 
 #[test]
-fn the_demo_runs_without_a_terminal_and_exits_0() {
-    let host = HostSnapshot::take();
-    let out = ch01(&[]);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    assert!(
-        stderr_of(&out).contains("NSpid"),
-        "the demo narrates on stderr"
-    );
-    assert!(
-        !stderr_of(&out).contains('\u{1b}'),
-        "NO_COLOR means no colour"
-    );
-    host.assert_unchanged("ch01 demo");
-}
-
-#[test]
 fn quiet_prints_only_the_containers_output() {
     let out = ch01(&["--quiet", "--", "echo", "hi"]);
     assert_eq!(stdout_of(&out), "hi\n");
     assert_eq!(stderr_of(&out), "");
-}
-#[test]
-fn without_root_it_says_which_capability_and_how() {
-    require_root();
-    let out = run_as_nobody(BIN, &["--", "true"]);
-    assert_eq!(exit_code(out.status), 1);
-    let err = stderr_of(&out);
-    assert!(
-        err.contains("error:") && err.contains("CAP_SYS_ADMIN") && err.contains("hint:"),
-        "{err}"
-    );
-}
-
-/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
-#[test]
-fn fault_matrix() {
-    workshop_testkit::fault_matrix(BIN, &[]);
-}
-
-/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
-#[test]
-fn bad_input_matrix() {
-    workshop_testkit::bad_input_matrix(BIN, &[]);
 }

@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use std::process::ExitCode;
 use workshop::cli::Mode;
 use workshop::process::{argv, block_termination_signals, exec, wait_for};
-use workshop::{Common, Narrator};
+use workshop::{ChapterCli, Common, Narrator};
 
 /// Chapter 2: namespaces are files under /proc/PID/ns; join one with setns.
 #[derive(Parser)]
@@ -30,19 +30,17 @@ struct Cli {
     common: Common,
 }
 
+impl ChapterCli for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.common.reject_mistyped_option::<Cli>();
-    let say = Narrator::new(&cli.common);
-    workshop::report(run(&cli, &say), &say)
+    workshop::main("ch02-namespaces", "to create and join namespaces", run)
 }
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
-    workshop::start(
-        &cli.common,
-        "ch02-namespaces",
-        "to create and join namespaces",
-    )?;
     let mode = cli.common.mode();
     if let Some(target) = cli.join {
         let argv = match mode {
@@ -71,7 +69,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
 fn demo(say: &Narrator) -> Result<()> {
     say.title("Chapter 2 · namespaces are files");
 
-    say.step("every process has a file per namespace kind in /proc/PID/ns");
+    say.step("every process has a file per namespace kind in /proc/PID/ns")?;
     say.shell("ls -l /proc/self/ns");
     for kind in KINDS {
         let ino = namespace_inode(None, kind.name)?;
@@ -83,8 +81,7 @@ fn demo(say: &Narrator) -> Result<()> {
     }
     say.note("The number is the inode of the namespace: same number, same namespace.");
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("a container with new namespaces: compare the files");
+    say.step("a container with new namespaces: compare the files")?;
     say.syscall(&format!(
         "clone(child, stack, {})",
         describe(CONTAINER_FLAGS)
@@ -119,8 +116,7 @@ fn demo(say: &Narrator) -> Result<()> {
         "user: a later chapter (rootless containers) makes one. time: only unshare() can make one, not clone().",
     );
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("join the running container with setns(), as `docker exec` does");
+    say.step("join the running container with setns(), as `docker exec` does")?;
     say.syscall(&format!(
         "fd = open(\"/proc/{container}/ns/net\"); setns(fd, CLONE_NEWNET); ... then fork"
     ));
@@ -172,6 +168,5 @@ fn demo(say: &Narrator) -> Result<()> {
         "docker exec, kubectl exec and nsenter all do this: open the files, setns(), fork, exec.",
     );
 
-    say.finish("Next, chapter 3: a mount namespace and a /proc of the container's own.");
-    Ok(())
+    say.finish("Next, chapter 3: a mount namespace and a /proc of the container's own.")
 }

@@ -10,6 +10,21 @@ const LIMIT: Duration = Duration::from_secs(20);
 const NEW: [&str; 6] = ["mnt", "pid", "net", "ipc", "uts", "cgroup"];
 const SHARED: [&str; 2] = ["user", "time"];
 
+workshop_testkit::contract! {
+    bin: BIN,
+    demo: [],
+    fault_matrix: [],
+    bad_input: [
+        ("--join", ""),
+        ("--join", "0"),
+        ("--join", "-5"),
+        ("--join", "abc"),
+        ("--join", "999999999"),
+    ],
+    without_root: [],
+    container_pid: [],
+}
+
 fn ch02(args: &[&str]) -> std::process::Output {
     require_root();
     run(chapter(BIN).args(args), LIMIT)
@@ -118,44 +133,4 @@ fn join_a_process_that_does_not_exist_is_a_clear_error() {
             "--join {bad:?}"
         );
     }
-}
-
-#[test]
-fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
-    let host = HostSnapshot::take();
-    let out = ch02(&[]);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    host.assert_unchanged("ch02 demo");
-}
-#[test]
-fn without_root_it_says_which_capability_and_how() {
-    require_root();
-    let out = run_as_nobody(BIN, &[]);
-    assert_eq!(exit_code(out.status), 1);
-    assert!(
-        stderr_of(&out).contains("CAP_SYS_ADMIN"),
-        "{}",
-        stderr_of(&out)
-    );
-}
-
-/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
-#[test]
-fn fault_matrix() {
-    workshop_testkit::fault_matrix(BIN, &[]);
-}
-
-/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
-#[test]
-fn bad_input_matrix() {
-    workshop_testkit::bad_input_matrix(
-        BIN,
-        &[
-            ("--join", ""),
-            ("--join", "0"),
-            ("--join", "-5"),
-            ("--join", "abc"),
-            ("--join", "999999999"),
-        ],
-    );
 }

@@ -76,7 +76,7 @@ pub fn host_mounts() -> Result<String> {
 /// A demo's last step: the host's mount table is byte for byte what it was
 /// (`before`, from [`host_mounts`]) when the demo began.
 pub fn say_host_mounts_unchanged(before: &str, say: &workshop::Narrator) -> Result<()> {
-    say.step("the host is as it was");
+    say.step("the host is as it was")?;
     let now = host_mounts()?;
     if now == before {
         say.ok(&format!(

@@ -14,7 +14,7 @@ use nix::sched::CloneFlags;
 use std::process::ExitCode;
 use workshop::cli::Mode;
 use workshop::process::{argv, exec, wait_for};
-use workshop::{Common, Narrator};
+use workshop::{ChapterCli, Common, Narrator};
 
 /// Chapter 3: a mount namespace, a private mount tree and a fresh /proc.
 #[derive(Parser)]
@@ -32,16 +32,18 @@ struct Cli {
 const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID.union(CloneFlags::CLONE_NEWNS);
 // ANCHOR_END: flags
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.common.reject_mistyped_option::<Cli>();
-    let say = Narrator::new(&cli.common);
-    workshop::report(run(&cli.common, &say), &say)
+impl ChapterCli for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
 }
 
-fn run(common: &Common, say: &Narrator) -> Result<i32> {
-    workshop::start(common, "ch03-mount", "to create mount and PID namespaces")?;
-    match common.mode() {
+fn main() -> ExitCode {
+    workshop::main("ch03-mount", "to create mount and PID namespaces", run)
+}
+
+fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
+    match cli.common.mode() {
         Mode::Demo => demo(say).map(|()| 0),
         Mode::Run(argv) | Mode::Shell(argv) => run_container(&argv, say),
     }
@@ -77,7 +79,7 @@ fn demo(say: &Narrator) -> Result<()> {
     let (before, after) = (lines.next().unwrap_or("?"), lines.next().unwrap_or("?"));
     let ps: Vec<&str> = lines.collect();
 
-    say.step("a new mount namespace starts as a copy of the host's mounts");
+    say.step("a new mount namespace starts as a copy of the host's mounts")?;
     say.syscall(&format!("clone(child, stack, {})", describe(FLAGS)));
     say.shell("unshare --mount --pid --fork sh");
     say.container(&format!("/ is {before}   (from /proc/self/mountinfo)"));
@@ -98,13 +100,13 @@ fn demo(say: &Narrator) -> Result<()> {
         );
     }
 
-    say.step("make every mount private, before mounting anything");
+    say.step("make every mount private, before mounting anything")?;
     say.syscall("mount(NULL, \"/\", NULL, MS_REC | MS_PRIVATE, NULL)");
     say.shell("mount --make-rprivate /");
     say.container(&format!("/ is {after}"));
     say.note("Mounts made in the container now stay in the container.");
 
-    say.step("mount a fresh /proc for the new PID namespace");
+    say.step("mount a fresh /proc for the new PID namespace")?;
     say.syscall("mount(\"proc\", \"/proc\", \"proc\", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL)");
     say.shell("mount -t proc proc /proc && ps -e");
     let count = ps.len().saturating_sub(1); // less the header
@@ -128,6 +130,5 @@ fn demo(say: &Narrator) -> Result<()> {
 
     say.finish(
         "Next, chapter 4: a root filesystem of the container's own (chroot, then pivot_root).",
-    );
-    Ok(())
+    )
 }

@@ -8,6 +8,15 @@ use workshop_testkit::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ch03-mount");
 const LIMIT: Duration = Duration::from_secs(20);
 
+workshop_testkit::contract! {
+    bin: BIN,
+    demo: [],
+    fault_matrix: [],
+    bad_input: [],
+    without_root: ["--", "ps"],
+    container_pid: [],
+}
+
 fn ch03(args: &[&str]) -> std::process::Output {
     require_root();
     run(chapter(BIN).args(args), LIMIT)
@@ -53,26 +62,6 @@ fn host_mounts_unchanged_when_the_container_fails() {
     assert_eq!(exit_code(ch03(&["no-such-command-here"]).status), 127);
     host.assert_unchanged("ch03 failing container");
 }
-#[test]
-fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
-    let host = HostSnapshot::take();
-    let out = ch03(&[]);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    host.assert_unchanged("ch03 demo");
-}
-
-#[test]
-fn without_root_it_says_which_capability_and_how() {
-    require_root();
-    let out = run_as_nobody(BIN, &["--", "ps"]);
-    assert_eq!(exit_code(out.status), 1);
-    assert!(
-        stderr_of(&out).contains("CAP_SYS_ADMIN"),
-        "{}",
-        stderr_of(&out)
-    );
-}
-
 /// Most students' hosts run systemd, which makes / shared; this machine's may
 /// not. Recreate that host in a sandbox: a mount namespace of the test's own
 /// whose mounts are all shared. There, the chapter must still leave the
@@ -184,16 +173,4 @@ fn shell_without_a_terminal_reads_its_commands_from_stdin() {
         "PID 1; sh, ps and wc"
     );
     assert_eq!(exit_code(out.status), 4);
-}
-
-/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
-#[test]
-fn fault_matrix() {
-    workshop_testkit::fault_matrix(BIN, &[]);
-}
-
-/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
-#[test]
-fn bad_input_matrix() {
-    workshop_testkit::bad_input_matrix(BIN, &[]);
 }

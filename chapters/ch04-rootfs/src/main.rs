@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use workshop::cli::Mode;
 use workshop::process::{argv, exec, wait_for};
-use workshop::{Common, Narrator};
+use workshop::{ChapterCli, Common, Narrator};
 
 /// Chapter 4: a root filesystem of the container's own: chroot (and its escape), then pivot_root.
 #[derive(Parser)]
@@ -50,19 +50,21 @@ enum Root {
     Pivot,
 }
 
+impl ChapterCli for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.common.reject_mistyped_option::<Cli>();
-    let say = Narrator::new(&cli.common);
-    workshop::report(run(&cli, &say), &say)
+    workshop::main(
+        "ch04-rootfs",
+        "to create mount namespaces and pivot_root",
+        run,
+    )
 }
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
-    workshop::start(
-        &cli.common,
-        "ch04-rootfs",
-        "to create mount namespaces and pivot_root",
-    )?;
     let root = cli.rootfs.resolve(|line| say.note(line))?;
     match cli.common.mode() {
         Mode::Demo => demo(&root, say).map(|()| 0),
@@ -150,14 +152,13 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
         }
     };
 
-    say.step("a root filesystem is a directory with a small Linux inside");
+    say.step("a root filesystem is a directory with a small Linux inside")?;
     say.host(&format!("{r}\n{}", in_rootfs.join(" ")));
     say.note(
         "bin/ holds the programs (a busybox, or the host's own binaries with their libraries).",
     );
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("chroot(): change what / means for the container");
+    say.step("chroot(): change what / means for the container")?;
     say.syscall(&format!(
         "clone(child, stack, {})\nchroot(\"{r}\")\nchdir(\"/\")",
         describe(FLAGS)
@@ -167,8 +168,7 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
     say.container(&listing(&names));
     say.ok(&format!("that is {}", verdict(&names)));
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("...and walk out of it, as root can");
+    say.step("...and walk out of it, as root can")?;
     say.syscall(
         "mkdir(\"/.breakout-N\")\nchroot(\"/.breakout-N\")\nchdir(\"..\") × 256\nchroot(\".\")",
     );
@@ -180,8 +180,7 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
     ));
     say.warn("and \"..\" climbs until the real top of the mount tree. chroot is not a jail.");
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("pivot_root(): swap the root mount, then detach the old one");
+    say.step("pivot_root(): swap the root mount, then detach the old one")?;
     say.syscall(&format!(
         "mount(\"{r}\", \"{r}\", NULL, MS_BIND | MS_REC, NULL)\nchdir(\"{r}\")\n\
          pivot_root(\".\", \".\")\numount2(\".\", MNT_DETACH)\nchdir(\"/\")"
@@ -195,8 +194,7 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
     say.note("The rootfs is now the root mount of the container's mount namespace,");
     say.note("and the host's root is not mounted anywhere in it.");
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("the same escape, after pivot_root");
+    say.step("the same escape, after pivot_root")?;
     let names = look(root, Root::Pivot, true)?;
     say.container(&listing(&names));
     if verdict(&names) == "the rootfs" {
@@ -210,6 +208,5 @@ fn demo(root: &Path, say: &Narrator) -> Result<()> {
 
     say_host_mounts_unchanged(&mounts_before, say)?;
 
-    say.finish("Next, chapter 5: a hostname of the container's own (the UTS namespace).");
-    Ok(())
+    say.finish("Next, chapter 5: a hostname of the container's own (the UTS namespace).")
 }

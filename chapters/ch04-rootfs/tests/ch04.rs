@@ -11,6 +11,25 @@ use workshop_testkit::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ch04-rootfs");
 const LIMIT: Duration = Duration::from_secs(60);
 
+workshop_testkit::contract! {
+    bin: BIN,
+    setup: rootfs(),
+    demo: [],
+    fault_matrix: [],
+    bad_input: let (_links, to_root) = link_to_root(); [
+        ("--rootfs", ""),
+        ("--rootfs", "/nonexistent/rootfs"),
+        ("--rootfs", "/etc/hostname"),
+        ("--rootfs", "/proc/sys"),
+        ("--rootfs", "/"),
+        ("--rootfs", "/."),
+        ("--rootfs", "/proc/self/root"),
+        ("--rootfs", to_root.as_str()),
+    ],
+    without_root: ["--", "true"],
+    container_pid: [],
+}
+
 fn ch04(args: &[&str]) -> std::process::Output {
     require_root();
     run(chapter(BIN).args(args), LIMIT)
@@ -18,6 +37,15 @@ fn ch04(args: &[&str]) -> std::process::Output {
 
 fn rootfs() -> PathBuf {
     workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs")
+}
+
+/// A symlink to the host's `/`, in a temp dir removed with the [`TempDir`].
+fn link_to_root() -> (TempDir, String) {
+    let links = TempDir::new("ch04-root-link");
+    let to_root = links.path().join("root");
+    std::os::unix::fs::symlink("/", &to_root).unwrap();
+    let to_root = to_root.to_str().unwrap().to_string();
+    (links, to_root)
 }
 
 fn listing(out: &std::process::Output) -> Vec<String> {
@@ -182,52 +210,14 @@ fn on_a_shared_root_nothing_propagates_back() {
     );
 }
 
-#[test]
-fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
-    rootfs();
-    let host = HostSnapshot::take();
-    let out = ch04(&[]);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    host.assert_unchanged("ch04 demo");
-}
-
-/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
-#[test]
-fn fault_matrix() {
-    workshop_testkit::fault_matrix(BIN, &[]);
-}
-
-/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
-#[test]
-fn bad_input_matrix() {
-    let links = TempDir::new("ch04-root-link");
-    let to_root = links.path().join("root");
-    std::os::unix::fs::symlink("/", &to_root).unwrap();
-    workshop_testkit::bad_input_matrix(
-        BIN,
-        &[
-            ("--rootfs", ""),
-            ("--rootfs", "/nonexistent/rootfs"),
-            ("--rootfs", "/etc/hostname"),
-            ("--rootfs", "/proc/sys"),
-            ("--rootfs", "/"),
-            ("--rootfs", "/."),
-            ("--rootfs", "/proc/self/root"),
-            ("--rootfs", to_root.to_str().unwrap()),
-        ],
-    );
-}
-
 /// The host's own root, however it is spelled, is refused as bad usage (exit
 /// 2, the option named) rather than left to pivot_root's bare EBUSY: `/`, a
 /// path that resolves to it, a symlink to it, and (in a mount namespace of
 /// the test's own) a bind mount of it, which pivot_root would even accept.
 #[test]
 fn the_hosts_own_root_is_refused_up_front() {
-    let links = TempDir::new("ch04-root-link");
-    let to_root = links.path().join("root");
-    std::os::unix::fs::symlink("/", &to_root).unwrap();
-    for value in ["/", "/.", "/proc/self/root", to_root.to_str().unwrap()] {
+    let (links, to_root) = link_to_root();
+    for value in ["/", "/.", "/proc/self/root", to_root.as_str()] {
         assert_refused_as_usage(BIN, "--rootfs", value);
     }
     let bind = links.path().join("b");

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use workshop::cli::Mode;
 use workshop::process::{argv, exec, wait_for};
-use workshop::{Common, Narrator};
+use workshop::{ChapterCli, Common, Narrator};
 
 /// Chapter 5: a UTS namespace and a hostname of the container's own.
 #[derive(Parser)]
@@ -40,19 +40,17 @@ const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWUTS);
 // ANCHOR_END: flags
 
+impl ChapterCli for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.common.reject_mistyped_option::<Cli>();
-    let say = Narrator::new(&cli.common);
-    workshop::report(run(&cli, &say), &say)
+    workshop::main("ch05-uts", "to create UTS, mount and PID namespaces", run)
 }
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
-    workshop::start(
-        &cli.common,
-        "ch05-uts",
-        "to create UTS, mount and PID namespaces",
-    )?;
     let root = cli.rootfs.resolve(|line| say.note(line))?;
     match cli.common.mode() {
         Mode::Demo => demo(&root, &cli.hostname.name, say).map(|()| 0),
@@ -93,7 +91,7 @@ fn demo(root: &Path, name: &str, say: &Narrator) -> Result<()> {
     let mut lines = shared.output.lines();
     let (shared_uts, shared_name) = (lines.next().unwrap_or("?"), lines.next().unwrap_or("?"));
 
-    say.step("without a UTS namespace, the container has the host's name");
+    say.step("without a UTS namespace, the container has the host's name")?;
     say.syscall(&format!("clone(child, stack, {})", describe(WITHOUT_UTS)));
     say.shell(
         "unshare --mount --pid --fork sh -c 'readlink /proc/self/ns/uts; hostname \"$(hostname)\"'",
@@ -130,7 +128,7 @@ fn demo(root: &Path, name: &str, say: &Narrator) -> Result<()> {
     let own_uts = lines.next().unwrap_or("?");
     let (at_start, after) = (lines.next().unwrap_or("?"), lines.next().unwrap_or("?"));
 
-    say.step("CLONE_NEWUTS: a new UTS namespace, a copy of the host's");
+    say.step("CLONE_NEWUTS: a new UTS namespace, a copy of the host's")?;
     say.syscall(&format!("clone(child, stack, {})", describe(FLAGS)));
     say.shell("unshare --uts --mount --pid --fork hostname");
     say.container(&format!("/proc/self/ns/uts  →  uts:[{own_uts}]"));
@@ -138,7 +136,7 @@ fn demo(root: &Path, name: &str, say: &Narrator) -> Result<()> {
     say.container(&format!("hostname  →  {at_start}"));
     say.note("Another namespace, the same name: it starts as a copy.");
 
-    say.step("sethostname() inside changes the container's copy only");
+    say.step("sethostname() inside changes the container's copy only")?;
     say.syscall(&format!("sethostname(\"{name}\", {})", name.len()));
     say.shell(&format!(
         "unshare --uts --mount --pid --fork sh -c 'hostname {name}; hostname'"
@@ -157,6 +155,5 @@ fn demo(root: &Path, name: &str, say: &Narrator) -> Result<()> {
 
     say.finish(
         "Next, chapter 6: a network of the container's own (a network namespace and a veth pair).",
-    );
-    Ok(())
+    )
 }

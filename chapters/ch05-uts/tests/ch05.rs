@@ -8,6 +8,29 @@ use workshop_testkit::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ch05-uts");
 const LIMIT: Duration = Duration::from_secs(60);
 
+workshop_testkit::contract! {
+    bin: BIN,
+    setup: workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs"),
+    demo: [],
+    fault_matrix: [],
+    bad_input: [
+        ("--hostname", ""),
+        ("--hostname", "bad_name"),
+        ("--hostname", "-x"),
+        ("--hostname", "x-"),
+        ("--hostname", "a..b"),
+        ("--hostname", "sp ace"),
+        (
+            "--hostname",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ),
+        ("--rootfs", "/nonexistent/rootfs"),
+        ("--rootfs", "/"),
+    ],
+    without_root: ["--", "true"],
+    container_pid: [],
+}
+
 fn ch05(args: &[&str]) -> std::process::Output {
     require_root();
     workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
@@ -30,42 +53,6 @@ fn the_default_name_is_workshop() {
     let out = ch05(&["--quiet", "cat", "/proc/sys/kernel/hostname"]);
     assert_eq!(stdout_of(&out), "workshop\n");
 }
-#[test]
-fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
-    let host = HostSnapshot::take();
-    let out = ch05(&[]);
-    assert!(out.status.success(), "{}", stderr_of(&out));
-    host.assert_unchanged("ch05 demo");
-}
-
-/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
-#[test]
-fn fault_matrix() {
-    workshop_testkit::fault_matrix(BIN, &[]);
-}
-
-/// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
-#[test]
-fn bad_input_matrix() {
-    workshop_testkit::bad_input_matrix(
-        BIN,
-        &[
-            ("--hostname", ""),
-            ("--hostname", "bad_name"),
-            ("--hostname", "-x"),
-            ("--hostname", "x-"),
-            ("--hostname", "a..b"),
-            ("--hostname", "sp ace"),
-            (
-                "--hostname",
-                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-            ),
-            ("--rootfs", "/nonexistent/rootfs"),
-            ("--rootfs", "/"),
-        ],
-    );
-}
-
 /// The `uts:[N]` inodes on the demo's "container" lines, in order.
 fn container_uts_inodes(narration: &str) -> Vec<u64> {
     narration

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use workshop::cli::Mode;
 use workshop::error::hinted;
 use workshop::process::{argv, exec, wait_for};
-use workshop::{Common, Narrator};
+use workshop::{ChapterCli, Common, Narrator};
 
 /// Chapter 6: a network namespace and a veth pair, over netlink.
 #[derive(Parser)]
@@ -49,20 +49,25 @@ const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWNET);
 // ANCHOR_END: flags
 
+impl ChapterCli for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn reject_conflicts(&self) {
+        self.network.reject_conflicts::<Cli>();
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.common.reject_mistyped_option::<Cli>();
-    cli.network.reject_conflicts::<Cli>();
-    let say = Narrator::new(&cli.common);
-    workshop::report(run(&cli, &say), &say)
+    workshop::main(
+        "ch06-net",
+        "to create network, mount, UTS and PID namespaces",
+        run,
+    )
 }
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
-    workshop::start(
-        &cli.common,
-        "ch06-net",
-        "to create network, mount, UTS and PID namespaces",
-    )?;
     workshop::privileges::require(
         workshop::privileges::Capability::NetAdmin,
         "ch06-net",
@@ -131,7 +136,7 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
         ));
     }
 
-    say.step("a new network namespace starts with lo only, and lo is down");
+    say.step("a new network namespace starts with lo only, and lo is down")?;
     say.syscall(&format!("clone(child, stack, {})", describe(FLAGS)));
     say.shell("unshare --net --fork ip link");
     let seen = ch01_clone::observe(FLAGS, || {
@@ -143,9 +148,8 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
     say.host(&format!("links: {}", host_links.join(" ")));
     say.note("No eth0, no route, no way out: a network namespace isolates all of it.");
 
-    workshop::process::stop_if_interrupted()?;
     let (host_end, container_end) = veth_names(std::process::id());
-    say.step("a veth pair: a virtual cable, one end on the host, the other in the container");
+    say.step("a veth pair: a virtual cable, one end on the host, the other in the container")?;
     say.syscall(&format!(
         "RTM_NEWLINK {host_end} kind veth, peer {container_end} with IFLA_NET_NS_PID=<container>"
     ));
@@ -169,7 +173,7 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
     let plan = container
         .plan
         .context("the veth gives the container addresses")?;
-    say.step("addresses, links up, and a default route through the host end");
+    say.step("addresses, links up, and a default route through the host end")?;
     say.syscall(&format!(
         "flock(\"/proc/self/ns/net\", LOCK_EX); choose {}; claim it",
         plan.subnet
@@ -202,8 +206,7 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
         addresses.join(" ")
     ));
 
-    workshop::process::stop_if_interrupted()?;
-    say.step("ping both ways across the cable");
+    say.step("ping both ways across the cable")?;
     let host_ping = std::process::Command::new("ping")
         .args(["-c1", "-W2", &plan.container.to_string()])
         .output();
@@ -245,7 +248,7 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
         ));
     }
 
-    say.step("the container is gone, and its cable with it");
+    say.step("the container is gone, and its cable with it")?;
     // Nobody deletes the pair: the kernel destroys the container's namespace
     // a moment after its last process, its end of the cable with it, and the
     // other end with that.
@@ -266,6 +269,5 @@ fn demo(cli: &Cli, root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> 
     say.note("Going further (not done here): docker puts host ends on a bridge (docker0) and");
     say.note("NATs the bridge's subnet out through the host's own address with iptables.");
 
-    say.finish("Next, chapter 7: limits on CPU, processes and memory (cgroups).");
-    Ok(())
+    say.finish("Next, chapter 7: limits on CPU, processes and memory (cgroups).")
 }

@@ -9,6 +9,15 @@ use workshop_testkit::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ch06-net");
 const LIMIT: Duration = Duration::from_secs(60);
 
+// The demo, the fault matrix and the bad-input matrix are below, in a network
+// sandbox of the test's own; the container-PID check makes one of its own.
+workshop_testkit::contract! {
+    bin: BIN,
+    setup: workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs"),
+    without_root: ["--", "true"],
+    container_pid: [],
+}
+
 fn sandbox(script: &str) -> std::process::Output {
     workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
     let host = HostSnapshot::take();

@@ -26,7 +26,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use workshop::cli::Mode;
 use workshop::process::{exec, wait_for, Exit};
-use workshop::{Common, Narrator};
+use workshop::{ChapterCli, Common, Narrator};
 
 /// Chapter 7: cgroup limits on CPU, processes and memory, on cgroup v2 and v1.
 #[derive(Parser)]
@@ -68,20 +68,21 @@ const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWNET);
 // ANCHOR_END: flags
 
+impl ChapterCli for Cli {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn reject_conflicts(&self) {
+        self.network.reject_conflicts::<Cli>();
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    cli.common.reject_mistyped_option::<Cli>();
-    cli.network.reject_conflicts::<Cli>();
-    let say = Narrator::new(&cli.common);
-    workshop::report(run(&cli, &say), &say)
+    workshop::main("ch07-cgroups", "to create namespaces and cgroups", run)
 }
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
-    workshop::start(
-        &cli.common,
-        "ch07-cgroups",
-        "to create namespaces and cgroups",
-    )?;
     for stale in reclaim_stale()? {
         say.note(&format!(
             "removed {}, a cgroup left by a run that was killed",
@@ -201,7 +202,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     say.title("Chapter 7 · cgroups: limits on CPU, processes and memory");
     let version = cgroup::detect()?;
 
-    say.step("where cgroups live on this machine");
+    say.step("where cgroups live on this machine")?;
     say.shell(&format!(
         "stat -f -c %T {}; cat /proc/self/cgroup",
         cgroup::ROOT
@@ -217,9 +218,8 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         cgroup::CGROUP_PROCS
     ));
 
-    workshop::process::stop_if_interrupted()?;
     let cpu = CpuQuota::from_cpus(0.2);
-    say.step(&format!("CPU: --cpus {cpu}, a busy loop for 3 seconds"));
+    say.step(&format!("CPU: --cpus {cpu}, a busy loop for 3 seconds"))?;
     let seen = observe_limited(
         &Limits {
             cpu: Some(cpu),
@@ -281,11 +281,10 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     let mut made = seen.cgroup.paths();
     drop(seen); // each step's container gets a cgroup of its own, with its one limit
 
-    workshop::process::stop_if_interrupted()?;
     let (pids, forks) = (20, 200);
     say.step(&format!(
         "pids: --pids-limit {pids}, a bomb of {forks} forks"
-    ));
+    ))?;
     let mut host_spawn = Duration::ZERO;
     let seen = observe_limited(
         &Limits {
@@ -331,11 +330,10 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     made.extend(seen.cgroup.paths());
     drop(seen);
 
-    workshop::process::stop_if_interrupted()?;
     let (memory, allocated_mib) = (MemoryLimit::mib(32), 100);
     say.step(&format!(
         "memory: --memory {memory}, then allocate {allocated_mib}M"
-    ));
+    ))?;
     let seen = observe_limited(
         &Limits {
             memory: Some(memory),
@@ -375,7 +373,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         ));
     }
 
-    say.step("the cgroups are gone with the containers");
+    say.step("the cgroups are gone with the containers")?;
     made.extend(seen.cgroup.paths());
     drop(seen);
     if made.iter().all(|p| !p.exists()) {
@@ -384,6 +382,5 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         say.warn("a workshop cgroup is still there");
     }
 
-    say.finish("That is a container: namespaces for what it sees, cgroups for what it uses.");
-    Ok(())
+    say.finish("That is a container: namespaces for what it sees, cgroups for what it uses.")
 }

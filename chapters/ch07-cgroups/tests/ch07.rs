@@ -19,6 +19,51 @@ const BIN: &str = env!("CARGO_BIN_EXE_ch07-cgroups");
 const LIMIT: Duration = Duration::from_secs(60);
 static TURN: Mutex<()> = Mutex::new(());
 
+// Each takes its turn, and runs the demo and the matrices with all three limits,
+// in the machine's own network namespace with `--network none`.
+workshop_testkit::contract! {
+    bin: BIN,
+    setup: turn(),
+    demo: ["--network", "none"],
+    fault_matrix: [
+        "--network",
+        "none",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "--memory",
+        "64M",
+    ],
+    bad_input: [
+        ("--cpus", "0"),
+        ("--cpus", "-1"),
+        ("--cpus", "1000"),
+        ("--cpus", "abc"),
+        ("--cpus", ""),
+        ("--pids-limit", "0"),
+        ("--pids-limit", "-5"),
+        ("--pids-limit", "many"),
+        ("--pids-limit", ""),
+        ("--pids-limit", "4194305"),
+        ("--pids-limit", "9223372036854775808"),
+        ("--cpus", "inf"),
+        ("--cpus", "NaN"),
+        ("--memory", "1M"),
+        ("--memory", "lots"),
+        ("--memory", ""),
+        ("--hostname", "bad_name"),
+        ("--rootfs", "/nonexistent/rootfs"),
+        // ch06's options, which ch07 has too.
+        ("--ip", "224.0.0.5/24"),
+        ("--ip", "10.200.0.1/24"),
+        ("--network", "bridge"),
+        ("--rootfs", "/"),
+    ],
+    without_root: ["--network", "none", "--", "true"],
+    container_pid: ["--pids-limit", "50"],
+}
+
 fn turn() -> std::sync::MutexGuard<'static, ()> {
     require_root();
     workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
@@ -353,60 +398,6 @@ fn the_command_is_in_its_cgroup_from_the_start() {
         );
     }
     host.assert_unchanged("ch07 with clone3 allowed and refused");
-}
-
-/// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run, with all
-/// three limits: no cgroup (and nothing else) is left.
-#[test]
-fn fault_matrix() {
-    let _turn = turn();
-    workshop_testkit::fault_matrix(
-        BIN,
-        &[
-            "--network",
-            "none",
-            "--cpus",
-            "0.5",
-            "--pids-limit",
-            "50",
-            "--memory",
-            "64M",
-        ],
-    );
-}
-
-/// Every option with bad values: exit 1 or 2, an error naming both, no cgroup created.
-#[test]
-fn bad_input_matrix() {
-    let _turn = turn();
-    workshop_testkit::bad_input_matrix(
-        BIN,
-        &[
-            ("--cpus", "0"),
-            ("--cpus", "-1"),
-            ("--cpus", "1000"),
-            ("--cpus", "abc"),
-            ("--cpus", ""),
-            ("--pids-limit", "0"),
-            ("--pids-limit", "-5"),
-            ("--pids-limit", "many"),
-            ("--pids-limit", ""),
-            ("--pids-limit", "4194305"),
-            ("--pids-limit", "9223372036854775808"),
-            ("--cpus", "inf"),
-            ("--cpus", "NaN"),
-            ("--memory", "1M"),
-            ("--memory", "lots"),
-            ("--memory", ""),
-            ("--hostname", "bad_name"),
-            ("--rootfs", "/nonexistent/rootfs"),
-            // ch06's options, which ch07 has too.
-            ("--ip", "224.0.0.5/24"),
-            ("--ip", "10.200.0.1/24"),
-            ("--network", "bridge"),
-            ("--rootfs", "/"),
-        ],
-    );
 }
 
 /// ch07's container has everything ch06's has: with `--network none`, lo is

@@ -2,6 +2,7 @@
 //! that the host is as it was (mounts, hostname, links, cgroups).
 
 pub mod container_pid;
+pub mod contract;
 pub mod early_kill;
 pub mod net_sandbox;
 

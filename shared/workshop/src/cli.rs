@@ -36,6 +36,18 @@ pub enum ColorChoice {
     Never,
 }
 
+/// A chapter's own command line (its clap struct), as [`crate::main`] needs
+/// it: the options every chapter shares, and a hook for the conflicts
+/// between options that clap cannot express.
+pub trait ChapterCli: clap::Parser {
+    /// The options every chapter has (`#[command(flatten)] common: Common`).
+    fn common(&self) -> &Common;
+
+    /// Refuse option values that clash with one another (exit 2), right after
+    /// parsing; chapter 6's `--ip` with `--network none`, for one. None by default.
+    fn reject_conflicts(&self) {}
+}
+
 /// What the chapter was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -50,8 +62,8 @@ pub enum Mode {
 impl Common {
     /// A mistyped option (`--shel`) would otherwise be taken as the command to
     /// run. Unless `--` came first, a command that starts with '-' is a usage
-    /// error (exit 2), with the closest real option suggested. Call right after
-    /// parsing: `cli.common.reject_mistyped_option::<Cli>()`.
+    /// error (exit 2), with the closest real option suggested. Called right
+    /// after parsing, by [`crate::main`].
     pub fn reject_mistyped_option<C: clap::CommandFactory>(&self) {
         let args: Vec<String> = std::env::args().skip(1).collect();
         if let Some(word) = mistyped(&self.command, &args) {

@@ -90,7 +90,7 @@ pub fn print(err: &anyhow::Error) {
     eprint!("{}", lines(err, COLOR.load(Ordering::Relaxed)));
 }
 
-/// Whether [`print`] colours its lines: set with the narration's colour
+/// Whether [`print()`] colours its lines: set with the narration's colour
 /// (`Narrator::new`), before any child exists; children inherit it.
 pub fn color_errors(on: bool) {
     COLOR.store(on, Ordering::Relaxed);

@@ -1,10 +1,10 @@
-//! `workshop`: everything in the Container Workshop that is not the lesson.
+//! `workshop`: the plumbing every chapter binary links, and no lesson.
 //!
-//! The chapters hold the system calls; this crate holds the plumbing around
-//! them: the common command line, the narration, privilege checks, process
-//! supervision (waiting, signals, exit codes), error reporting, root
-//! filesystems built from what the host has (no download), and the
-//! support the tests use to prove that the host is left as it was.
+//! The chapters hold the system calls; this crate holds what goes around
+//! them: the common command line and the one entry point ([`main`]), the
+//! narration, privilege checks, process supervision (waiting, signals, exit
+//! codes) and error reporting. Root filesystems are `workshop-rootfs`'s job,
+//! and the tests' support is `workshop-testkit`'s (see shared/README.md).
 
 pub mod cli;
 pub mod error;
@@ -12,9 +12,34 @@ pub mod narrate;
 pub mod privileges;
 pub mod process;
 
-pub use cli::Common;
+pub use cli::{ChapterCli, Common};
 pub use error::{hinted, report, Interrupted};
 pub use narrate::Narrator;
+
+/// A chapter binary's `main`: the story starts here, and every chapter starts
+/// it the same way. In order: parse the command line (clap exits 2 on bad
+/// usage, before anything else), refuse a mistyped option and the chapter's
+/// conflicting ones (exit 2), set up the narrator, [`start`] (signals,
+/// privileges, `--shell`), then the chapter's own `run`; its result becomes
+/// the exit code, an error the `error:` and `hint:` lines (see [`report`]).
+///
+/// ```text
+/// fn main() -> ExitCode {
+///     workshop::main("ch01-clone", "to create a PID namespace", run)
+/// }
+/// ```
+pub fn main<C: ChapterCli>(
+    tool: &str,
+    why: &str,
+    run: impl FnOnce(&C, &Narrator) -> anyhow::Result<i32>,
+) -> std::process::ExitCode {
+    let cli = C::parse();
+    cli.common().reject_mistyped_option::<C>();
+    cli.reject_conflicts();
+    let say = Narrator::new(cli.common());
+    let result = start(cli.common(), tool, why).and_then(|()| run(&cli, &say));
+    report(result, &say)
+}
 
 /// What every chapter does before anything else: block the termination
 /// signals (they are handled where the tool waits), check for the capability

@@ -63,12 +63,17 @@ impl Narrator {
         self.emit(&self.paint(text, Style::new().bold().underline()));
     }
 
-    /// A numbered step header: `━━ 2 · make the mount tree private`.
-    pub fn step(&self, title: &str) {
+    /// A numbered step header: `━━ 2 · make the mount tree private`. First,
+    /// a Ctrl-C (SIGINT, SIGTERM, SIGHUP) that came while no container was
+    /// running, and waits blocked, stops the demo here: `say.step(..)?`, and
+    /// no demo can forget to look between its steps.
+    pub fn step(&self, title: &str) -> anyhow::Result<()> {
+        crate::process::stop_if_interrupted()?;
         let n = self.step.get() + 1;
         self.step.set(n);
         self.emit("");
         self.emit(&self.paint(format!("━━ {n} · {title}"), Style::new().bold().cyan()));
+        Ok(())
     }
 
     fn labelled(&self, label: &str, label_style: Style, text: &str, text_style: Style) {
@@ -166,10 +171,14 @@ impl Narrator {
         ));
     }
 
-    /// A blank line and a closing sentence.
-    pub fn finish(&self, text: &str) {
+    /// A blank line and a closing sentence: the demo's last words, unless a
+    /// Ctrl-C came during its last step (as at a [`step`](Self::step), the
+    /// demo stops instead, exit 128+N).
+    pub fn finish(&self, text: &str) -> anyhow::Result<()> {
+        crate::process::stop_if_interrupted()?;
         self.emit("");
         self.emit(&self.paint(text, Style::new().bold()));
+        Ok(())
     }
 }
 
@@ -193,9 +202,40 @@ mod tests {
     #[test]
     fn steps_are_numbered() {
         let n = Narrator::with(true, false);
-        n.step("a");
-        n.step("b");
+        n.step("a").unwrap();
+        n.step("b").unwrap();
         assert_eq!(n.step.get(), 2);
+    }
+
+    /// A SIGINT that waits, blocked, stops the next step (and counts no step),
+    /// as it stops a demo between two of its steps.
+    #[test]
+    fn a_pending_interrupt_stops_the_next_step() {
+        use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+        let n = Narrator::with(true, false);
+        n.step("before").unwrap();
+        // Blocked in this thread only, and raised for this thread only
+        // (raise is tgkill to the caller): the harness's other threads never see it.
+        let mut sigint = SigSet::empty();
+        sigint.add(Signal::SIGINT);
+        pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&sigint), None).unwrap();
+        nix::sys::signal::raise(Signal::SIGINT).unwrap();
+        let stopped = n.step("after");
+        let not_finished = n.finish("the end");
+        // Take the pending SIGINT back (sigwait consumes it), then unblock.
+        assert_eq!(sigint.wait().unwrap(), Signal::SIGINT);
+        pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&sigint), None).unwrap();
+        let err = stopped.expect_err("a pending SIGINT stops the step");
+        assert!(
+            matches!(
+                err.downcast_ref::<crate::Interrupted>(),
+                Some(crate::Interrupted(Signal::SIGINT))
+            ),
+            "{err:#}"
+        );
+        assert_eq!(n.step.get(), 1, "the stopped step is not counted");
+        assert!(not_finished.is_err(), "nor does the demo finish");
+        n.step("again").unwrap();
     }
 
     #[test]
