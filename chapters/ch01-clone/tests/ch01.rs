@@ -106,14 +106,16 @@ fn two_containers_are_each_pid_1_of_their_own_namespace() {
             "container {c} is PID 1 inside"
         );
     }
+    // A PID namespace's identity is the inode of /proc/PID/ns/pid (chapter 2).
+    let pid_ns = |pid: &str| {
+        let path = format!("/proc/{pid}/ns/pid");
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).expect(&path))
+    };
     assert_ne!(
-        ns_inode(&containers[0].to_string(), "pid"),
-        ns_inode(&containers[1].to_string(), "pid")
+        pid_ns(&containers[0].to_string()),
+        pid_ns(&containers[1].to_string())
     );
-    assert_ne!(
-        ns_inode(&containers[0].to_string(), "pid"),
-        ns_inode("self", "pid")
-    );
+    assert_ne!(pid_ns(&containers[0].to_string()), pid_ns("self"));
     for c in &containers {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(*c as i32), Signal::SIGKILL).unwrap();
     }

@@ -1,7 +1,9 @@
 //! Chapter 2, checked against the kernel: which namespace files differ, and
 //! that --join (setns) lands in the container's namespaces.
 
+use ch02_namespaces::namespace_inode;
 use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use std::time::Duration;
 use workshop_testkit::*;
 
@@ -49,7 +51,7 @@ fn the_container_has_new_namespaces_except_user_and_time() {
     let seen = inodes_reported(&out);
     assert_eq!(seen.len(), 8, "{seen:?}");
     for (kind, ino) in seen {
-        let mine = ns_inode("self", &kind);
+        let mine = namespace_inode(None, &kind).unwrap();
         if NEW.contains(&kind.as_str()) {
             assert_ne!(ino, mine, "{kind} should be a new namespace");
         } else {
@@ -93,7 +95,7 @@ fn join_runs_the_command_in_the_containers_namespaces() {
     for (kind, ino) in seen.iter().filter(|(k, _)| k != "pid-inside") {
         assert_eq!(
             *ino,
-            ns_inode(&container.to_string(), kind),
+            namespace_inode(Some(Pid::from_raw(container as i32)), kind).unwrap(),
             "{kind}: joined the container's namespace"
         );
     }

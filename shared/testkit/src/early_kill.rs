@@ -13,8 +13,8 @@
 //! only ours; each is killed by its PID.
 
 use super::net_sandbox::NetSandbox;
+use super::{cgroup_owner, host_cgroups::workshop_cgroups, Owner};
 use super::{chapter, exit_code, is_alive, nspid, require_root, run, stderr_of};
-use ch07_cgroups::cgroup::run_of;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::process::Stdio;
@@ -116,10 +116,8 @@ pub fn assert_early_kill_leaves_nothing(bin: &str, options: &[&str], shape: Loop
     }
 
     // A SIGKILLed tool cannot remove its cgroup; the next run reclaims it.
-    let ours = |dir: &std::path::Path| {
-        run_of(dir).is_some_and(|pid| tools.contains(&pid) && !is_alive(pid))
-    };
-    let stale = ch07_cgroups::cgroup::workshop_dirs()
+    let ours = |dir: &std::path::Path| matches!(cgroup_owner(dir), Owner::Run(pid) if tools.contains(&pid) && !is_alive(pid));
+    let stale = workshop_cgroups()
         .into_iter()
         .filter(|dir| ours(dir))
         .count();
@@ -130,7 +128,7 @@ pub fn assert_early_kill_leaves_nothing(bin: &str, options: &[&str], shape: Loop
         .env(MARKER_VAR, &marker);
     sandbox.enter_on_exec(&mut next_run);
     let next = run(&mut next_run, Duration::from_secs(30));
-    let left: Vec<std::path::PathBuf> = ch07_cgroups::cgroup::workshop_dirs()
+    let left: Vec<std::path::PathBuf> = workshop_cgroups()
         .into_iter()
         .filter(|dir| ours(dir))
         .collect();
@@ -264,22 +262,6 @@ impl XorShift {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cgroups_name_their_run() {
-        assert_eq!(
-            run_of(std::path::Path::new("/sys/fs/cgroup/pids/workshop-42")),
-            Some(42)
-        );
-        assert_eq!(
-            run_of(std::path::Path::new("/sys/fs/cgroup/workshop/42")),
-            Some(42)
-        );
-        assert_eq!(
-            run_of(std::path::Path::new("/sys/fs/cgroup/workshop")),
-            None
-        );
-    }
 
     #[test]
     fn random_delays_stay_below_the_limit() {

@@ -4,6 +4,7 @@
 pub mod container_pid;
 pub mod contract;
 pub mod early_kill;
+pub mod host_cgroups;
 pub mod net_sandbox;
 
 use std::path::Path;
@@ -49,7 +50,7 @@ impl HostSnapshot {
             })
             .unwrap_or_default();
         links.sort();
-        let cgroups = ch07_cgroups::cgroup::workshop_dirs();
+        let cgroups = host_cgroups::workshop_cgroups();
         HostSnapshot {
             mountinfo,
             hostname,
@@ -135,15 +136,7 @@ pub fn link_owner(name: &str) -> Owner {
         .map_or(Owner::Host, Owner::Run)
 }
 
-/// `.../workshop-PID` (v1), `/sys/fs/cgroup/workshop/PID` (v2), and v2's
-/// shared parent `/sys/fs/cgroup/workshop`.
-pub fn cgroup_owner(dir: &Path) -> Owner {
-    use ch07_cgroups::cgroup::{run_of, v2};
-    if dir == v2::parent() {
-        return Owner::Shared;
-    }
-    run_of(dir).map_or(Owner::Host, Owner::Run)
-}
+pub use host_cgroups::cgroup_owner;
 
 /// The entries of `after` and `before` that tell of a change this test made:
 /// what is new and belongs to one of our runs (`ours`) or to the host; what is
@@ -378,19 +371,6 @@ pub fn is_alive(pid: u32) -> bool {
 }
 
 pub use workshop::process::nspid;
-
-/// The inode of `/proc/PID/ns/KIND` (or of this process with `pid` = "self"),
-/// read by chapter 2's [`ch02_namespaces::namespace_inode`]; a test that
-/// cannot read it fails here.
-pub fn ns_inode(pid: &str, kind: &str) -> u64 {
-    let pid = match pid {
-        "self" => None,
-        pid => Some(nix::unistd::Pid::from_raw(
-            pid.parse().expect("a PID or \"self\""),
-        )),
-    };
-    ch02_namespaces::namespace_inode(pid, kind).unwrap_or_else(|e| panic!("{e:#}"))
-}
 
 pub fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -846,20 +826,6 @@ mod tests {
         assert_eq!(link_owner("wsc-17"), Owner::Run(17));
         assert_eq!(link_owner("eth0"), Owner::Host);
         assert_eq!(link_owner("wsh-x"), Owner::Host);
-        let v1 = Path::new("/sys/fs/cgroup/pids/user.slice/workshop-99");
-        assert_eq!(cgroup_owner(v1), Owner::Run(99));
-        assert_eq!(
-            cgroup_owner(Path::new("/sys/fs/cgroup/workshop/123")),
-            Owner::Run(123)
-        );
-        assert_eq!(
-            cgroup_owner(Path::new("/sys/fs/cgroup/workshop")),
-            Owner::Shared
-        );
-        assert_eq!(
-            cgroup_owner(Path::new("/sys/fs/cgroup/pids/123")),
-            Owner::Host
-        );
     }
 
     fn strings(names: &[&str]) -> Vec<String> {
