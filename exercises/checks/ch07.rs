@@ -1,7 +1,6 @@
 //! Checks for chapter 7: `cargo test -p exercises ch07`.
 
 use super::probe;
-use ch07_cgroups::cgroup::{v1, v2};
 
 #[test]
 fn ex7_1_cpu_limits_in_v2_and_v1_files() {
@@ -10,39 +9,37 @@ fn ex7_1_cpu_limits_in_v2_and_v1_files() {
     // behind on every run).
     let tmp = workshop_testkit::TempDir::new("ex7-1");
     let dir = tmp.path();
+    // The kernel's own file names, written out: the check states them
+    // itself rather than agreeing with chapter 7's constants by construction.
     let read = |f: &str| {
         std::fs::read_to_string(dir.join(f)).unwrap_or_else(|_| panic!("{f} was not written"))
     };
     write_cpu_limit(dir, 0.2, true).unwrap();
     assert_eq!(
-        read(v2::CPU_MAX).trim(),
+        read("cpu.max").trim(),
         "20000 100000",
-        "v2: {} for --cpus 0.2",
-        v2::CPU_MAX
+        "v2: cpu.max for --cpus 0.2"
     );
     write_cpu_limit(dir, 1.5, true).unwrap();
     assert_eq!(
-        read(v2::CPU_MAX).trim(),
+        read("cpu.max").trim(),
         "150000 100000",
-        "v2: {} for --cpus 1.5",
-        v2::CPU_MAX
+        "v2: cpu.max for --cpus 1.5"
     );
     write_cpu_limit(dir, 0.2, false).unwrap();
     assert_eq!(
-        read(v1::CPU_CFS_QUOTA_US).trim(),
+        read("cpu.cfs_quota_us").trim(),
         "20000",
-        "v1: {} for --cpus 0.2",
-        v1::CPU_CFS_QUOTA_US
+        "v1: cpu.cfs_quota_us for --cpus 0.2"
     );
     assert_eq!(
-        read(v1::CPU_CFS_PERIOD_US).trim(),
+        read("cpu.cfs_period_us").trim(),
         "100000",
-        "v1: {}",
-        v1::CPU_CFS_PERIOD_US
+        "v1: cpu.cfs_period_us"
     );
     write_cpu_limit(dir, 0.333, false).unwrap();
     assert_eq!(
-        read(v1::CPU_CFS_QUOTA_US).trim(),
+        read("cpu.cfs_quota_us").trim(),
         "33300",
         "v1: a quota in whole microseconds"
     );

@@ -218,7 +218,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         cgroup::CGROUP_PROCS
     ));
 
-    let cpu = CpuQuota::from_cpus(0.2);
+    let cpu = CpuQuota::percent(20);
     say.step(&format!("CPU: --cpus {cpu}, a busy loop for 3 seconds"))?;
     let seen = observe_limited(
         &Limits {
@@ -245,9 +245,9 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         )),
         Version::V1 => say.shell(&format!(
             "echo {} > {}; echo {} > {}",
-            cpu.period_us,
+            cpu.period_us(),
             file(v1::CPU_CFS_PERIOD_US)?,
-            cpu.quota_us,
+            cpu.quota_us(),
             file(v1::CPU_CFS_QUOTA_US)?
         )),
     }
@@ -275,8 +275,8 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
     ));
     say.note(&format!(
         "The scheduler lets the cgroup run {} ms in every {} ms period, then throttles it.",
-        cpu.quota_us as f64 / 1000.0,
-        cpu.period_us as f64 / 1000.0
+        cpu.quota_us() as f64 / 1000.0,
+        cpu.period_us() as f64 / 1000.0
     ));
     let mut made = seen.cgroup.paths();
     drop(seen); // each step's container gets a cgroup of its own, with its one limit

@@ -16,11 +16,13 @@ pub struct Limits {
 }
 
 /// `--cpus 0.2` as the kernel takes it: 20000 µs of CPU time per 100000 µs
-/// period. The period, the smallest share and the rounding live here only.
+/// period. The period, the smallest share and the rounding live here only:
+/// a quota is made by parsing `--cpus` or by [`CpuQuota::percent`], both of
+/// which keep to the kernel's floor, and is read through its getters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuQuota {
-    pub quota_us: u64,
-    pub period_us: u64,
+    quota_us: u64,
+    period_us: u64,
 }
 
 impl CpuQuota {
@@ -31,8 +33,29 @@ impl CpuQuota {
     /// The smallest share `--cpus` takes, 0.01: the smallest quota.
     pub const MIN_CPUS: f64 = Self::MIN_QUOTA_US as f64 / Self::PERIOD_US as f64;
 
-    /// A share of one CPU (0.2 = 20%) as a quota in whole microseconds.
-    pub fn from_cpus(cpus: f64) -> CpuQuota {
+    /// A whole percentage of one CPU (20 = `--cpus 0.2`): what a demo asks
+    /// for. 1% is the kernel's smallest quota, so 0 is refused.
+    pub const fn percent(percent: u64) -> CpuQuota {
+        assert!(percent >= 1, "the smallest CPU share is 1%");
+        CpuQuota {
+            quota_us: percent * Self::PERIOD_US / 100,
+            period_us: Self::PERIOD_US,
+        }
+    }
+
+    /// CPU time the container may use per period, in µs (`cpu.max`'s first number).
+    pub fn quota_us(&self) -> u64 {
+        self.quota_us
+    }
+
+    /// The period the quota is counted in, in µs.
+    pub fn period_us(&self) -> u64 {
+        self.period_us
+    }
+
+    /// A share of one CPU (0.2 = 20%) as a quota in whole microseconds; the
+    /// share has passed `FromStr`'s checks.
+    fn from_cpus(cpus: f64) -> CpuQuota {
         CpuQuota {
             quota_us: (cpus * Self::PERIOD_US as f64).round() as u64,
             period_us: Self::PERIOD_US,
@@ -117,7 +140,9 @@ impl MemoryLimit {
     /// (docker refuses less than 6 MiB too).
     pub const MIN: MemoryLimit = MemoryLimit::mib(6);
 
+    /// A limit in whole MiB, at least [`MemoryLimit::MIN`]'s 6.
     pub const fn mib(mib: u64) -> MemoryLimit {
+        assert!(mib >= 6, "a memory limit below 6M leaves no room to start");
         MemoryLimit(mib * MIB)
     }
 
@@ -186,6 +211,8 @@ mod tests {
     #[test]
     fn options_are_checked() {
         assert_eq!("0.2".parse(), Ok(CpuQuota::from_cpus(0.2)));
+        assert_eq!("0.2".parse(), Ok(CpuQuota::percent(20)));
+        assert_eq!("0.01".parse(), Ok(CpuQuota::percent(1)));
         for bad in ["0", "-1", "abc", "", "NaN", "inf", "0.001", "1000"] {
             assert!(bad.parse::<CpuQuota>().is_err(), "--cpus {bad}");
         }

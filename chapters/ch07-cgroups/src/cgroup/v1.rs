@@ -22,8 +22,8 @@ pub const MEMORY_MEMSW_LIMIT_IN_BYTES: &str = "memory.memsw.limit_in_bytes";
 /// `cpu.cfs_quota_us`; `pids.max`; `memory.limit_in_bytes` (and memsw, so
 /// that swap does not stretch it).
 pub fn set_cpu(dir: &Path, cpu: CpuQuota) -> Result<()> {
-    write(dir, CPU_CFS_PERIOD_US, &cpu.period_us.to_string())?;
-    write(dir, CPU_CFS_QUOTA_US, &cpu.quota_us.to_string())
+    write(dir, CPU_CFS_PERIOD_US, &cpu.period_us().to_string())?;
+    write(dir, CPU_CFS_QUOTA_US, &cpu.quota_us().to_string())
 }
 
 pub fn set_pids(dir: &Path, pids: u64) -> Result<()> {
@@ -254,7 +254,7 @@ mod tests {
     fn v1_limits_in_their_files() {
         let dir = temp_dir("v1");
         std::fs::write(dir.join("memory.memsw.limit_in_bytes"), "").unwrap();
-        set_cpu(&dir, CpuQuota::from_cpus(0.2)).unwrap();
+        set_cpu(&dir, CpuQuota::percent(20)).unwrap();
         set_pids(&dir, 20).unwrap();
         set_memory(&dir, 32 << 20).unwrap();
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();

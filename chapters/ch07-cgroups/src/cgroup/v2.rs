@@ -36,7 +36,7 @@ pub fn set_limits(dir: &Path, limits: &Limits) -> Result<()> {
 
 /// What `cpu.max` holds for a quota: "20000 100000".
 pub fn cpu_max(cpu: CpuQuota) -> String {
-    format!("{} {}", cpu.quota_us, cpu.period_us)
+    format!("{} {}", cpu.quota_us(), cpu.period_us())
 }
 // ANCHOR_END: v2_limits
 
@@ -198,7 +198,7 @@ mod tests {
         let dir = temp_dir("v2");
         std::fs::write(dir.join("memory.swap.max"), "max").unwrap();
         let limits = Limits {
-            cpu: Some(CpuQuota::from_cpus(0.2)),
+            cpu: Some(CpuQuota::percent(20)),
             pids: Some(20),
             memory: Some(MemoryLimit::mib(64)),
         };
