@@ -46,9 +46,6 @@ pub const PACKAGES: &[&str] = &[
     "ch07-cgroups",
 ];
 
-/// Chapters that join [`PACKAGES`] as soon as their directory exists under
-/// `chapters/` (written on another branch).
-pub const PACKAGES_WHEN_PRESENT: &[&str] = &["ch07-cgroups"];
 
 /// A test that cannot run in the VM, and why. Only for a missing tool: a
 /// busybox initramfs has no util-linux, procps or iproute2. A test that fails
@@ -119,7 +116,7 @@ pub fn run(args: VmTestArgs) -> Result<()> {
     let root = root();
     let vm_dir = root.join("target/vm");
     let build_dir = root.join("target/vm-build");
-    let packages = packages(&root, &args.package)?;
+    let packages = packages(&args.package)?;
     let qemu = find_program(QEMU).ok_or_else(|| {
         hinted(
             format!("{QEMU} is not installed"),
@@ -222,20 +219,10 @@ fn say(line: &str) {
     println!("{SAY} {line}");
 }
 
-/// The packages to test: [`PACKAGES`], those of [`PACKAGES_WHEN_PRESENT`]
-/// whose directory exists, or the ones asked for (which must be among them).
-fn packages(root: &Path, asked: &[String]) -> Result<Vec<String>> {
-    let all: Vec<String> = PACKAGES
-        .iter()
-        .copied()
-        .chain(
-            PACKAGES_WHEN_PRESENT
-                .iter()
-                .copied()
-                .filter(|p| root.join("chapters").join(p).join("Cargo.toml").is_file()),
-        )
-        .map(str::to_string)
-        .collect();
+/// The packages to test: [`PACKAGES`], or the ones asked for (which must be
+/// among them).
+fn packages(asked: &[String]) -> Result<Vec<String>> {
+    let all: Vec<String> = PACKAGES.iter().copied().map(str::to_string).collect();
     if asked.is_empty() {
         return Ok(all);
     }
@@ -1235,13 +1222,8 @@ mod tests {
 
     #[test]
     fn every_skip_is_for_a_package_the_vm_may_test() {
-        let known: Vec<&str> = PACKAGES
-            .iter()
-            .chain(PACKAGES_WHEN_PRESENT)
-            .copied()
-            .collect();
         for s in SKIPS {
-            assert!(known.contains(&s.package), "{}", s.package);
+            assert!(PACKAGES.contains(&s.package), "{}", s.package);
             assert!(!s.reason.is_empty());
         }
     }
