@@ -266,22 +266,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cgroups_name_their_run() {
-        assert_eq!(
-            run_of(std::path::Path::new("/sys/fs/cgroup/pids/workshop-42")),
-            Some(42)
-        );
-        assert_eq!(
-            run_of(std::path::Path::new("/sys/fs/cgroup/workshop/42")),
-            Some(42)
-        );
-        assert_eq!(
-            run_of(std::path::Path::new("/sys/fs/cgroup/workshop")),
-            None
-        );
-    }
-
-    #[test]
     fn random_delays_stay_below_the_limit() {
         let mut r = XorShift::seeded();
         let limit = Duration::from_millis(6);
