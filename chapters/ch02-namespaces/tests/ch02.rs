@@ -12,6 +12,7 @@ const SHARED: [&str; 2] = ["user", "time"];
 
 workshop_testkit::contract! {
     bin: BIN,
+    network: host,
     demo: [],
     fault_matrix: [],
     bad_input: [
