@@ -10,6 +10,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 workshop_testkit::contract! {
     bin: BIN,
+    network: host,
     demo: [],
     says: ["NSpid"],
     fault_matrix: [],

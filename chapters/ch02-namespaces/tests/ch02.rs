@@ -14,6 +14,7 @@ const SHARED: [&str; 2] = ["user", "time"];
 
 workshop_testkit::contract! {
     bin: BIN,
+    network: host,
     demo: [],
     fault_matrix: [],
     bad_input: [

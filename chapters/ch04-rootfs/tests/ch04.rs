@@ -14,6 +14,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 workshop_testkit::contract! {
     bin: BIN,
     setup: rootfs(),
+    network: host,
     demo: [],
     fault_matrix: [],
     bad_input: let (_links, to_root) = link_to_root(); [

@@ -11,6 +11,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 workshop_testkit::contract! {
     bin: BIN,
     setup: workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs"),
+    network: host,
     demo: [],
     fault_matrix: [],
     bad_input: [

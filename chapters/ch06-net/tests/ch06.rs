@@ -9,11 +9,22 @@ use workshop_testkit::*;
 const BIN: &str = env!("CARGO_BIN_EXE_ch06-net");
 const LIMIT: Duration = Duration::from_secs(60);
 
-// The demo, the fault matrix and the bad-input matrix are below, in a network
-// sandbox of the test's own; the container-PID check makes one of its own.
+// The demo and the Ctrl-C test run in a network namespace the contract makes
+// (`network: sandbox`); the two matrices are below, in a sandbox where they
+// also count the veth ends and compare the sandbox's own links and routes.
 workshop_testkit::contract! {
     bin: BIN,
     setup: workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs"),
+    network: sandbox,
+    demo: [],
+    fault_matrix: elsewhere(
+        "in the sandbox, counting the veth mid-run and comparing the sandbox's links, \
+         addresses and routes after each case: see fault_matrix below"
+    ),
+    bad_input: elsewhere(
+        "in the sandbox, a bad --ip or --network being bad usage (exit 2) and no veth made: \
+         see bad_input_matrix below"
+    ),
     without_root: ["--", "true"],
     container_pid: [],
 }

@@ -24,6 +24,7 @@ static TURN: Mutex<()> = Mutex::new(());
 workshop_testkit::contract! {
     bin: BIN,
     setup: turn(),
+    network: host,
     demo: ["--network", "none"],
     fault_matrix: [
         "--network",

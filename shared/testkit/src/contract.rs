@@ -4,32 +4,51 @@
 //!
 //! ```text
 //! workshop_testkit::contract! {
-//!     bin: env!("CARGO_BIN_EXE_ch03-mount"),
+//!     bin: env!("CARGO_BIN_EXE_ch05-uts"),
+//!     setup: workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs"),
+//!     network: host,
 //!     demo: [],
 //!     fault_matrix: [],
-//!     bad_input: [("--hostname", "bad_name")],
-//!     without_root: ["--", "ps"],
+//!     bad_input: [("--hostname", "bad_name"), ("--rootfs", "/")],
+//!     without_root: ["--", "true"],
 //!     container_pid: [],
 //! }
 //! ```
 //!
-//! Every part but `bin` may be left out (a chapter whose runs need a network
-//! sandbox, say, writes its own). `setup: EXPR,` right after `bin` is
-//! evaluated first in each generated test and kept until it ends: a lock
-//! guard, or the default rootfs built. The tests it generates, by part:
+//! Every part is required, in this order: one left out does not compile. A
+//! chapter that checks a part in a test of its own says so, and why, in
+//! place of the part: `fault_matrix: elsewhere("in the sandbox, with its
+//! links and routes compared: see fault_matrix"),` (a non-empty reason;
+//! nothing is generated for it). `setup: EXPR,` right after `bin` is the one
+//! optional line: evaluated first in each generated test and kept until it
+//! ends (a lock guard, or the default rootfs built).
+//!
+//! `network:` says where the demo and the Ctrl-C test run the chapter:
+//! `host` (the test's own network namespace, whose links the host snapshot
+//! compares) for a chapter that lays no cable, `sandbox` (a network namespace
+//! the test makes, see [`NetSandbox`]) for one that lays a veth, so that both
+//! its ends are there and no packet leaves. The fault and bad-input matrices
+//! run on the host only: with `network: sandbox` they must be `elsewhere`,
+//! else it does not compile. (The container-PID check always makes a sandbox.)
+//!
+//! The tests it generates, by part:
 //! - `demo: [ARGS], says: [TEXT, ..],` (`says` optional):
 //!   `the_demo_exits_0_and_leaves_the_host_as_it_was` ([`assert_demo_exits_0`])
 //!   and `a_ctrl_c_during_the_demo_stops_it_at_the_next_step`
 //!   ([`assert_ctrl_c_stops_the_demo_at_the_next_step`]);
 //! - `fault_matrix: [OPTIONS],`: `fault_matrix` ([`crate::fault_matrix`]);
 //! - `bad_input: [(OPTION, VALUE), ..],`, or `bad_input: let PATTERN = EXPR; [(OPTION, VALUE), ..],`
-//!   when a value needs something made first (kept until the test ends):
-//!   `bad_input_matrix` ([`crate::bad_input_matrix`]);
+//!   when a value needs something made first: `bad_input_matrix`
+//!   ([`crate::bad_input_matrix`]). The macro keeps EXPR's value whole until
+//!   the test ends and matches PATTERN against a reference to it, so a part
+//!   the pattern does not bind (`let (_, path) = ...`) is not dropped early;
+//!   the names it binds are references (`path.as_str()` works as before);
 //! - `without_root: [ARGS],`: `without_root_it_says_which_capability_and_how`
 //!   ([`assert_refuses_without_root`]);
 //! - `container_pid: [OPTIONS],`: `the_run_mode_says_the_containers_host_pid_unless_quiet`
 //!   ([`crate::container_pid::assert_says_the_container_pid`]).
 
+use super::net_sandbox::NetSandbox;
 use super::{chapter, exit_code, require_root, run, run_as_nobody, stderr_of, HostSnapshot};
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sys::signal::{kill, Signal};
@@ -44,13 +63,42 @@ const DEMO_LIMIT: Duration = Duration::from_secs(60);
 /// What starts every step header (`━━ 2 · make the mount tree private`).
 const STEP: &str = "━━ ";
 
+/// Which network namespace the demo and the Ctrl-C test run the chapter in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// The test's own (the host's): for a chapter that lays no cable, so that
+    /// a link it left would show in the host snapshot.
+    Host,
+    /// A network namespace the test makes for the run ([`NetSandbox`]): for a
+    /// chapter that lays a veth, whose two ends must never be on the host.
+    Sandbox,
+}
+
+impl Network {
+    /// A sandbox made for this run when asked for one; dropping it (and the
+    /// run ending) lets the kernel remove the namespace and what is in it.
+    fn sandbox(self) -> Option<NetSandbox> {
+        (self == Network::Sandbox).then(NetSandbox::new)
+    }
+}
+
+/// The chapter binary (see [`chapter`]), started in `sandbox` if there is one.
+fn chapter_in(bin: &str, sandbox: Option<&NetSandbox>) -> std::process::Command {
+    let mut command = chapter(bin);
+    if let Some(sandbox) = sandbox {
+        sandbox.enter_on_exec(&mut command);
+    }
+    command
+}
+
 /// The demo, without a terminal (stdin empty): it exits 0, narrates on stderr
 /// (its first step header at least, and each of `says`), in no colour since
 /// NO_COLOR is set, and leaves the host as it was.
-pub fn assert_demo_exits_0(bin: &str, args: &[&str], says: &[&str]) {
+pub fn assert_demo_exits_0(bin: &str, network: Network, args: &[&str], says: &[&str]) {
     require_root();
+    let sandbox = network.sandbox();
     let host = HostSnapshot::take();
-    let out = run(chapter(bin).args(args), DEMO_LIMIT);
+    let out = run(chapter_in(bin, sandbox.as_ref()).args(args), DEMO_LIMIT);
     let err = stderr_of(&out);
     assert!(out.status.success(), "{bin} demo: {err}");
     assert!(
@@ -78,19 +126,30 @@ pub fn assert_refuses_without_root(bin: &str, args: &[&str]) {
 }
 
 /// A Ctrl-C (SIGINT) that comes while the demo narrates, with no container
-/// running to notice it, stops the demo at its next step (or at its end,
-/// when it came in the last): exit 130 and a `stopped:` line, at most the
-/// step being written finished, and the host as it was.
+/// running to notice it, stops the demo at its next step: exit 130 and a
+/// `stopped:` line, and the host as it was. Here it comes as the demo writes
+/// the last byte of its title, so the next step is step 1, whose header
+/// `━━ 1 · ` must never be written. What stops it there is
+/// [`Narrator::step`](workshop::narrate::Narrator::step)'s own look at the
+/// pending signals, or, in a demo that runs a container between its title and
+/// step 1 (ch03's), the wait for that container, which notices it first.
 ///
 /// The moment is made, not hoped for: the demo's stderr is a pipe filled
-/// beforehand but for the bytes the demo writes before its first step header
-/// (learnt from a first run, stopped there), so the demo blocks in its first
-/// write of step 1. SIGINT is sent then (the tool keeps it pending: it blocks
-/// the termination signals), and the pipe drained.
-pub fn assert_ctrl_c_stops_the_demo_at_the_next_step(bin: &str, args: &[&str]) {
+/// beforehand but for one byte less than the demo writes before its first step
+/// header's blank line (learnt from a first run, stopped there), so the demo
+/// blocks in the write of that last byte, before it calls `say.step(..)`.
+/// SIGINT is sent then (the tool keeps it pending: it blocks the termination
+/// signals), and the pipe drained.
+pub fn assert_ctrl_c_stops_the_demo_at_the_next_step(bin: &str, network: Network, args: &[&str]) {
     require_root();
+    let sandbox = network.sandbox();
     let host = HostSnapshot::take();
-    let room = bytes_before_the_first_step(bin, args);
+    let before_step_1 = bytes_before_the_first_step(chapter_in(bin, sandbox.as_ref()), bin, args);
+    assert!(
+        before_step_1 > 0,
+        "{bin}: the demo writes its title before step 1"
+    );
+    let room = before_step_1 - 1;
 
     // Close-on-exec: a program another test thread starts meanwhile must not
     // hold the write end open (the drain below waits for its EOF).
@@ -104,7 +163,7 @@ pub fn assert_ctrl_c_stops_the_demo_at_the_next_step(bin: &str, args: &[&str]) {
     let mut writer = std::fs::File::from(writer);
     writer.write_all(&filler).expect("fill the pipe");
 
-    let mut command = chapter(bin);
+    let mut command = chapter_in(bin, sandbox.as_ref());
     command
         .args(args)
         .stdin(Stdio::null())
@@ -137,13 +196,7 @@ pub fn assert_ctrl_c_stops_the_demo_at_the_next_step(bin: &str, args: &[&str]) {
         .read_to_end(&mut written)
         .expect("drain the tool's stderr");
     let status = tool.wait().expect("wait for the tool");
-    let written = &written[filler.len()..];
-    let (before, after) = written.split_at(room.min(written.len()));
-    let (before, after) = (
-        String::from_utf8_lossy(before),
-        String::from_utf8_lossy(after),
-    );
-    let narration = String::from_utf8_lossy(written);
+    let narration = String::from_utf8_lossy(&written[filler.len()..]);
 
     assert_eq!(
         exit_code(status),
@@ -158,16 +211,20 @@ pub fn assert_ctrl_c_stops_the_demo_at_the_next_step(bin: &str, args: &[&str]) {
         "{bin}: the last line says it stopped:\n{narration}"
     );
     assert!(
-        !before.contains(STEP) && after.matches(STEP).count() <= 1,
-        "{bin}: SIGINT came in step 1; it should have stopped by the next step:\n{narration}"
+        !narration.contains(STEP),
+        "{bin}: SIGINT came before step 1; the demo should have stopped there:\n{narration}"
     );
     host.assert_unchanged(&format!("{bin} demo after SIGINT"));
 }
 
 /// How many bytes the demo writes on stderr before its first step header's
-/// blank line: read from a run stopped (SIGTERM) as soon as the header shows.
-fn bytes_before_the_first_step(bin: &str, args: &[&str]) -> usize {
-    let mut command = chapter(bin);
+/// blank line: read from a run (`command`, the chapter) stopped (SIGTERM) as
+/// soon as the header shows.
+fn bytes_before_the_first_step(
+    mut command: std::process::Command,
+    bin: &str,
+    args: &[&str],
+) -> usize {
     command
         .args(args)
         .stdin(Stdio::null())
@@ -203,38 +260,85 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// One test per part of the chapter contract; see the [module](self) for the parts.
+/// One test per part of the chapter contract; see the [module](self) for the
+/// parts. Every part is required, in order; `elsewhere("why")` in place of one
+/// says that the chapter checks it in a test of its own.
 #[macro_export]
 macro_rules! contract {
-    (bin: $bin:expr, setup: $setup:expr, $($parts:tt)*) => {
-        $crate::contract!(@part [$bin] [$setup] $($parts)*);
+    // The head: `bin`, the optional `setup`, and `network`.
+    (bin: $bin:expr, $(setup: $setup:expr,)? network: host, $($parts:tt)*) => {
+        $crate::contract!(@demo [$bin] [$($setup)?] [Host] $($parts)*);
     };
-    (bin: $bin:expr, $($parts:tt)*) => {
-        $crate::contract!(@part [$bin] [] $($parts)*);
+    (bin: $bin:expr, $(setup: $setup:expr,)? network: sandbox, $($parts:tt)*) => {
+        $crate::contract!(@demo [$bin] [$($setup)?] [Sandbox] $($parts)*);
+    };
+    (bin: $bin:expr, $(setup: $setup:expr,)? $($parts:tt)*) => {
+        compile_error!(
+            "contract!: after `bin:` (and `setup:`, if any) comes `network: host,` (the chapter \
+             lays no cable) or `network: sandbox,` (it lays a veth: its runs go in a network \
+             namespace the test makes)"
+        );
     };
 
-    (@part [$bin:expr] [$($setup:expr)?]) => {};
-    (@part [$bin:expr] [$($setup:expr)?] demo: [$($arg:expr),* $(,)?], says: [$($says:expr),* $(,)?], $($rest:tt)*) => {
+    // A part checked elsewhere: a reason, and nothing generated.
+    (@elsewhere $why:literal) => {
+        const _: () = assert!(
+            !$why.is_empty(),
+            "contract!: elsewhere(..) says where and why"
+        );
+    };
+
+    (@demo [$bin:expr] [$($setup:expr)?] [$net:ident] demo: elsewhere($why:literal), $($rest:tt)*) => {
+        $crate::contract!(@elsewhere $why);
+        $crate::contract!(@fault_matrix [$bin] [$($setup)?] [$net] $($rest)*);
+    };
+    (@demo [$bin:expr] [$($setup:expr)?] [$net:ident] demo: [$($arg:expr),* $(,)?], says: [$($says:expr),* $(,)?], $($rest:tt)*) => {
         /// The demo, without a terminal: exit 0, narration on stderr, no colour, nothing left.
         #[test]
         fn the_demo_exits_0_and_leaves_the_host_as_it_was() {
             $(let _setup = $setup;)?
-            $crate::contract::assert_demo_exits_0($bin, &[$($arg),*], &[$($says),*]);
+            $crate::contract::assert_demo_exits_0(
+                $bin,
+                $crate::contract::Network::$net,
+                &[$($arg),*],
+                &[$($says),*],
+            );
         }
 
         /// A Ctrl-C while the demo narrates stops it at its next step (or its end), exit 130.
         #[test]
         fn a_ctrl_c_during_the_demo_stops_it_at_the_next_step() {
             $(let _setup = $setup;)?
-            $crate::contract::assert_ctrl_c_stops_the_demo_at_the_next_step($bin, &[$($arg),*]);
+            $crate::contract::assert_ctrl_c_stops_the_demo_at_the_next_step(
+                $bin,
+                $crate::contract::Network::$net,
+                &[$($arg),*],
+            );
         }
 
-        $crate::contract!(@part [$bin] [$($setup)?] $($rest)*);
+        $crate::contract!(@fault_matrix [$bin] [$($setup)?] [$net] $($rest)*);
     };
-    (@part [$bin:expr] [$($setup:expr)?] demo: [$($arg:expr),* $(,)?], $($rest:tt)*) => {
-        $crate::contract!(@part [$bin] [$($setup)?] demo: [$($arg),*], says: [], $($rest)*);
+    (@demo [$bin:expr] [$($setup:expr)?] [$net:ident] demo: [$($arg:expr),* $(,)?], $($rest:tt)*) => {
+        $crate::contract!(@demo [$bin] [$($setup)?] [$net] demo: [$($arg),*], says: [], $($rest)*);
     };
-    (@part [$bin:expr] [$($setup:expr)?] fault_matrix: [$($option:expr),* $(,)?], $($rest:tt)*) => {
+    (@demo [$($context:tt)*] $($rest:tt)*) => {
+        compile_error!(
+            "contract!: `demo: [ARGS],` (with `says: [TEXT, ..],` if you like) or \
+             `demo: elsewhere(\"where and why\"),` comes after `network:`"
+        );
+    };
+
+    (@fault_matrix [$bin:expr] [$($setup:expr)?] [$net:ident] fault_matrix: elsewhere($why:literal), $($rest:tt)*) => {
+        $crate::contract!(@elsewhere $why);
+        $crate::contract!(@bad_input [$bin] [$($setup)?] [$net] $($rest)*);
+    };
+    (@fault_matrix [$bin:expr] [$($setup:expr)?] [Sandbox] fault_matrix: [$($option:expr),* $(,)?], $($rest:tt)*) => {
+        compile_error!(
+            "contract!: the generated fault matrix runs the chapter on the host's network; with \
+             `network: sandbox` write it in the sandbox and say `fault_matrix: elsewhere(\"..\"),`"
+        );
+    };
+    (@fault_matrix [$bin:expr] [$($setup:expr)?] [Host] fault_matrix: [$($option:expr),* $(,)?], $($rest:tt)*) => {
         /// Exit 0, exit non-zero, SIGINT, SIGTERM, SIGKILL then a new run: the host is as it was.
         #[test]
         fn fault_matrix() {
@@ -242,9 +346,26 @@ macro_rules! contract {
             $crate::fault_matrix($bin, &[$($option),*]);
         }
 
-        $crate::contract!(@part [$bin] [$($setup)?] $($rest)*);
+        $crate::contract!(@bad_input [$bin] [$($setup)?] [Host] $($rest)*);
     };
-    (@part [$bin:expr] [$($setup:expr)?] bad_input: [$($case:expr),* $(,)?], $($rest:tt)*) => {
+    (@fault_matrix [$($context:tt)*] $($rest:tt)*) => {
+        compile_error!(
+            "contract!: `fault_matrix: [OPTIONS],` or `fault_matrix: elsewhere(\"where and why\"),` \
+             comes after `demo:`"
+        );
+    };
+
+    (@bad_input [$bin:expr] [$($setup:expr)?] [$net:ident] bad_input: elsewhere($why:literal), $($rest:tt)*) => {
+        $crate::contract!(@elsewhere $why);
+        $crate::contract!(@without_root [$bin] [$($setup)?] [$net] $($rest)*);
+    };
+    (@bad_input [$bin:expr] [$($setup:expr)?] [Sandbox] bad_input: $($rest:tt)*) => {
+        compile_error!(
+            "contract!: the generated bad-input matrix runs the chapter on the host's network; with \
+             `network: sandbox` write it in the sandbox and say `bad_input: elsewhere(\"..\"),`"
+        );
+    };
+    (@bad_input [$bin:expr] [$($setup:expr)?] [Host] bad_input: [$($case:expr),* $(,)?], $($rest:tt)*) => {
         /// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
         #[test]
         fn bad_input_matrix() {
@@ -252,20 +373,33 @@ macro_rules! contract {
             $crate::bad_input_matrix($bin, &[$($case),*]);
         }
 
-        $crate::contract!(@part [$bin] [$($setup)?] $($rest)*);
+        $crate::contract!(@without_root [$bin] [$($setup)?] [Host] $($rest)*);
     };
-    (@part [$bin:expr] [$($setup:expr)?] bad_input: let $made:pat = $init:expr; [$($case:expr),* $(,)?], $($rest:tt)*) => {
+    (@bad_input [$bin:expr] [$($setup:expr)?] [Host] bad_input: let $made:pat = $init:expr; [$($case:expr),* $(,)?], $($rest:tt)*) => {
         /// Every option with bad values: exit 1 or 2, an error naming both, nothing left.
         #[test]
         fn bad_input_matrix() {
             $(let _setup = $setup;)?
-            let $made = $init;
+            // Kept whole until the test ends, whatever the pattern binds.
+            let made = $init;
+            let $made = &made;
             $crate::bad_input_matrix($bin, &[$($case),*]);
         }
 
-        $crate::contract!(@part [$bin] [$($setup)?] $($rest)*);
+        $crate::contract!(@without_root [$bin] [$($setup)?] [Host] $($rest)*);
     };
-    (@part [$bin:expr] [$($setup:expr)?] without_root: [$($arg:expr),* $(,)?], $($rest:tt)*) => {
+    (@bad_input [$($context:tt)*] $($rest:tt)*) => {
+        compile_error!(
+            "contract!: `bad_input: [(OPTION, VALUE), ..],` (or `bad_input: let PATTERN = EXPR; \
+             [..],`) or `bad_input: elsewhere(\"where and why\"),` comes after `fault_matrix:`"
+        );
+    };
+
+    (@without_root [$bin:expr] [$($setup:expr)?] [$net:ident] without_root: elsewhere($why:literal), $($rest:tt)*) => {
+        $crate::contract!(@elsewhere $why);
+        $crate::contract!(@container_pid [$bin] [$($setup)?] [$net] $($rest)*);
+    };
+    (@without_root [$bin:expr] [$($setup:expr)?] [$net:ident] without_root: [$($arg:expr),* $(,)?], $($rest:tt)*) => {
         /// As a user who forgot sudo: exit 1, the capability named, and how to get it.
         #[test]
         fn without_root_it_says_which_capability_and_how() {
@@ -273,9 +407,19 @@ macro_rules! contract {
             $crate::contract::assert_refuses_without_root($bin, &[$($arg),*]);
         }
 
-        $crate::contract!(@part [$bin] [$($setup)?] $($rest)*);
+        $crate::contract!(@container_pid [$bin] [$($setup)?] [$net] $($rest)*);
     };
-    (@part [$bin:expr] [$($setup:expr)?] container_pid: [$($option:expr),* $(,)?], $($rest:tt)*) => {
+    (@without_root [$($context:tt)*] $($rest:tt)*) => {
+        compile_error!(
+            "contract!: `without_root: [ARGS],` or `without_root: elsewhere(\"where and why\"),` \
+             comes after `bad_input:`"
+        );
+    };
+
+    (@container_pid [$bin:expr] [$($setup:expr)?] [$net:ident] container_pid: elsewhere($why:literal) $(,)?) => {
+        $crate::contract!(@elsewhere $why);
+    };
+    (@container_pid [$bin:expr] [$($setup:expr)?] [$net:ident] container_pid: [$($option:expr),* $(,)?] $(,)?) => {
         /// The run mode names the container's PID on the host (and inside), so
         /// that the book's `kill` and `/proc/PID` commands reach our own container.
         #[test]
@@ -283,7 +427,15 @@ macro_rules! contract {
             $(let _setup = $setup;)?
             $crate::container_pid::assert_says_the_container_pid($bin, &[$($option),*]);
         }
-
-        $crate::contract!(@part [$bin] [$($setup)?] $($rest)*);
+    };
+    (@container_pid [$($context:tt)*] $($rest:tt)*) => {
+        compile_error!(
+            "contract!: `container_pid: [OPTIONS],` or `container_pid: elsewhere(\"where and \
+             why\"),` comes last, after `without_root:`, and nothing after it"
+        );
+    };
+    // Anything else.
+    ($($anything:tt)*) => {
+        compile_error!("contract!: it starts with `bin: BIN,`");
     };
 }
