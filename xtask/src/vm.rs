@@ -46,7 +46,6 @@ pub const PACKAGES: &[&str] = &[
     "ch07-cgroups",
 ];
 
-
 /// A test that cannot run in the VM, and why. Only for a missing tool: a
 /// busybox initramfs has no util-linux, procps or iproute2. A test that fails
 /// in the VM for any other reason is a finding, not a skip.
