@@ -6,6 +6,8 @@
 //! The cgroup handle itself (v2 and v1, created, measured, removed) and the
 //! limits, each a type that checks its option, are in `cgroup`; this
 //! chapter's lib holds the clone3() that starts a container in its cgroup,
+//! `start_limited` (the cgroup, then the container in it: what a later
+//! chapter calls to start its own container with every limit of this one),
 //! and the three workloads its demo runs inside the container.
 
 use anyhow::{Context, Result};
@@ -24,7 +26,9 @@ use workshop::error::hinted;
 
 pub mod cgroup;
 
-use cgroup::CGROUP_PROCS;
+use cgroup::{Cgroup, Limits, CGROUP_PROCS};
+use ch01_clone::clone_child;
+use std::os::fd::AsFd;
 
 /// clone3()'s argument, `struct clone_args` of <linux/sched.h>: every field
 /// is 64 bits wide, on every architecture.
@@ -124,6 +128,43 @@ fn clone3_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
         _ => ch01_clone::clone_error(flags, errno).context("clone3() with CLONE_INTO_CGROUP"),
     }
 }
+
+// ANCHOR: start_limited
+/// The cgroup first (nothing else exists if a controller is missing), then
+/// the container, in the cgroup before it runs anything: every process it
+/// starts is born in the cgroup too. No limits asked for: no cgroup.
+/// `flags` are the namespaces of the chapters so far (a later chapter starts
+/// its container with this, and adds its own step).
+pub fn start_limited(
+    flags: CloneFlags,
+    limits: &Limits,
+    work: impl FnOnce() -> Result<Infallible>,
+) -> Result<(Option<Cgroup>, Pid)> {
+    if *limits == Limits::default() {
+        return Ok((None, clone_child(flags, work)?));
+    }
+    let cgroup = Cgroup::create(limits)?;
+    let pid = match &cgroup {
+        // v2: the container is born in its cgroup.
+        Cgroup::V2(unified) => clone_into_cgroup(flags, unified.open_dir()?.as_fd(), work),
+        // v1: the container's first act is to move itself in.
+        Cgroup::V1(per_controller) => {
+            let tasks = per_controller.open_tasks()?;
+            clone_child(flags, || {
+                tasks.move_self_in()?;
+                work()
+            })
+        }
+    }
+    .with_context(|| {
+        format!(
+            "failed to start the container in {}",
+            cgroup.paths()[0].display()
+        )
+    })?;
+    Ok((Some(cgroup), pid))
+}
+// ANCHOR_END: start_limited
 
 // ANCHOR: burn
 /// A CPU burner: spin for `wall` of wall-clock time. Alone on a CPU it would

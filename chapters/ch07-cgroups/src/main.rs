@@ -7,7 +7,7 @@
 //! `--network none`, lo only), the same options.
 
 use anyhow::{Context, Result};
-use ch01_clone::{clone_child, describe, Capture};
+use ch01_clone::{describe, Capture};
 use ch04_rootfs::{enter_rootfs, RootfsOption};
 use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::netlink::Netlink;
@@ -15,12 +15,10 @@ use ch06_net::{bring_up_loopback, reclaim_stale as reclaim_stale_pairs, NetworkO
 use ch07_cgroups::cgroup::{
     self, parse_pids_limit, reclaim_stale, v1, v2, Cgroup, CpuQuota, Limits, MemoryLimit, Version,
 };
-use ch07_cgroups::{allocate, burn_cpu, clone_into_cgroup, errno_name, fork_bomb, Bomb};
+use ch07_cgroups::{allocate, burn_cpu, errno_name, fork_bomb, start_limited, Bomb};
 use clap::Parser;
 use nix::sched::CloneFlags;
-use nix::unistd::Pid;
 use std::convert::Infallible;
-use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -105,7 +103,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 memory: cli.memory,
             };
             let mut wiring = Wiring::new(&cli.network)?;
-            let (cgroup, pid) = start_limited(&limits, || {
+            let (cgroup, pid) = start_limited(FLAGS, &limits, || {
                 wiring.inside()?; // chapter 6: lo up; with the veth, wait for it, then eth0
                 set_hostname(&cli.hostname.name)?;
                 enter_rootfs(&root)?;
@@ -129,40 +127,6 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     }
 }
 
-// ANCHOR: start_limited
-/// The cgroup first (nothing else exists if a controller is missing), then
-/// the container, in the cgroup before it runs anything: every process it
-/// starts is born in the cgroup too. No limits asked for: no cgroup.
-fn start_limited(
-    limits: &Limits,
-    work: impl FnOnce() -> Result<Infallible>,
-) -> Result<(Option<Cgroup>, Pid)> {
-    if *limits == Limits::default() {
-        return Ok((None, clone_child(FLAGS, work)?));
-    }
-    let cgroup = Cgroup::create(limits)?;
-    let pid = match &cgroup {
-        // v2: the container is born in its cgroup.
-        Cgroup::V2(unified) => clone_into_cgroup(FLAGS, unified.open_dir()?.as_fd(), work),
-        // v1: the container's first act is to move itself in.
-        Cgroup::V1(per_controller) => {
-            let tasks = per_controller.open_tasks()?;
-            clone_child(FLAGS, || {
-                tasks.move_self_in()?;
-                work()
-            })
-        }
-    }
-    .with_context(|| {
-        format!(
-            "failed to start the container in {}",
-            cgroup.paths()[0].display()
-        )
-    })?;
-    Ok((Some(cgroup), pid))
-}
-// ANCHOR_END: start_limited
-
 /// What a demo step saw: the cgroup (still there, for its counters), the
 /// container's output and exit, and the wall time it ran.
 struct Seen {
@@ -180,7 +144,7 @@ fn observe_limited(
     work: impl FnOnce() -> Result<Infallible>,
 ) -> Result<Seen> {
     let capture = Capture::new()?;
-    let (cgroup, pid) = start_limited(limits, || {
+    let (cgroup, pid) = start_limited(FLAGS, limits, || {
         // The demo's workloads need no cable: lo only, as with --network none.
         bring_up_loopback()?;
         capture.redirect()?;
