@@ -563,3 +563,36 @@ fn the_host_check_sees_our_leak_and_not_a_foreign_run() {
     );
     host.assert_unchanged("ch07 after the leak is cleaned up");
 }
+
+/// Runs started at the same moment all start: on v2 they share the workshop
+/// parent, which the last one to end removes, and a run that was between
+/// making the parent and making its own cgroup in it must not fail then
+/// (found by reading: `mkdir` of its cgroup got ENOENT). Four runners, eight
+/// runs each, all at once.
+#[test]
+fn runs_started_together_all_start_while_others_end() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let runners: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                (0..8)
+                    .map(|_| ch07(&["--quiet", "--pids-limit", "10", "--", "true"]))
+                    .filter(|out| !out.status.success())
+                    .map(|out| stderr_of(&out))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let failed: Vec<String> = runners
+        .into_iter()
+        .flat_map(|r| r.join().expect("a runner thread panicked"))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 32 runs failed to start, e.g.: {}",
+        failed.len(),
+        failed.first().map_or("", String::as_str)
+    );
+    host.assert_unchanged("32 runs, 4 at a time");
+}

@@ -112,10 +112,19 @@ impl Cgroup {
                 ));
             }
         }
-        make_dir(parent)?;
-        enable_controllers(parent, &wanted)?;
         let dir = parent.join(std::process::id().to_string());
-        make_new_dir(&dir)?;
+        // The parent is shared, and the last run to end removes it: it can go
+        // between our mkdir of it and of our cgroup in it (ENOENT). Make it
+        // again, a few times; a parent that keeps vanishing is an error.
+        let mut vanished = 0;
+        loop {
+            make_dir(parent)?;
+            match enable_controllers(parent, &wanted).and_then(|()| make_new_dir(&dir)) {
+                Ok(()) => break,
+                Err(e) if vanished < 5 && is_not_found(&e) => vanished += 1,
+                Err(e) => return Err(e),
+            }
+        }
         let cgroup = Cgroup {
             dir,
             controllers: wanted,
@@ -162,6 +171,13 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         let _ = self.remove();
     }
+}
+
+/// Whether an error is, at its root, ENOENT (a directory that is gone).
+fn is_not_found(err: &anyhow::Error) -> bool {
+    err.root_cause()
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// The workshop parent and the cgroups in it.
