@@ -41,7 +41,7 @@ impl Report {
 /// Run a probe scenario for `exercise` (e.g. "1.1"), and fail with a message
 /// a student can act on if the code under test is not done or failed.
 pub fn probe(scenario: &str, exercise: &str, file: &str) -> Report {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_probe"));
+    let mut cmd = std::process::Command::new(crate::PROBE);
     cmd.arg(scenario);
     probe_with(cmd, exercise, file)
 }
@@ -50,7 +50,7 @@ pub fn probe(scenario: &str, exercise: &str, file: &str) -> Report {
 /// --net`), for the network exercises: no packet leaves it.
 pub fn probe_in_net_sandbox(scenario: &str, exercise: &str, file: &str) -> Report {
     let mut cmd = std::process::Command::new("unshare");
-    cmd.args(["--net", env!("CARGO_BIN_EXE_probe"), scenario]);
+    cmd.args(["--net", crate::PROBE, scenario]);
     probe_with(cmd, exercise, file)
 }
 

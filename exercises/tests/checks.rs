@@ -1,5 +1,9 @@
 //! The checks for the exercises: one set, in ../checks, shared with the solutions.
 extern crate exercises as under_test;
 
+/// The probe binary of this package (each package builds its own, with its
+/// own code under test).
+const PROBE: &str = env!("CARGO_BIN_EXE_exercises-probe");
+
 #[path = "../checks/mod.rs"]
 mod checks;

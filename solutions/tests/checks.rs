@@ -1,5 +1,9 @@
 //! The checks for the solutions: one set, in ../../exercises/checks, shared with the exercises.
 extern crate solutions as under_test;
 
+/// The probe binary of this package (each package builds its own, with its
+/// own code under test).
+const PROBE: &str = env!("CARGO_BIN_EXE_solutions-probe");
+
 #[path = "../../exercises/checks/mod.rs"]
 mod checks;
