@@ -18,6 +18,10 @@ pub fn run() -> Result<()> {
             "checks fail on the stubs and pass on the solutions",
             checks_discriminate,
         ),
+        (
+            "checks catch every wrong variant and pass every right one",
+            variants_are_judged,
+        ),
     ] {
         eprintln!("verify: {name}");
         if let Err(e) = step() {
@@ -389,19 +393,32 @@ fn walk(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
 
 /// Run the shared checks against `package` and return each test's name and whether it passed.
 fn check_results(package: &str) -> Result<BTreeMap<String, bool>> {
-    let out = cargo()
-        .args([
-            "test",
-            "--package",
-            package,
-            "--test",
-            "checks",
-            "--no-fail-fast",
-            "--",
-            "--color",
-            "never",
-        ])
+    Ok(run_checks(package, None, &[])?.0)
+}
+
+/// Run the checks of `package` whose names contain `filter` (all with none),
+/// with `env` set: each test's name and whether it passed, and all it printed.
+fn run_checks(
+    package: &str,
+    filter: Option<&str>,
+    env: &[(&str, &str)],
+) -> Result<(BTreeMap<String, bool>, String)> {
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--package",
+        package,
+        "--test",
+        "checks",
+        "--no-fail-fast",
+        "--",
+        "--color",
+        "never",
+    ]);
+    cmd.args(filter)
         .env("RUST_BACKTRACE", "0")
+        .envs(env.iter().copied());
+    let out = cmd
         .output()
         .with_context(|| format!("failed to run cargo test -p {package}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -414,14 +431,152 @@ fn check_results(package: &str) -> Result<BTreeMap<String, bool>> {
             results.insert(name.to_string(), verdict.trim() == "ok");
         }
     }
+    let said = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     if results.is_empty() {
-        anyhow::bail!(
-            "cargo test -p {package} ran no check:\n{}\n{}",
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        anyhow::bail!("cargo test -p {package} ran no check:\n{said}");
     }
-    Ok(results)
+    Ok((results, said))
+}
+
+/// One line of `variants-list`: exercise, name, right or wrong, why.
+#[derive(Debug, PartialEq)]
+struct Variant {
+    exercise: String,
+    name: String,
+    right: bool,
+    why: String,
+}
+
+fn parse_variants(listing: &str) -> Result<Vec<Variant>> {
+    listing
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.splitn(4, '\t').collect();
+            match fields[..] {
+                [exercise, name, kind @ ("right" | "wrong"), why] => Ok(Variant {
+                    exercise: exercise.into(),
+                    name: name.into(),
+                    right: kind == "right",
+                    why: why.into(),
+                }),
+                _ => anyhow::bail!("variants-list printed {line:?}"),
+            }
+        })
+        .collect()
+}
+
+/// The exercises, from the stubs' `/// Exercise N.M:` lines.
+fn exercise_numbers() -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for path in walk(&root().join("exercises/src"))? {
+        let text = std::fs::read_to_string(&path)?;
+        for line in text.lines() {
+            if let Some(rest) = line.trim().strip_prefix("/// Exercise ") {
+                if let Some((number, _)) = rest.split_once(':') {
+                    out.push(number.to_string());
+                }
+            }
+        }
+    }
+    out.sort_by_key(|n| {
+        let (a, b) = n.split_once('.').unwrap_or((n, "0"));
+        (a.parse::<u32>().unwrap_or(0), b.parse::<u32>().unwrap_or(0))
+    });
+    Ok(out)
+}
+
+/// What a variant's run says about its check.
+fn verdict(
+    variant: &Variant,
+    results: &BTreeMap<String, bool>,
+    said: &str,
+) -> Result<&'static str, String> {
+    if said.contains("in solutions/variants") && said.contains("no variant") {
+        return Err(format!(
+            "{} {}: its exercise's function does not know it (a typo in solutions/variants)",
+            variant.exercise, variant.name
+        ));
+    }
+    let failed = results.values().filter(|passed| !**passed).count();
+    match (variant.right, failed) {
+        (false, 0) => Err(format!(
+            "{} {}: a wrong answer that passes ({})",
+            variant.exercise, variant.name, variant.why
+        )),
+        (false, _) => Ok("caught"),
+        (true, 0) => Ok("passes"),
+        (true, _) => Err(format!(
+            "{} {}: a right answer that fails ({})",
+            variant.exercise, variant.name, variant.why
+        )),
+    }
+}
+
+/// Every exercise has wrong variants and a right one; the checks catch every
+/// wrong one and pass every right one.
+fn variants_are_judged() -> Result<()> {
+    let listing = cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "variants",
+            "--bin",
+            "variants-list",
+        ])
+        .output()
+        .context("failed to run variants-list")?;
+    anyhow::ensure!(
+        listing.status.success(),
+        "variants-list failed: {}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    let variants = parse_variants(&String::from_utf8_lossy(&listing.stdout))?;
+    let mut problems = Vec::new();
+    for exercise in exercise_numbers()? {
+        let of = |right: bool| {
+            variants
+                .iter()
+                .filter(|v| v.exercise == exercise && v.right == right)
+                .count()
+        };
+        ensure(of(false) > 0, &mut problems, || {
+            format!("exercise {exercise} has no wrong variant in solutions/variants")
+        });
+        ensure(of(true) > 0, &mut problems, || {
+            format!("exercise {exercise} has no right variant (another way to solve it)")
+        });
+    }
+    let (mut caught, mut passed) = (0, 0);
+    for v in &variants {
+        let filter = format!("ex{}_", v.exercise.replace('.', "_"));
+        let choice = format!("{}/{}", v.exercise, v.name);
+        let (results, said) =
+            run_checks("variants", Some(&filter), &[("WORKSHOP_VARIANT", &choice)])?;
+        let kind = if v.right { "right" } else { "wrong" };
+        match verdict(v, &results, &said) {
+            Ok(word) => {
+                eprintln!("    {:<5} {:<20} {kind}  {word}", v.exercise, v.name);
+                if v.right {
+                    passed += 1
+                } else {
+                    caught += 1
+                }
+            }
+            Err(problem) => {
+                eprintln!("    {:<5} {:<20} {kind}  ✗", v.exercise, v.name);
+                problems.push(problem);
+            }
+        }
+    }
+    let wrong = variants.iter().filter(|v| !v.right).count();
+    let right = variants.len() - wrong;
+    if caught == wrong {
+        eprintln!("  {wrong} wrong variants, all caught; {right} right ones, {passed} pass");
+    } else {
+        eprintln!("  {wrong} wrong variants, {caught} caught; {right} right ones, {passed} pass");
+    }
+    result_of(problems, "variants")
 }
 
 fn checks_discriminate() -> Result<()> {
@@ -453,6 +608,35 @@ fn checks_discriminate() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variants_are_read_and_judged() {
+        let listed =
+            parse_variants("3.1\tslave\twrong\tMS_SLAVE\n3.1\tlibc\tright\tthe same call\n")
+                .unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(!listed[0].right && listed[1].right);
+        assert!(parse_variants("3.1\tx\tmaybe\twhy").is_err());
+        let results = |verdicts: &[bool]| -> BTreeMap<String, bool> {
+            verdicts
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("t{i}"), *v))
+                .collect()
+        };
+        let (wrong, right) = (&listed[0], &listed[1]);
+        assert_eq!(verdict(wrong, &results(&[true, false]), ""), Ok("caught"));
+        assert!(verdict(wrong, &results(&[true]), "")
+            .unwrap_err()
+            .contains("a wrong answer that passes"));
+        assert_eq!(verdict(right, &results(&[true]), ""), Ok("passes"));
+        assert!(verdict(right, &results(&[false]), "").is_err());
+        // A variant its function does not know fails loudly, never "caught".
+        let typo = "panicked: no variant \"slave\" of exercise 3.1 in solutions/variants";
+        assert!(verdict(wrong, &results(&[false]), typo)
+            .unwrap_err()
+            .contains("typo"));
+    }
 
     #[test]
     fn finds_anchored_text() {
