@@ -33,7 +33,9 @@ fn run(scenario: &str) -> Result<()> {
         "ch04-pivot" => ch04_pivot(),
         "ch04-breakout" => ch04_breakout(),
         "ch05-hostname" => ch05_hostname(),
+        "ch05-domainname" => ch05_domainname(),
         "ch06-inside" => ch06_inside(),
+        "ch06-route" => ch06_route(),
         "ch07-pids" => ch07_pids(),
         other => bail!("unknown probe scenario {other:?}"),
     }
@@ -218,19 +220,60 @@ fn ch04_breakout() -> Result<()> {
     Ok(())
 }
 
+/// The probe's own UTS namespace: the "host" that a wrong 5.x answer would
+/// rename is this throwaway one, never the machine's. Named so that a change
+/// shows, and reported as `NAME_before`.
+fn ch05_own_uts(name: &str) -> Result<()> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWUTS)
+        .context("probe: failed to make a UTS namespace of its own")?;
+    nix::unistd::sethostname(name).context("probe: failed to name its own UTS namespace")?;
+    Ok(())
+}
+
+fn uts_ns() -> Result<String> {
+    Ok(std::fs::read_link("/proc/self/ns/uts")?
+        .display()
+        .to_string())
+}
+
+/// The domain name as uname(2) reports it, in this process's UTS namespace.
+fn domainname() -> Result<String> {
+    // SAFETY: uname fills a zeroed utsname; its fields are NUL-terminated.
+    let mut uts: nix::libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { nix::libc::uname(&mut uts) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("uname");
+    }
+    let bytes: Vec<u8> = uts
+        .domainname
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 fn ch05_hostname() -> Result<()> {
+    ch05_own_uts("probe-host-5-2")?;
     println!("host_before={}", ch05_uts::hostname()?);
-    // The child prints its hostname on our stdout, as a line of its own.
+    println!("probe_uts_before={}", uts_ns()?);
+    // The child prints its hostname and UTS namespace on our stdout.
     let pid = under_test::ch05_uts::spawn_with_hostname(
         "exercise-5-2",
-        &argv(&["sh", "-c", "echo inside=$(hostname)"]),
+        &argv(&[
+            "sh",
+            "-c",
+            "echo inside=$(hostname); echo inside_uts=$(readlink /proc/self/ns/uts)",
+        ]),
     )?;
     println!("exit={}", wait_for(pid)?.code());
     println!("host_after={}", ch05_uts::hostname()?);
+    println!("probe_uts_after={}", uts_ns()?);
     let refused = under_test::ch05_uts::spawn_with_hostname("bad_name!", &argv(&["true"]));
     println!("bad_name_refused={}", refused.is_err());
     if let Ok(pid) = refused {
-        let _ = wait_for(pid);
+        println!("bad_name_spawned=true");
+        println!("bad_name_exit={}", wait_for(pid)?.code());
+        return Ok(());
     }
     // Any child left to reap means something was started for the bad name.
     let spawned = nix::sys::wait::waitpid(
@@ -240,6 +283,76 @@ fn ch05_hostname() -> Result<()> {
     .is_ok();
     println!("bad_name_spawned={spawned}");
     Ok(())
+}
+
+/// 5.3: the code under test runs in a child with a UTS namespace of its own
+/// (the container's), named `box-5-3`; the probe's own namespace is another,
+/// so that a change outside the container shows as well.
+fn ch05_domainname() -> Result<()> {
+    ch05_own_uts("probe-host-5-3")?;
+    println!("outer_domain_before={}", domainname()?);
+    let long = format!("{}.{}", "a".repeat(31), "b".repeat(32)); // 64 bytes
+    let seen = observe(CloneFlags::CLONE_NEWUTS, || {
+        nix::unistd::sethostname("box-5-3")?;
+        let ns = uts_ns()?;
+        let first = under_test::ch05_uts::set_domainname("workshop.test");
+        println!("set_ok={}", first.is_ok());
+        if let Err(e) = &first {
+            println!("set_error={e:#}");
+        }
+        println!("uts_moved={}", uts_ns()? != ns);
+        println!("domain={}", domainname()?);
+        println!("hostname={}", ch05_uts::hostname()?);
+        let long_result = under_test::ch05_uts::set_domainname(&long);
+        println!("long_ok={}", long_result.is_ok());
+        if let Err(e) = &long_result {
+            println!("long_error={e:#}");
+        }
+        println!("long_domain={}", domainname()?);
+        for (key, bad) in [("too_long", "c".repeat(65)), ("empty", String::new())] {
+            let before = domainname()?;
+            let verdict = under_test::ch05_uts::set_domainname(&bad);
+            println!("{key}_refused={}", verdict.is_err());
+            println!("{key}_changed={}", domainname()? != before);
+            println!("{key}_domain_after={}", domainname()?);
+        }
+        std::process::exit(0)
+    });
+    let seen = seen?;
+    println!("outer_domain_after={}", domainname()?);
+    println!("outer_hostname_after={}", ch05_uts::hostname()?);
+    relay(seen)
+}
+
+/// The ICMP echo requests this network namespace has received (`Icmp:
+/// InEchos` of /proc/net/snmp, which is per namespace).
+fn echo_requests_received() -> Result<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp")?;
+    let mut icmp = snmp.lines().filter(|l| l.starts_with("Icmp:"));
+    let (names, values) = (icmp.next(), icmp.next());
+    let (Some(names), Some(values)) = (names, values) else {
+        bail!("no Icmp lines in /proc/net/snmp");
+    };
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "InEchos")
+        .context("no InEchos in /proc/net/snmp")?;
+    Ok(values
+        .split_whitespace()
+        .nth(at)
+        .context("InEchos")?
+        .parse()?)
+}
+
+/// The name of the link the kernel routes `dest` out of, or `err`.
+fn kernel_link_towards(nl: &mut ch06_net::netlink::Netlink, dest: std::net::Ipv4Addr) -> String {
+    let Ok(Some(index)) = nl.route_to(dest) else {
+        return "err".to_string();
+    };
+    nl.links()
+        .ok()
+        .and_then(|links| links.into_iter().find(|l| l.index == index))
+        .map_or_else(|| format!("index-{index}"), |l| l.name)
 }
 
 /// Run in a network namespace of its own (the check starts the probe under
@@ -254,37 +367,104 @@ fn ch06_inside() -> Result<()> {
     let child = clone_child(CloneFlags::CLONE_NEWNET, || {
         output.redirect()?;
         gate.pass()?;
-        under_test::ch06_net::configure_inside("wsc-probe", host, container, 24)?;
+        if let Err(e) = under_test::ch06_net::configure_inside("wsc-probe", host, container, 24) {
+            // Reported, for the check to explain; the child's state as well.
+            println!("configure_error={}", format!("{e:#}").replace('\n', " "));
+        }
         let mut inside = ch06_net::netlink::Netlink::open()?;
-        for link in inside.links()? {
+        let links = inside.links()?;
+        for link in &links {
             println!("link_{}={}", link.name, if link.up { "up" } else { "down" });
         }
-        for a in inside.addresses()? {
-            println!("address={}/{}", a.address, a.prefix);
-        }
+        let name_of = |index: u32| {
+            links
+                .iter()
+                .find(|l| l.index == index)
+                .map_or("?", |l| l.name.as_str())
+        };
+        let addresses: Vec<String> = inside
+            .addresses()?
+            .iter()
+            .map(|a| format!("{}:{}/{}", name_of(a.index), a.address, a.prefix))
+            .collect();
+        println!("addresses={}", addresses.join(" "));
         for r in inside.routes()?.iter().filter(|r| r.prefix == 0) {
             println!(
                 "default_via={}",
                 r.gateway.map_or("none".to_string(), |g| g.to_string())
             );
         }
+        // Where a packet beyond the subnet would leave (a lookup: none is sent).
+        println!(
+            "default_dev={}",
+            kernel_link_towards(&mut inside, Ipv4Addr::new(192, 0, 2, 7))
+        );
         exec(&argv(&[
             "sh",
             "-c",
-            "ping -c1 -W2 10.200.0.1 >/dev/null 2>&1; echo ping=$?",
+            "ping -c1 -W2 10.200.0.1 >/dev/null 2>&1; echo ping=$?; \
+             ping -c1 -W2 127.0.0.1 >/dev/null 2>&1; echo ping_lo=$?",
         ]))
     })?;
     nl.move_to_namespace_of("wsc-probe", child.as_raw() as u32)?;
     nl.add_address("wsh-probe", host, 24)?;
     nl.set_up("wsh-probe")?;
+    let echos_before = echo_requests_received()?;
     gate.open();
     let (text, exit) = output.collect(child)?;
     print!("{text}");
+    // Only a ping that crossed the veth reaches this namespace.
+    println!(
+        "host_echo_requests={}",
+        echo_requests_received()? - echos_before
+    );
     anyhow::ensure!(
         exit.code() == 0,
         "the code under test failed in the child ({exit})"
     );
     Ok(())
+}
+
+/// 6.3, in a network namespace of its own: two links up with a subnet each,
+/// a default route, and a hole in the link indexes (a pair made and
+/// deleted first). Each destination is asked of the code under test and of
+/// the kernel (`ip route get`); then again in a namespace with only `lo`.
+fn ch06_route() -> Result<()> {
+    use std::net::Ipv4Addr;
+    let mut nl = ch06_net::netlink::Netlink::open()?;
+    nl.add_veth("wsx-gone", "wsx-gone2")?;
+    nl.delete_link("wsx-gone")?;
+    nl.add_veth("wsh-probe", "wsc-probe")?;
+    nl.set_up("lo")?;
+    nl.add_address("wsh-probe", Ipv4Addr::new(10, 200, 0, 1), 24)?;
+    nl.add_address("wsc-probe", Ipv4Addr::new(10, 201, 0, 1), 24)?;
+    nl.set_up("wsh-probe")?;
+    nl.set_up("wsc-probe")?;
+    nl.add_default_route(Ipv4Addr::new(10, 200, 0, 2))?;
+    let ask = |nl: &mut ch06_net::netlink::Netlink, dest: Ipv4Addr| {
+        let answer = under_test::ch06_net::link_towards(dest)
+            .unwrap_or_else(|e| format!("err ({e:#})").replace('\n', " "));
+        println!("answer_{dest}={answer}");
+        println!("kernel_{dest}={}", kernel_link_towards(nl, dest));
+    };
+    for dest in [
+        "10.200.0.9",
+        "10.201.0.9",
+        "10.200.0.1",
+        "127.0.0.1",
+        "192.0.2.7",
+    ] {
+        ask(&mut nl, dest.parse()?);
+    }
+    relay(observe(CloneFlags::CLONE_NEWNET, || {
+        let mut alone = ch06_net::netlink::Netlink::open()?;
+        alone.set_up("lo")?;
+        println!("alone=true");
+        for dest in ["127.0.0.1", "192.0.2.8"] {
+            ask(&mut alone, dest.parse()?);
+        }
+        std::process::exit(0)
+    })?)
 }
 
 /// A real cgroup (the workshop's, beneath ours), a gated child, the code under

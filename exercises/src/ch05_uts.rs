@@ -37,3 +37,22 @@ pub fn spawn_with_hostname(hostname: &str, argv: &[String]) -> Result<Pid> {
     // TODO: validate, then clone with CLONE_NEWUTS, sethostname, exec.
     todo!("exercise 5.2: a child in a new UTS namespace with its own hostname")
 }
+
+/// Exercise 5.3: a NIS domain name as well (the chapter sets only the hostname).
+///
+/// Called in the container's UTS namespace (the check makes one and calls
+/// you in it): set the namespace's domain name, the one `domainname` and
+/// `uname()` report, to `name`, and leave the hostname as it is. Refuse a
+/// name that is empty or longer than 64 bytes with `Err`, before any syscall;
+/// a name of exactly 64 bytes is fine. Do not make a namespace of your own:
+/// the caller is already in the right one.
+///
+/// Hints:
+/// - there is no `nix::unistd::setdomainname`; `nix::libc::setdomainname(ptr, len)`
+///   is (unsafe: it takes a pointer and a length, in bytes, with no NUL), or
+///   write the name to `/proc/sys/kernel/domainname`, which is per namespace.
+/// - `std::io::Error::last_os_error()` says why a libc call returned -1.
+pub fn set_domainname(name: &str) -> Result<()> {
+    // TODO: refuse an empty or too long name, then set the domain name.
+    todo!("exercise 5.3: set the UTS namespace's domain name")
+}

@@ -34,7 +34,8 @@ pub fn host_address(container: Ipv4Addr, prefix: u8) -> Result<Ipv4Addr, String>
 /// - `ch06_net::netlink::Netlink::open()` gives a socket in the current namespace;
 ///   its methods are the `ip` commands: `set_up`, `rename`, `add_address`,
 ///   `add_default_route`.
-/// - rename before bringing the link up (a link that is up cannot be renamed).
+/// - rename before bringing the link up (kernels before 6.2 refuse to rename
+///   a link that is up).
 pub fn configure_inside(
     container_end: &str,
     host: Ipv4Addr,
@@ -43,4 +44,23 @@ pub fn configure_inside(
 ) -> Result<()> {
     // TODO: lo up; rename to eth0; address; eth0 up; default route via host.
     todo!("exercise 6.2: configure lo, eth0 and the default route inside")
+}
+
+/// Exercise 6.3: which link would the kernel send a packet through?
+///
+/// The chapter checks that the route to the container leaves by its veth.
+/// Answer the general question, as `ip route get DEST` does: the *name* of
+/// the link the kernel would send a packet for `dest` out of, in the current
+/// network namespace, every route considered (the default route; the local
+/// table, where the machine's own addresses go through `lo`). An unreachable
+/// destination is an `Err`. No packet is sent.
+///
+/// Hints:
+/// - `Netlink::open()?.route_to(dest)` asks the kernel, and gives the
+///   link's *index* (`Oif`), not its name.
+/// - `links()` lists every link with its `index` and `name`. Indexes are not
+///   positions in that list: a deleted link leaves a hole.
+pub fn link_towards(dest: Ipv4Addr) -> Result<String> {
+    // TODO: ask the kernel for the route, then name the link by its index.
+    todo!("exercise 6.3: the link a packet for dest would leave by")
 }

@@ -31,3 +31,16 @@ pub fn spawn_with_hostname(hostname: &str, argv: &[String]) -> Result<Pid> {
         workshop::process::exec(argv)
     })
 }
+
+/// Exercise 5.3: a NIS domain name as well.
+pub fn set_domainname(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 64 {
+        anyhow::bail!("a domain name has 1 to 64 bytes, not {}", name.len());
+    }
+    // SAFETY: a pointer and the length of a live &str; the kernel copies it.
+    let rc = unsafe { nix::libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("failed to setdomainname");
+    }
+    Ok(())
+}

@@ -39,3 +39,16 @@ pub fn configure_inside(
     nl.set_up("eth0")?;
     nl.add_default_route(host)
 }
+
+/// Exercise 6.3: which link would the kernel send a packet through?
+pub fn link_towards(dest: Ipv4Addr) -> Result<String> {
+    let mut nl = Netlink::open()?;
+    let index = nl
+        .route_to(dest)?
+        .ok_or_else(|| anyhow::anyhow!("the kernel named no link for {dest}"))?;
+    nl.links()?
+        .into_iter()
+        .find(|l| l.index == index)
+        .map(|l| l.name)
+        .ok_or_else(|| anyhow::anyhow!("no link has index {index}"))
+}
