@@ -208,52 +208,59 @@ struct Plan {
 
 fn plan(o: &Options, s: &Solved) -> Plan {
     let mut lines = Vec::new();
-    let say = |lines: &mut Vec<String>, id: &str, done: &str, missing: &str| {
-        lines.push(if s.has(id) {
+    // A step runs when its exercise is solved and so are those it `needs`.
+    let say = |lines: &mut Vec<String>, id: &str, needs: &[&str], done: &str, missing: &str| {
+        let waits_for: Vec<&str> = needs.iter().copied().filter(|n| !s.has(n)).collect();
+        lines.push(if !s.has(id) {
+            format!("  todo!()   {id} {missing}")
+        } else if waits_for.is_empty() {
             format!("  yours     {id} {done}")
         } else {
-            format!("  todo!()   {id} {missing}")
+            let name = missing.split(':').next().unwrap_or(missing);
+            format!(
+                "  waiting   {id} {name}: yours, left out until {} is done",
+                waits_for.join(" and ")
+            )
         });
     };
     say(
         &mut lines,
         "3.1",
-        "make_mounts_private: the container's mounts stay its own",
+        &[],"make_mounts_private: the container's mounts stay its own",
         "make_mounts_private: no private mounts, so mybox mounts nothing (no pivot_root, no /proc, no /tmp)",
     );
-    let mounts = s.has("3.1");
-    let pivot_missing = if mounts {
-        "pivot_into: no pivot_root, the container sees the host's files"
-    } else {
-        "pivot_into: no pivot_root (it needs 3.1), the container sees the host's files"
-    };
     say(
         &mut lines,
         "4.1",
+        &["3.1"],
         "pivot_into: / is the workshop rootfs",
-        pivot_missing,
+        "pivot_into: no pivot_root, the container sees the host's files",
     );
     say(
         &mut lines,
         "3.2",
+        &["3.1"],
         "mount_proc: its own /proc, ps shows only its processes",
         "mount_proc: no /proc of its own, ps shows the host's processes",
     );
     say(
         &mut lines,
         "3.3",
+        &["3.1"],
         "mount_tmpfs: a tmpfs of 64 MiB on /tmp",
         "mount_tmpfs: no tmpfs, /tmp is the rootfs's (or the host's)",
     );
     say(
         &mut lines,
         "5.1",
+        &["5.2"],
         "validate_hostname: --hostname checked before anything starts",
-        "validate_hostname: no hostname (5.2 needs it), the container has the host's",
+        "validate_hostname: no hostname, the container has the host's",
     );
     say(
         &mut lines,
         "5.2",
+        &["5.1"],
         "spawn_with_hostname: a UTS namespace with the hostname",
         "spawn_with_hostname: no UTS namespace, the container has the host's hostname",
     );
@@ -261,12 +268,14 @@ fn plan(o: &Options, s: &Solved) -> Plan {
         say(
             &mut lines,
             "6.1",
+            &["6.2"],
             "host_address: the host end's address",
             "host_address: no veth (the host end needs its address), lo only",
         );
         say(
             &mut lines,
             "6.2",
+            &["6.1"],
             "configure_inside: eth0, its address and the default route",
             "configure_inside: no veth, lo only",
         );
@@ -277,6 +286,7 @@ fn plan(o: &Options, s: &Solved) -> Plan {
         say(
             &mut lines,
             "7.1",
+            &[],
             "write_cpu_limit: the --cpus limit",
             "write_cpu_limit: no CPU limit",
         );
@@ -285,6 +295,7 @@ fn plan(o: &Options, s: &Solved) -> Plan {
         say(
             &mut lines,
             "7.2",
+            &[],
             "limit_tasks: the --pids-limit, and the container in its cgroup",
             "limit_tasks: no pids limit",
         );
@@ -292,6 +303,7 @@ fn plan(o: &Options, s: &Solved) -> Plan {
     say(
         &mut lines,
         "1.2",
+        &[],
         "exit_code: mybox exits with the container's code",
         "exit_code: mybox computes the exit code itself",
     );
