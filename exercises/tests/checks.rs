@@ -5,5 +5,8 @@ extern crate exercises as under_test;
 /// own code under test).
 const PROBE: &str = env!("CARGO_BIN_EXE_exercises-probe");
 
+/// The container made of the package's exercises (the final check).
+const MYBOX: &str = env!("CARGO_BIN_EXE_mybox");
+
 #[path = "../checks/mod.rs"]
 mod checks;

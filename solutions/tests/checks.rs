@@ -5,5 +5,8 @@ extern crate solutions as under_test;
 /// own code under test).
 const PROBE: &str = env!("CARGO_BIN_EXE_solutions-probe");
 
+/// The container made of the package's exercises (the final check).
+const MYBOX: &str = env!("CARGO_BIN_EXE_solved-mybox");
+
 #[path = "../../exercises/checks/mod.rs"]
 mod checks;

@@ -30,8 +30,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     for chapter in &args.chapters {
         anyhow::ensure!(
-            CHAPTERS.contains(&chapter.as_str()),
-            "no chapter {chapter}: the chapters are {}",
+            CHAPTERS.contains(&chapter.as_str()) || chapter == MYBOX,
+            "no chapter {chapter}: the chapters are {}, and {MYBOX}",
             CHAPTERS.join(", ")
         );
     }
@@ -39,13 +39,20 @@ pub fn run(args: Args) -> Result<()> {
         .into_iter()
         .filter(|c| args.chapters.is_empty() || args.chapters.iter().any(|a| a == c))
         .collect();
+    let mybox = args.chapters.is_empty() || args.chapters.iter().any(|a| a == MYBOX);
     let status = cargo()
         .args(["build", "--quiet"])
         .args(chapters.iter().flat_map(|c| ["--package", c]))
+        .args(
+            mybox
+                .then_some(["--package", "solutions", "--bin", "solved-mybox"])
+                .into_iter()
+                .flatten(),
+        )
         .status()?;
     anyhow::ensure!(status.success(), "cargo build of the chapters failed");
     std::fs::create_dir_all(&dir)?;
-    for chapter in chapters {
+    for chapter in chapters.into_iter().chain(mybox.then_some(MYBOX)) {
         let transcript = transcript(chapter)?;
         let path = dir.join(format!("{chapter}.txt"));
         std::fs::write(&path, transcript).with_context(|| format!("write {}", path.display()))?;
@@ -73,6 +80,24 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The closing page's transcript (book/src/mybox.md): the solutions' mybox,
+/// run the way a student runs their own, in a network namespace of its own.
+const MYBOX: &str = "mybox";
+const MYBOX_RUNS: &str = r#"b=$MYBOX_BIN
+echo '$ sudo unshare --net target/debug/solved-mybox -- ps -e'
+$b -- ps -e
+echo
+echo '$ sudo unshare --net target/debug/solved-mybox \'
+echo '    --hostname mine --network veth --pids-limit 4 -- sh -c "$SCRIPT"'
+$b --hostname mine --network veth --pids-limit 4 -- sh -c "$SCRIPT"
+echo "(mybox exited $?)""#;
+/// What the container runs in the second example (`$SCRIPT`).
+const MYBOX_SCRIPT: &str = r#"echo "PID $$ on $(hostname)"; echo / holds: $(ls /)
+ip -4 addr show eth0 | grep inet
+ping -c1 -W2 10.200.0.1 | head -2
+( i=0; while [ $i -lt 5 ]; do sleep 1 & i=$((i+1)); echo "fork $i"; done ) 2>&1
+exit 3"#;
+
 /// Run a chapter's demo with narration and container output interleaved as a
 /// student sees them (one pipe for both), colour off.
 fn transcript(chapter: &str) -> Result<String> {
@@ -80,10 +105,15 @@ fn transcript(chapter: &str) -> Result<String> {
     // The network chapter pings across its veth: run it in a network
     // namespace of its own, so that nothing it does reaches this machine's network.
     let mut argv: Vec<std::ffi::OsString> = Vec::new();
-    if chapter == "ch06-net" {
+    if chapter == "ch06-net" || chapter == MYBOX {
         argv.extend(["unshare".into(), "--net".into()]);
     }
-    argv.push(bin.clone().into());
+    if chapter == MYBOX {
+        // The closing page: the container made of the exercises, solved.
+        argv.extend(["sh".into(), "-c".into(), MYBOX_RUNS.into()]);
+    } else {
+        argv.push(bin.clone().into());
+    }
     if !nix::unistd::geteuid().is_root() {
         argv.insert(0, "--".into());
         argv.insert(0, "sudo".into());
@@ -94,6 +124,8 @@ fn transcript(chapter: &str) -> Result<String> {
     let write2 = write.try_clone()?;
     let mut child = cmd
         .env("NO_COLOR", "1")
+        .env("MYBOX_BIN", root().join("target/debug/solved-mybox"))
+        .env("SCRIPT", MYBOX_SCRIPT)
         .stdin(Stdio::null())
         .stdout(Stdio::from(write))
         .stderr(Stdio::from(write2))
@@ -107,7 +139,9 @@ fn transcript(chapter: &str) -> Result<String> {
         status.success(),
         "{chapter} demo failed ({status}):\n{text}"
     );
-    let shown = if chapter == "ch06-net" {
+    let shown = if chapter == MYBOX {
+        format!("$ SCRIPT='{MYBOX_SCRIPT}'")
+    } else if chapter == "ch06-net" {
         format!("$ sudo unshare --net target/debug/{chapter}")
     } else {
         format!("$ cargo run -p {chapter}")

@@ -6,5 +6,8 @@ extern crate variants as under_test;
 /// own code under test).
 const PROBE: &str = env!("CARGO_BIN_EXE_variants-probe");
 
+/// The container made of the package's exercises (the final check).
+const MYBOX: &str = env!("CARGO_BIN_EXE_variants-mybox");
+
 #[path = "../../../exercises/checks/mod.rs"]
 mod checks;
