@@ -31,7 +31,8 @@ pub fn spawn_as_pid_1(argv: &[String]) -> Result<Pid> {
 /// - `WaitStatus::Exited(_, code)`: `Some(code)`.
 /// - `WaitStatus::Signaled(_, signal, _)`: `Some(128 + signal number)`, so a
 ///   container killed by SIGKILL (9) gives 137, as `docker run` reports.
-/// - anything else (stopped, still alive): `None`, it has not finished.
+/// - anything else (stopped, continued, still alive): `None`, it has not
+///   finished.
 ///
 /// Hint: `signal as i32` is the signal's number.
 pub fn exit_code(status: WaitStatus) -> Option<i32> {
@@ -39,7 +40,7 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
     todo!("exercise 1.2: turn a WaitStatus into a shell's exit code")
 }
 
-/// Exercise 1.3: an init that reaps zombies (the chapter's container has none).
+/// Exercise 1.3: an init that reaps zombies (a PID 1 the chapter does not write).
 ///
 /// You are PID 1 of a PID namespace. Start `argv` as your child, then wait.
 /// Every process orphaned in the namespace becomes your child, and one that
