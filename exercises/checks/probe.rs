@@ -26,6 +26,7 @@ pub fn main() {
 fn run(scenario: &str) -> Result<()> {
     match scenario {
         "ch01-pid1" => ch01_pid1(),
+        "ch01-init" => ch01_init(),
         "ch02-join" => ch02_join(),
         "ch03-private" => ch03_private(),
         "ch03-proc" => ch03_proc(),
@@ -55,51 +56,204 @@ fn shared_mounts() -> Result<usize> {
     Ok(mountinfo.lines().filter(|l| l.contains(" shared:")).count())
 }
 
+/// The key's value: the code under test's answer, or its error on one line.
+fn answer<T: std::fmt::Display>(result: Result<T>) -> String {
+    result.map_or_else(
+        |e| format!("error: {e:#}").replace('\n', " "),
+        |v| v.to_string(),
+    )
+}
+
+/// This process's children (and the orphans handed to it as a subreaper), by
+/// /proc/PID/stat: (pid, command name, state letter).
+fn children_of_self() -> Vec<(i32, String, char)> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // 1234 (sleep) S 1 ...: the name may hold spaces, so split after ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        if rest.next() == Some(me.as_str()) {
+            out.push((pid, stat[open + 1..close].to_string(), state));
+        }
+    }
+    out
+}
+
+/// End and reap the processes this probe started, or inherited as a
+/// subreaper, that are still there: by PID, each one ours.
+fn end_children() {
+    for (pid, _, _) in children_of_self() {
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, Some(nix::sys::wait::WaitPidFlag::__WALL));
+    }
+}
+
 fn ch01_pid1() -> Result<()> {
+    // Orphans come to us, not to the host's init: what the code under test
+    // leaves running is ours to see, and to end.
+    nix::sys::prctl::set_child_subreaper(true).context("failed to become a subreaper")?;
+    let result = ch01_pid1_calls();
+    // What is still running once the container's PID 1 has ended: in a PID
+    // namespace, nothing (the kernel kills the rest with PID 1).
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let left: Vec<String> = children_of_self().into_iter().map(|(_, c, _)| c).collect();
+    println!("left_running={}", left.join(","));
+    end_children();
+    result
+}
+
+fn ch01_pid1_calls() -> Result<()> {
+    use ch02_namespaces::namespace_inode as inode;
+    let for_children = inode(None, "pid_for_children")?;
     let pid = under_test::ch01_clone::spawn_as_pid_1(&argv(&[
         "sh",
         "-c",
-        "echo inside=$$; exec grep NSpid /proc/self/status",
+        "sleep 2.5 & echo inside=$$; exec grep NSpid /proc/self/status",
     ]))?;
-    let exit = wait_for(pid)?;
+    println!(
+        "pid_for_children_kept={}",
+        inode(None, "pid_for_children")? == for_children
+    );
     println!("host_pid={pid}");
-    println!("exit={}", exit.code());
-    let pid = under_test::ch01_clone::spawn_as_pid_1(&argv(&["sh", "-c", "exit 5"]))?;
-    println!("exit_of_exit_5={}", wait_for(pid)?.code());
+    println!("exit={}", answer(wait_for(pid).map(|e| e.code())));
+    let exit_5 = under_test::ch01_clone::spawn_as_pid_1(&argv(&["sh", "-c", "exit 5"]))
+        .and_then(|pid| Ok(wait_for(pid)?.code()));
+    println!("exit_of_exit_5={}", answer(exit_5));
+    let missing = under_test::ch01_clone::spawn_as_pid_1(&argv(&["/nonexistent/ex1-1"]))
+        .and_then(|pid| Ok(wait_for(pid)?.code()));
+    println!("exit_of_missing={}", answer(missing));
     Ok(())
 }
 
+/// Exercise 1.3: the code under test is PID 1 of a namespace with its own
+/// /proc, and runs commands that leave orphans behind.
+fn ch01_init() -> Result<()> {
+    relay(observe(
+        CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
+        || {
+            ch03_mount::make_mounts_private()?;
+            ch03_mount::mount_proc()?;
+            // Two orphans that end at once, one that outlives the command.
+            let start = std::time::Instant::now();
+            let code = under_test::ch01_clone::init(&argv(&[
+                "sh",
+                "-c",
+                "(sleep 0.05 &); (sleep 0.05 &); (sleep 4 &); sleep 0.5; exit 3",
+            ]));
+            println!("returned_after_ms={}", start.elapsed().as_millis());
+            println!("exit={}", answer(code));
+            let zombies: Vec<String> = children_of_self()
+                .into_iter()
+                .filter(|(_, _, state)| *state == 'Z')
+                .map(|(pid, name, _)| format!("{pid}:{name}"))
+                .collect();
+            println!("zombies={}", zombies.join(","));
+            let killed = under_test::ch01_clone::init(&argv(&["sh", "-c", "kill -TERM $$"]));
+            println!("exit_of_kill_term={}", answer(killed));
+            let missing = under_test::ch01_clone::init(&argv(&["/nonexistent/ex1-3"]));
+            println!("exit_of_missing={}", answer(missing));
+            // We exit: the kernel ends what is left (the sleep 4) with us.
+            std::process::exit(0)
+        },
+    )?)
+}
+
+/// The inode of entry `kind` of a `/proc/PID/ns` directory opened earlier:
+/// still this process's namespaces after setns() into another mount
+/// namespace, whose /proc does not list us.
+fn ns_at(dir: &std::fs::File, kind: &str) -> Result<u64> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let name = std::ffi::CString::new(kind)?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: a valid directory fd, a C string, and a stat buffer to fill.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), 0) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context(format!("fstatat ns/{kind}"));
+    }
+    // SAFETY: fstatat succeeded, so it filled the buffer.
+    Ok(unsafe { st.assume_init() }.st_ino)
+}
+
+/// The kinds each case of exercise 2.2 asks to join, as `CASE=kind,kind`.
+const CH02_JOIN_CASES: [(&str, &[&str]); 3] = [
+    ("a", &["uts", "net"]),
+    ("b", &["ipc"]),
+    ("c", &["mnt", "uts"]),
+];
+
 fn ch02_join() -> Result<()> {
-    // A container with its own UTS, IPC and network namespaces, named so that
-    // we can tell its UTS namespace from the host's, waiting at a gate.
-    let mut gate = Gate::new()?;
+    // A container with its own UTS, IPC, network, mount and PID namespaces
+    // (and its own /proc), named so that we can tell its UTS namespace from
+    // ours. Exec is its signal that all that is done.
+    let gate = Gate::new()?;
     let container = clone_child(
-        CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNET,
+        CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID,
         || {
             nix::unistd::sethostname("joined-by-setns")?;
-            gate.pass()?;
-            exec(&argv(&["true"]))
+            ch03_mount::make_mounts_private()?;
+            ch03_mount::mount_proc()?;
+            exec(&argv(&["sleep", "30"]))
         },
     )?;
-    std::thread::sleep(std::time::Duration::from_millis(20)); // let it name itself
-    for kind in ["uts", "ipc", "net", "mnt"] {
+    let result = gate.wait_until_exec().and_then(|()| ch02_joins(container));
+    let _ = nix::sys::signal::kill(container, nix::sys::signal::Signal::SIGKILL);
+    let _ = wait_for(container);
+    result
+}
+
+fn ch02_joins(container: nix::unistd::Pid) -> Result<()> {
+    let kinds = ["uts", "ipc", "net", "mnt"];
+    for kind in kinds {
         println!(
             "container_{kind}={}",
             namespace_inode(Some(container), kind)?
         );
     }
-    // A fresh child joins with the code under test and reports where it is.
-    let seen = observe(CloneFlags::empty(), || {
-        under_test::ch02_namespaces::join(container, &["uts", "ipc", "net"])?;
-        println!("hostname={}", nix::unistd::gethostname()?.to_string_lossy());
-        for kind in ["uts", "ipc", "net", "mnt"] {
-            println!("joined_{kind}={}", namespace_inode(None, kind)?);
-        }
-        std::process::exit(0)
-    });
-    gate.open();
-    wait_for(container)?;
-    relay(seen?)
+    for (case, asked) in CH02_JOIN_CASES {
+        println!("{case}_asked={}", asked.join(","));
+        // A fresh child, in throwaway namespaces of its own (what a wrong
+        // answer renames or mounts goes with them), joins with the code under
+        // test and reports where it is.
+        relay(observe(
+            CloneFlags::CLONE_NEWUTS
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWNET
+                | CloneFlags::CLONE_NEWNS,
+            || {
+                let ns = std::fs::File::open("/proc/self/ns")?;
+                for kind in kinds {
+                    println!("{case}_before_{kind}={}", ns_at(&ns, kind)?);
+                }
+                let joined = under_test::ch02_namespaces::join(container, asked);
+                println!("{case}_join={}", answer(joined.map(|()| "ok")));
+                println!(
+                    "{case}_hostname={}",
+                    nix::unistd::gethostname()?.to_string_lossy()
+                );
+                for kind in kinds {
+                    println!("{case}_joined_{kind}={}", ns_at(&ns, kind)?);
+                }
+                std::process::exit(0)
+            },
+        )?)?;
+    }
+    Ok(())
 }
 
 fn ch03_private() -> Result<()> {

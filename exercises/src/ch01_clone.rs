@@ -31,10 +31,33 @@ pub fn spawn_as_pid_1(argv: &[String]) -> Result<Pid> {
 /// - `WaitStatus::Exited(_, code)`: `Some(code)`.
 /// - `WaitStatus::Signaled(_, signal, _)`: `Some(128 + signal number)`, so a
 ///   container killed by SIGKILL (9) gives 137, as `docker run` reports.
-/// - anything else (stopped, still alive): `None`, it has not finished.
+/// - anything else (stopped, continued, still alive): `None`, it has not
+///   finished.
 ///
 /// Hint: `signal as i32` is the signal's number.
 pub fn exit_code(status: WaitStatus) -> Option<i32> {
     // TODO: match on the status.
     todo!("exercise 1.2: turn a WaitStatus into a shell's exit code")
+}
+
+/// Exercise 1.3: an init that reaps zombies (a PID 1 the chapter does not write).
+///
+/// You are PID 1 of a PID namespace. Start `argv` as your child, then wait.
+/// Every process orphaned in the namespace becomes your child, and one that
+/// has ended stays a zombie until you wait for it: so reap every child that
+/// ends, not only the command. Return as soon as the command itself has ended,
+/// with the exit code a shell would report (exercise 1.2), or 127 if it could
+/// not be started. Do not wait for orphans still running then: when PID 1
+/// exits, the kernel kills the rest of the namespace.
+///
+/// Hints:
+/// - `unsafe { nix::unistd::fork() }` (one thread: say so in `// SAFETY:`);
+///   in the child, `workshop::process::exec(argv)`, and if it returns,
+///   `std::process::exit(127)`.
+/// - `nix::sys::wait::waitpid(None, None)` waits for any child (-1) and says
+///   which one ended; loop until it is the command. Retry on `Errno::EINTR`.
+/// - Your `exit_code` from exercise 1.2 turns the status into the answer.
+pub fn init(argv: &[String]) -> Result<i32> {
+    // TODO: fork and exec argv, then reap children until the command has ended.
+    todo!("exercise 1.3: an init that reaps every child and returns the command's exit code")
 }

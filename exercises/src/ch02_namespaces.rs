@@ -39,3 +39,20 @@ pub fn join(target: Pid, kinds: &[&str]) -> Result<()> {
     // TODO: open each /proc/TARGET/ns/KIND, then setns() into it.
     todo!("exercise 2.2: setns() into the target's namespaces")
 }
+
+/// Exercise 2.3: which namespaces do two processes share?
+///
+/// Return the names of the entries of `/proc/A/ns` (every one the kernel
+/// lists there: "cgroup", ..., "pid_for_children", "time", ...) that are the
+/// same namespace for `a` and `b`, sorted by name. A missing process is an
+/// error. `lsns` answers the same question for every process at once.
+///
+/// Hints:
+/// - `std::fs::read_dir("/proc/A/ns")` lists the kinds this kernel has; do
+///   not write the list yourself.
+/// - Two files are the same namespace when `std::fs::metadata` (which follows
+///   the link) gives the same `.dev()` and `.ino()`.
+pub fn shared_namespaces(a: Pid, b: Pid) -> Result<Vec<String>> {
+    // TODO: for each entry of /proc/A/ns, compare it with /proc/B/ns/ENTRY.
+    todo!("exercise 2.3: the namespaces two processes share")
+}

@@ -1,9 +1,10 @@
 //! Chapter 1 exercises, solved.
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
 use nix::sched::{clone, CloneFlags};
 use nix::sys::signal::Signal;
-use nix::sys::wait::WaitStatus;
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 /// Exercise 1.1: start `argv` as PID 1 of a new PID namespace.
@@ -36,5 +37,31 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
         WaitStatus::Exited(_, code) => Some(code),
         WaitStatus::Signaled(_, signal, _) => Some(128 + signal as i32),
         _ => None,
+    }
+}
+
+/// Exercise 1.3: an init that reaps zombies.
+pub fn init(argv: &[String]) -> Result<i32> {
+    // SAFETY: PID 1 of the namespace runs one thread, so the child's copy of
+    // our memory holds no lock that another thread had taken.
+    let command = match unsafe { nix::unistd::fork() }.context("failed to fork")? {
+        nix::unistd::ForkResult::Child => {
+            let Err(e) = workshop::process::exec(argv);
+            eprintln!("error: {e:#}");
+            std::process::exit(127)
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    loop {
+        // Any child: the command, or an orphan handed to us as PID 1.
+        let status = match waitpid(None, None) {
+            Err(Errno::EINTR) => continue,
+            other => other.context("failed to waitpid")?,
+        };
+        if status.pid() == Some(command) {
+            if let Some(code) = exit_code(status) {
+                return Ok(code);
+            }
+        }
     }
 }

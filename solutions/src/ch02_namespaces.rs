@@ -30,3 +30,22 @@ pub fn join(target: Pid, kinds: &[&str]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Exercise 2.3: which namespaces do two processes share?
+pub fn shared_namespaces(a: Pid, b: Pid) -> Result<Vec<String>> {
+    let identity = |pid: Pid, kind: &str| -> Result<(u64, u64)> {
+        let path = format!("/proc/{pid}/ns/{kind}");
+        let meta = std::fs::metadata(&path).with_context(|| format!("failed to stat {path}"))?;
+        Ok((meta.dev(), meta.ino()))
+    };
+    let dir = format!("/proc/{a}/ns");
+    let mut shared = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("failed to list {dir}"))? {
+        let kind = entry?.file_name().to_string_lossy().into_owned();
+        if identity(a, &kind)? == identity(b, &kind)? {
+            shared.push(kind);
+        }
+    }
+    shared.sort();
+    Ok(shared)
+}
