@@ -2,6 +2,19 @@
 
 use super::probe;
 
+/// The rootfs must hold nothing the code under test made (the probe removed
+/// it again if it was an empty directory).
+fn nothing_left(report: &super::Report, what: &str) {
+    let left = report.get("left_names");
+    assert_eq!(
+        report.number("left_in_rootfs"),
+        0,
+        "\n\n{what} left in the rootfs: {left} (the probe removed it again: \
+         still there now: {}); remove what you made\n",
+        report.number("still_left_in_rootfs")
+    );
+}
+
 #[test]
 fn ex4_1_pivot_into_makes_the_rootfs_the_root_and_detaches_the_host() {
     let report = probe("ch04-pivot", "4.1", "ch04_rootfs.rs");
@@ -10,16 +23,56 @@ fn ex4_1_pivot_into_makes_the_rootfs_the_root_and_detaches_the_host() {
         "true",
         "/ should be the rootfs (same device and inode)"
     );
+    let mounts = report.number("mounts");
+    if report.get("namespace_root_is_rootfs") != "true" {
+        let found = if report.get("namespace_root_is_host") == "true" {
+            "the host's /"
+        } else {
+            "not the rootfs"
+        };
+        panic!(
+            "\n\nthis process sees the rootfs at /, but a process entering the \
+             mount namespace (nsenter, docker exec) finds {found} there, and \
+             {mounts} mounts: chroot (even after a bind mount) moves the root of \
+             one process, not the namespace's, pivot_root moves the namespace's \
+             root; and pivot_root(\".\", \".\") stacks the old root on top of \
+             the new one at /, until umount2(\".\", MNT_DETACH) takes it off\n"
+        );
+    }
+    assert_eq!(
+        report.get("escape_stays_in_rootfs"),
+        "true",
+        "\n\nthe chroot escape of exercise 4.2, run in the container, climbs out \
+         of the rootfs{}: pivot_root, then detach the old root\n",
+        if report.get("escape_reaches_host") == "true" {
+            " to the host's /"
+        } else {
+            ""
+        }
+    );
+    assert_eq!(
+        report.get("beneath_is_host"),
+        "false",
+        "\n\nthe host's / is still mounted beneath the rootfs: when the check \
+         lifted the rootfs off / (umount2 MNT_DETACH, {}), a process entering \
+         the namespace found the host's / there. A mount moved onto / (MS_MOVE, \
+         as switch_root does) covers the old root, it does not replace it: \
+         pivot_root, then detach the old root\n",
+        report.get("lifted")
+    );
+    let at_root = report.number("mounts_at_root");
+    let others = report.get("other_mounts");
+    assert!(
+        at_root == 1 && others.is_empty(),
+        "\n\nthe namespace still holds {mounts} mounts, {at_root} at / (the rootfs \
+         should be alone there) and elsewhere: {others}: the old root is still \
+         mounted; detach it (umount2 with MNT_DETACH)\n"
+    );
+    nothing_left(&report, "pivot_into()");
     assert_eq!(
         report.get("listing"),
         report.get("rootfs_listing"),
-        "ls / should list the rootfs"
-    );
-    let mounts = report.number("mounts");
-    assert!(
-        mounts <= 3,
-        "only the rootfs and /proc should be mounted, but {mounts} mounts are visible: was the old root detached (umount2 with MNT_DETACH)?\n{}",
-        report.text
+        "ls -a / should list the rootfs, and only what it held"
     );
 }
 
@@ -34,11 +87,37 @@ fn ex4_2_root_walks_out_of_a_chroot() {
     assert_eq!(
         report.get("escaped"),
         "true",
-        "after the escape, / should be the host's real /"
+        "\n\nafter break_out_of_chroot(), / is not the host's real / (another \
+         device or inode): chroot into a new directory while the working \
+         directory stays outside it (do not chdir into it), then climb with \
+         chdir(\"..\") until the real top, then chroot(\".\")\n"
     );
-    assert_eq!(
-        report.number("left_in_rootfs"),
-        0,
-        "tidy up: remove the directory you made in the rootfs"
-    );
+    nothing_left(&report, "break_out_of_chroot()");
+}
+
+#[test]
+fn ex4_3_proc_files_masked_with_dev_null() {
+    let report = probe("ch04-mask", "4.3", "ch04_rootfs.rs");
+    for i in 0..2 {
+        let path = report.get(&format!("path_{i}"));
+        let kind = report.get(&format!("kind_{i}"));
+        let read = report.get(&format!("read_bytes_{i}"));
+        assert_eq!(
+            report.get(&format!("mounted_{i}")),
+            "true",
+            "\n\n{path} is not a mount point in the container: mask it with a \
+             bind mount over that very path\n"
+        );
+        assert!(
+            report.get(&format!("is_dev_null_{i}")) == "true" && read == "0",
+            "\n\nin the container {path} is a {kind}, and a read gave {read} \
+             bytes: it should be /dev/null (character device 1:3, empty): \
+             bind-mount /dev/null over it\n"
+        );
+        assert_eq!(
+            report.get(&format!("host_masked_{i}")),
+            "false",
+            "the host's {path} must stay as it was"
+        );
+    }
 }

@@ -31,8 +31,10 @@ fn run(scenario: &str) -> Result<()> {
         "ch03-private" => ch03_private(),
         "ch03-proc" => ch03_proc(),
         "ch03-tmpfs" => ch03_tmpfs(),
+        "ch03-ro-bind" => ch03_ro_bind(),
         "ch04-pivot" => ch04_pivot(),
         "ch04-breakout" => ch04_breakout(),
+        "ch04-mask" => ch04_mask(),
         "ch05-hostname" => ch05_hostname(),
         "ch05-domainname" => ch05_domainname(),
         "ch06-inside" => ch06_inside(),
@@ -49,11 +51,6 @@ fn relay(seen: ch01_clone::Observed) -> Result<()> {
         bail!("the code under test failed in the child ({})", seen.exit);
     }
     Ok(())
-}
-
-fn shared_mounts() -> Result<usize> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    Ok(mountinfo.lines().filter(|l| l.contains(" shared:")).count())
 }
 
 /// The key's value: the code under test's answer, or its error on one line.
@@ -256,21 +253,108 @@ fn ch02_joins(container: nix::unistd::Pid) -> Result<()> {
     Ok(())
 }
 
+/// One line of /proc/self/mountinfo, the fields chapters 3 and 4 look at.
+struct Ch03Mount {
+    id: String,
+    /// The directory of its filesystem that is mounted (`/` for a whole one).
+    root: String,
+    point: String,
+    /// The per-mount options: `rw,nosuid,...`.
+    options: String,
+    /// The optional fields: `shared:N`, `master:N`, `unbindable`, or none.
+    propagation: String,
+    fstype: String,
+}
+
+fn ch03_mounts() -> Result<Vec<Ch03Mount>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("probe: failed to read /proc/self/mountinfo")?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw
+            let (head, tail) = line.split_once(" - ")?;
+            let f: Vec<&str> = head.split(' ').collect();
+            Some(Ch03Mount {
+                id: f.first()?.to_string(),
+                root: f.get(3)?.replace("\\040", " "),
+                point: f.get(4)?.replace("\\040", " "),
+                options: f.get(5)?.to_string(),
+                propagation: f.get(6..).unwrap_or_default().join(" "),
+                fstype: tail.split(' ').next()?.to_string(),
+            })
+        })
+        .collect())
+}
+
+/// The topmost mount at `point` (the one a path lookup reaches), if any.
+fn ch03_mount_at(point: &str) -> Result<Option<Ch03Mount>> {
+    Ok(ch03_mounts()?.into_iter().rev().find(|m| m.point == point))
+}
+
+/// What a write of a new file in `dir` gave: `ok` or the errno's name.
+fn ch03_try_write(dir: &std::path::Path) -> String {
+    match std::fs::write(dir.join("written-by-the-probe"), "x") {
+        Ok(()) => "ok".into(),
+        Err(e) => e.raw_os_error().map_or(e.to_string(), |n| {
+            format!("{:?}", nix::errno::Errno::from_raw(n))
+        }),
+    }
+}
+
 fn ch03_private() -> Result<()> {
     relay(observe(CloneFlags::CLONE_NEWNS, || {
-        // In this throwaway mount namespace, make everything shared, as
-        // systemd does on the host, so that the exercise has work to do.
-        mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            MsFlags::MS_REC | MsFlags::MS_SHARED,
-            None::<&str>,
-        )
-        .context("probe: failed to make / shared in its own namespace")?;
-        println!("shared_before={}", shared_mounts()?);
+        let everything = |flags: MsFlags| {
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | flags,
+                None::<&str>,
+            )
+        };
+        // A stand-in for the host: this throwaway namespace, cut from the
+        // real host first (private), then shared, as systemd does on most
+        // hosts. Its mounts are where "the host's" new mounts will come from.
+        everything(MsFlags::MS_PRIVATE).context("probe: failed to make its namespace private")?;
+        everything(MsFlags::MS_SHARED).context("probe: failed to make its namespace shared")?;
+        let host = std::fs::File::open("/proc/self/ns/mnt")?;
+        // The container: a copy of it, whose mounts are peers of the host's.
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("probe: failed to unshare")?;
+        let container = std::fs::File::open("/proc/self/ns/mnt")?;
+        let before = ch03_mounts()?;
+        println!("mounts_before={}", before.len());
+        let shared = before.iter().filter(|m| m.propagation.contains("shared:"));
+        println!("shared_before={}", shared.count());
         under_test::ch03_mount::make_mounts_private()?;
-        println!("shared_after={}", shared_mounts()?);
+        // Private means no optional field at all: not `shared:N` (sends and
+        // receives), not `master:N` (a slave: still receives the host's new
+        // mounts), not `unbindable` (private, but refuses bind mounts).
+        let after = ch03_mounts()?;
+        println!("mounts_after={}", after.len());
+        for m in after.iter().filter(|m| !m.propagation.is_empty()) {
+            println!("not_private_{}={} is `{}`", m.id, m.point, m.propagation);
+        }
+        for kind in ["shared:", "master:", "unbindable"] {
+            let n = after.iter().filter(|m| m.propagation.contains(kind));
+            println!("{}_after={}", kind.trim_end_matches(':'), n.count());
+        }
+        // And what the kernel does with it: the stand-in host mounts a tmpfs
+        // on its /tmp; does it arrive in the container?
+        nix::sched::setns(&host, CloneFlags::CLONE_NEWNS).context("probe: setns host")?;
+        mount(
+            Some("tmpfs"),
+            "/tmp",
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .context("probe: failed to mount a tmpfs in the stand-in host")?;
+        nix::sched::setns(&container, CloneFlags::CLONE_NEWNS).context("probe: setns")?;
+        println!(
+            "received_from_host={}",
+            ch03_mounts()?.len().saturating_sub(after.len())
+        );
         std::process::exit(0)
     })?)
 }
@@ -283,34 +367,113 @@ fn ch03_proc() -> Result<()> {
             under_test::ch03_mount::mount_proc()?;
             println!("processes={}", count_processes()?);
             println!("self={}", std::fs::read_link("/proc/self")?.display());
+            // The mount the kernel reaches at /proc, as it lists it.
+            match ch03_mount_at("/proc")? {
+                Some(m) => {
+                    println!("proc_fstype={}", m.fstype);
+                    println!("proc_options={}", m.options);
+                }
+                None => println!("proc_fstype=none"),
+            }
             std::process::exit(0)
         },
     )?)
 }
 
+/// Sizes the check asks for: the hint's 16 MiB, and two it never prints.
+const CH03_TMPFS_SIZES: [u64; 3] = [16, 3, 129];
+
 fn ch03_tmpfs() -> Result<()> {
     let dir = PathBuf::from(format!("/tmp/workshop-probe-tmpfs-{}", std::process::id()));
     std::fs::create_dir(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    for size in CH03_TMPFS_SIZES {
+        std::fs::create_dir(dir.join(format!("{size}m")))?;
+    }
     let seen = observe(CloneFlags::CLONE_NEWNS, || {
         ch03_mount::make_mounts_private()?;
-        under_test::ch03_mount::mount_tmpfs(&dir, 16)?;
-        let fs = nix::sys::statfs::statfs(&dir)?;
-        println!(
-            "tmpfs={}",
-            fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC
-        );
-        let vfs = nix::sys::statvfs::statvfs(&dir)?;
-        println!(
-            "size_mib={}",
-            vfs.blocks() * vfs.fragment_size() / (1024 * 1024)
-        );
-        std::fs::write(dir.join("inside.txt"), "written in the container\n")?;
+        for size in CH03_TMPFS_SIZES {
+            let at = dir.join(format!("{size}m"));
+            under_test::ch03_mount::mount_tmpfs(&at, size)?;
+            let point = at.to_string_lossy();
+            let mount = ch03_mount_at(&point)?;
+            println!(
+                "fstype_{size}={}",
+                mount.map_or("none".into(), |m| m.fstype)
+            );
+            let vfs = nix::sys::statvfs::statvfs(&at)?;
+            println!("size_bytes_{size}={}", vfs.blocks() * vfs.fragment_size());
+            std::fs::write(at.join("inside.txt"), "written in the container\n")?;
+        }
         std::process::exit(0)
     });
-    let host_entries = std::fs::read_dir(&dir).map(|d| d.count());
+    // From the host, every directory must still be empty: count what is there.
+    let mut host_entries = Vec::new();
+    for size in CH03_TMPFS_SIZES {
+        for name in all_names(&dir.join(format!("{size}m"))).unwrap_or_default() {
+            host_entries.push(format!("{size}m/{name}"));
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     relay(seen?)?;
-    println!("host_entries={}", host_entries?);
+    println!("host_entries={}", host_entries.len());
+    println!("host_entry_names={}", host_entries.join(" "));
+    println!("left_behind={}", dir.exists());
+    Ok(())
+}
+
+/// Exercise 3.4: a read-only bind mount. Everything happens on a tmpfs this
+/// probe mounts in its own namespace, so that even an answer that makes a
+/// whole filesystem read-only touches nothing of the host's.
+fn ch03_ro_bind() -> Result<()> {
+    let base = PathBuf::from(format!("/tmp/workshop-probe-robind-{}", std::process::id()));
+    std::fs::create_dir(&base).with_context(|| format!("failed to create {}", base.display()))?;
+    let seen = observe(CloneFlags::CLONE_NEWNS, || {
+        ch03_mount::make_mounts_private()?;
+        let base_str = base.to_str().context("utf-8 path")?;
+        mount(
+            Some("tmpfs"),
+            base_str,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .context("probe: failed to mount its tmpfs")?;
+        let (source, target) = (base.join("data"), base.join("view"));
+        std::fs::create_dir(&source)?;
+        std::fs::create_dir(&target)?;
+        std::fs::write(source.join("file"), "the host's data\n")?;
+        under_test::ch03_mount::bind_read_only(&source, &target)?;
+        let same = identity(source.to_str().context("utf-8")?)?
+            == identity(target.to_str().context("utf-8")?)?;
+        println!("same_directory={same}");
+        println!(
+            "target_reads={}",
+            std::fs::read_to_string(target.join("file")).is_ok_and(|t| t == "the host's data\n")
+        );
+        match ch03_mount_at(&target.to_string_lossy())? {
+            Some(m) => {
+                println!("target_mounted=true");
+                println!("target_options={}", m.options);
+                println!("target_root={}", m.root);
+            }
+            None => println!("target_mounted=false"),
+        }
+        let flags = nix::sys::statvfs::statvfs(&target)?.flags();
+        println!(
+            "target_statvfs_rdonly={}",
+            flags.contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+        );
+        println!("target_write={}", ch03_try_write(&target));
+        println!("source_write={}", ch03_try_write(&source));
+        std::process::exit(0)
+    });
+    // The tmpfs lived in the child's namespace only: on the host the
+    // directory is empty, and goes.
+    let host_entries = all_names(&base).map(|n| n.len()).unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&base);
+    relay(seen?)?;
+    println!("host_entries={host_entries}");
+    println!("left_behind={}", base.exists());
     Ok(())
 }
 
@@ -330,29 +493,91 @@ fn all_names(dir: &std::path::Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// What the code under test added to the rootfs (hidden names too), each
+/// removed again if it is an empty directory (remove_dir refuses anything
+/// else): the next run, and the student's rootfs, stay as they were.
+fn ch04_tidy_rootfs(rootfs: &std::path::Path, before: &[String]) -> Result<Vec<String>> {
+    let added: Vec<String> = all_names(rootfs)?
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    for name in &added {
+        let _ = std::fs::remove_dir(rootfs.join(name));
+    }
+    Ok(added)
+}
+
 fn ch04_pivot() -> Result<()> {
     let rootfs = workshop_rootfs::ensure_default(|_| {})?;
     let expected = identity(rootfs.to_str().context("utf-8 path")?)?;
-    println!(
-        "rootfs_listing={}",
-        ch04_rootfs::list_dir(&rootfs)?.join(" ")
-    );
-    relay(observe(
-        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID,
-        || {
-            ch03_mount::make_mounts_private()?;
-            under_test::ch04_rootfs::pivot_into(&rootfs)?;
-            println!("root_is_rootfs={}", identity("/")? == expected);
-            println!(
-                "listing={}",
-                ch04_rootfs::list_dir(std::path::Path::new("/"))?.join(" ")
-            );
+    let host_root = identity("/")?;
+    let before = all_names(&rootfs)?;
+    println!("rootfs_listing={}", before.join(" "));
+    let seen = observe(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID, || {
+        ch03_mount::make_mounts_private()?;
+        // Kept to enter the namespace again afterwards (see below).
+        let ns = std::fs::File::open("/proc/self/ns/mnt")?;
+        under_test::ch04_rootfs::pivot_into(&rootfs)?;
+        println!("root_is_rootfs={}", identity("/")? == expected);
+        println!(
+            "listing={}",
+            all_names(std::path::Path::new("/"))?.join(" ")
+        );
+        // chroot moves this process's "/"; pivot_root moves the mount
+        // namespace's. Entering the namespace again (setns) sets our root to
+        // the namespace's root, whatever chroot said: that is what every
+        // process that joins this container (nsenter, docker exec) gets.
+        nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS)
+            .context("probe: failed to enter its own mount namespace again")?;
+        let ns_root = identity("/")?;
+        println!("namespace_root_is_rootfs={}", ns_root == expected);
+        println!("namespace_root_is_host={}", ns_root == host_root);
+        if std::fs::metadata("/proc/self/mountinfo").is_err() {
             ch03_mount::mount_proc()?;
-            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-            println!("mounts={}", mountinfo.lines().count());
-            std::process::exit(0)
-        },
-    )?)
+        }
+        let mounts = ch03_mounts()?;
+        println!("mounts={}", mounts.len());
+        println!(
+            "mounts_at_root={}",
+            mounts.iter().filter(|m| m.point == "/").count()
+        );
+        let others: Vec<String> = mounts
+            .iter()
+            .filter(|m| m.point != "/" && m.point != "/proc")
+            .map(|m| format!("{} ({})", m.point, m.fstype))
+            .take(8)
+            .collect();
+        println!("other_mounts={}", others.join(", "));
+        // The escape of exercise 4.2 (the chapter's own), run in the
+        // container: after pivot_root and the detach, ".." from the rootfs
+        // leads nowhere; with the host's root still mounted beneath it, it
+        // leads there.
+        ch04_rootfs::break_out_of_chroot()?;
+        let after_escape = identity("/")?;
+        println!("escape_stays_in_rootfs={}", after_escape == expected);
+        println!("escape_reaches_host={}", after_escape == host_root);
+        // Last, lift the rootfs off / (this namespace dies with us) and enter
+        // the namespace again: what lay beneath it? After pivot_root and the
+        // detach, nothing: the rootfs is the namespace's root.
+        let lifted = nix::mount::umount2("/", nix::mount::MntFlags::MNT_DETACH);
+        println!(
+            "lifted={}",
+            lifted.map_or_else(|e| format!("{e:?}"), |()| "ok".into())
+        );
+        nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS)
+            .context("probe: failed to enter its own mount namespace again")?;
+        println!("beneath_is_host={}", identity("/")? == host_root);
+        std::process::exit(0)
+    });
+    let left = ch04_tidy_rootfs(&rootfs, &before)?;
+    relay(seen?)?;
+    println!("left_in_rootfs={}", left.len());
+    println!("left_names={}", left.join(" "));
+    println!(
+        "still_left_in_rootfs={}",
+        ch04_tidy_rootfs(&rootfs, &before)?.len()
+    );
+    Ok(())
 }
 
 fn ch04_breakout() -> Result<()> {
@@ -367,10 +592,14 @@ fn ch04_breakout() -> Result<()> {
         println!("escaped={}", identity("/")? == host_root);
         std::process::exit(0)
     });
-    let after = all_names(&rootfs)?;
-    let left: Vec<&String> = after.iter().filter(|n| !before.contains(n)).collect();
+    let left = ch04_tidy_rootfs(&rootfs, &before)?;
     relay(seen?)?;
     println!("left_in_rootfs={}", left.len());
+    println!("left_names={}", left.join(" "));
+    println!(
+        "still_left_in_rootfs={}",
+        ch04_tidy_rootfs(&rootfs, &before)?.len()
+    );
     Ok(())
 }
 
@@ -404,6 +633,67 @@ fn domainname() -> Result<String> {
         .map(|&c| c as u8)
         .collect();
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Exercise 4.3: mask /proc files, in a child with a proc of its own.
+fn ch04_mask() -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    // Two files /proc has on most kernels, which runc masks: the check asks
+    // for both, so an answer that masks one fixed path is seen.
+    let candidates = [
+        "/proc/kcore",
+        "/proc/timer_list",
+        "/proc/keys",
+        "/proc/sched_debug",
+    ];
+    let paths: Vec<&str> = candidates
+        .into_iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .take(2)
+        .collect();
+    anyhow::ensure!(paths.len() == 2, "probe: /proc has none of {candidates:?}");
+    let null = std::fs::metadata("/dev/null")?.rdev();
+    let seen = observe(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID, || {
+        ch03_mount::make_mounts_private()?;
+        ch03_mount::mount_proc()?;
+        for (i, path) in paths.iter().enumerate() {
+            under_test::ch04_rootfs::mask_path(std::path::Path::new(path))?;
+            println!("path_{i}={path}");
+            let meta = std::fs::metadata(path)?;
+            let is_null = meta.file_type().is_char_device() && meta.rdev() == null;
+            println!("is_dev_null_{i}={is_null}");
+            println!(
+                "kind_{i}={}",
+                if meta.file_type().is_char_device() {
+                    format!(
+                        "character device {}:{}",
+                        nix::sys::stat::major(meta.rdev()),
+                        nix::sys::stat::minor(meta.rdev())
+                    )
+                } else if meta.is_file() {
+                    "regular file".into()
+                } else {
+                    "directory".into()
+                }
+            );
+            let mut buf = [0u8; 64];
+            let read = std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read(&mut f, &mut buf))
+                .map_or("error".to_string(), |n| n.to_string());
+            println!("read_bytes_{i}={read}");
+            println!("mounted_{i}={}", ch03_mount_at(path)?.is_some());
+        }
+        std::process::exit(0)
+    });
+    // The host's /proc must be as it was.
+    for (i, path) in paths.iter().enumerate() {
+        let meta = std::fs::metadata(path)?;
+        println!(
+            "host_masked_{i}={}",
+            meta.file_type().is_char_device() && meta.rdev() == null
+        );
+    }
+    relay(seen?)
 }
 
 fn ch05_hostname() -> Result<()> {

@@ -35,3 +35,30 @@ pub fn mount_tmpfs(at: &Path, size_mib: u64) -> Result<()> {
     )
     .with_context(|| format!("failed to mount a tmpfs on {}", at.display()))
 }
+
+/// Exercise 3.4: a read-only view of a directory.
+pub fn bind_read_only(source: &Path, target: &Path) -> Result<()> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| {
+        format!(
+            "failed to bind {} on {}",
+            source.display(),
+            target.display()
+        )
+    })?;
+    // MS_RDONLY was ignored by the bind itself: remount this one mount.
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .with_context(|| format!("failed to make {} read-only", target.display()))
+}

@@ -32,3 +32,15 @@ pub fn break_out_of_chroot() -> Result<()> {
     }
     chroot(".").context("failed to chroot(\".\")")
 }
+
+/// Exercise 4.3: mask a file of /proc with /dev/null.
+pub fn mask_path(path: &Path) -> Result<()> {
+    mount(
+        Some("/dev/null"),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("failed to mask {} with /dev/null", path.display()))
+}
