@@ -5,6 +5,7 @@ use super::probe;
 #[test]
 fn ex7_1_cpu_limits_in_v2_and_v1_files() {
     use crate::under_test::ch07_cgroups::write_cpu_limit;
+    super::own_work("7.1", "ch07_cgroups.rs");
     // Removed when the check ends, passed or failed (it left /tmp/ex7-1-PID
     // behind on every run).
     let tmp = workshop_testkit::TempDir::new("ex7-1");
