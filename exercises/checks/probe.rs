@@ -323,18 +323,25 @@ fn ch07_pids() -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let writes = Writes::watch(&dir)?;
-    if let Err(e) = under_test::ch07_cgroups::limit_tasks(&dir, 5, child) {
-        println!("limit_error={}", format!("{e:#}").replace('\n', " "));
-    }
-    println!("writes={}", writes.seen()?.join(","));
+    // A panic too (a todo!(), or an answer that panics after attaching the
+    // probe) comes back here first, so that the probe goes home before it.
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        under_test::ch07_cgroups::limit_tasks(&dir, 5, child)
+    }));
     // The probe itself in the cgroup (its own PID written): back home, or
     // the cgroup could not be removed.
     let moved = dir_of(std::process::id(), "pids")? == dir;
-    println!("probe_moved={moved}");
     if moved {
         std::fs::write(home.join("cgroup.procs"), std::process::id().to_string())
             .context("failed to move the probe back to its own cgroup")?;
     }
+    match answer {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => println!("limit_error={}", format!("{e:#}").replace('\n', " ")),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    println!("writes={}", writes.seen()?.join(","));
+    println!("probe_moved={moved}");
     let mut threads = Vec::new();
     for task in std::fs::read_dir(&tasks)? {
         let tid: u32 = task?.file_name().to_string_lossy().parse()?;
