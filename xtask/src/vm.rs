@@ -34,8 +34,9 @@ use workshop::error::hinted;
 use workshop_rootfs::{elf, shown};
 
 /// The packages whose tests run in the VM: the chapters that need a real
-/// kernel of their own (namespaces, mounts, pivot_root, cgroups). Add a
-/// chapter here to test it there too.
+/// kernel of their own (namespaces, mounts, pivot_root, cgroups), and the
+/// exercise checks against the solutions, so that they run on cgroup v2 too.
+/// Add a chapter here to test it there too.
 pub const PACKAGES: &[&str] = &[
     "ch01-clone",
     "ch02-namespaces",
