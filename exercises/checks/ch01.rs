@@ -70,6 +70,7 @@ fn ex1_1_the_command_runs_as_pid_1_of_a_new_pid_namespace() {
 #[test]
 fn ex1_2_exit_codes_are_what_a_shell_reports() {
     use crate::under_test::ch01_clone::exit_code;
+    super::own_work("1.2", "ch01_clone.rs");
     let pid = Pid::from_raw(42);
     assert_eq!(exit_code(WaitStatus::Exited(pid, 0)), Some(0));
     assert_eq!(exit_code(WaitStatus::Exited(pid, 7)), Some(7));
@@ -137,6 +138,7 @@ fn shell_says(script: &str) -> i32 {
 #[test]
 fn ex1_2_exit_codes_match_the_shells_for_real_processes() {
     use crate::under_test::ch01_clone::exit_code;
+    super::own_work("1.2", "ch01_clone.rs");
     // Statuses from the kernel, for processes of our own, beside what a shell
     // reports for the same script.
     for script in ["exit 0", "exit 7", "kill -KILL $$", "kill -TERM $$"] {

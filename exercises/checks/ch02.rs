@@ -71,6 +71,7 @@ fn calling<T>(what: &str, f: impl FnOnce() -> T) -> T {
 #[test]
 fn ex2_1_namespace_inode_matches_the_kernels() {
     use crate::under_test::ch02_namespaces::namespace_inode;
+    super::own_work("2.1", "ch02_namespaces.rs");
     let other = Other::start();
     let me = Pid::this();
     for pid in [me, other.pid()] {
@@ -175,6 +176,7 @@ fn ex2_2_join_lands_in_the_containers_namespaces() {
 #[test]
 fn ex2_3_shared_namespaces_are_the_kernels() {
     use crate::under_test::ch02_namespaces::shared_namespaces;
+    super::own_work("2.3", "ch02_namespaces.rs");
     let other = Other::start();
     let me = Pid::this();
     let expect = |a: Pid, b: Pid| -> Vec<String> {

@@ -5,6 +5,7 @@ use super::probe;
 #[test]
 fn ex5_1_hostnames_are_validated() {
     use crate::under_test::ch05_uts::validate_hostname;
+    super::own_work("5.1", "ch05_uts.rs");
     let label_63 = "a".repeat(63);
     let name_64 = format!("{}.{}", "a".repeat(31), "b".repeat(32));
     let good: &[(&str, &str)] = &[

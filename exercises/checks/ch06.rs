@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 #[test]
 fn ex6_1_the_host_end_takes_the_first_address() {
     use crate::under_test::ch06_net::host_address;
+    super::own_work("6.1", "ch06_net.rs");
     let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
     // A panic (a shift that overflows, say) is reported as such.
     let call = |addr: &str, prefix: u8| {

@@ -5,62 +5,148 @@ use super::probe;
 #[test]
 fn ex7_1_cpu_limits_in_v2_and_v1_files() {
     use crate::under_test::ch07_cgroups::write_cpu_limit;
+    super::own_work("7.1", "ch07_cgroups.rs");
     // Removed when the check ends, passed or failed (it left /tmp/ex7-1-PID
     // behind on every run).
     let tmp = workshop_testkit::TempDir::new("ex7-1");
-    let dir = tmp.path();
     // The kernel's own file names, written out: the check states them
     // itself rather than agreeing with chapter 7's constants by construction.
-    let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f)).unwrap_or_else(|_| panic!("{f} was not written"))
-    };
-    write_cpu_limit(dir, 0.2, true).unwrap();
-    assert_eq!(
-        read("cpu.max").trim(),
-        "20000 100000",
-        "v2: cpu.max for --cpus 0.2"
-    );
-    write_cpu_limit(dir, 1.5, true).unwrap();
-    assert_eq!(
-        read("cpu.max").trim(),
-        "150000 100000",
-        "v2: cpu.max for --cpus 1.5"
-    );
-    write_cpu_limit(dir, 0.2, false).unwrap();
-    assert_eq!(
-        read("cpu.cfs_quota_us").trim(),
-        "20000",
-        "v1: cpu.cfs_quota_us for --cpus 0.2"
-    );
-    assert_eq!(
-        read("cpu.cfs_period_us").trim(),
-        "100000",
-        "v1: cpu.cfs_period_us"
-    );
-    write_cpu_limit(dir, 0.333, false).unwrap();
-    assert_eq!(
-        read("cpu.cfs_quota_us").trim(),
-        "33300",
-        "v1: a quota in whole microseconds"
-    );
+    const V2: &[&str] = &["cpu.max"];
+    const V1: &[&str] = &["cpu.cfs_period_us", "cpu.cfs_quota_us"];
+    // Each case in a fresh directory, as a fresh cgroup: a file one case
+    // wrote cannot stand in for one the next forgot.
+    for (case, (cpus, v2, expected)) in [
+        (0.2, true, "20000 100000"),
+        (1.5, true, "150000 100000"),
+        // 0.29 × 100000 is 28999.999999999996 in f64: truncated, 28999.
+        (0.29, true, "29000 100000"),
+        (0.2, false, "100000 20000"),
+        (0.333, false, "100000 33300"),
+        (0.29, false, "100000 29000"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tmp.path().join(case.to_string());
+        std::fs::create_dir(&dir).unwrap();
+        let version = if v2 { "v2" } else { "v1" };
+        write_cpu_limit(&dir, cpus, v2).unwrap();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        let (mine, other) = if v2 { (V2, V1) } else { (V1, V2) };
+        for f in other {
+            assert!(
+                read(f).is_none(),
+                "\n{version}, --cpus {cpus}: {f} was written too; a {version} cgroup has no \
+                 such file (the kernel refuses to create it): write only {}\n",
+                mine.join(" and ")
+            );
+        }
+        let got: Vec<String> = mine
+            .iter()
+            .map(|f| match read(f) {
+                Some(text) => text.trim().to_string(),
+                None => panic!("\n{version}, --cpus {cpus}: {f} was not written\n"),
+            })
+            .collect();
+        let got = got.join(" ");
+        let shown = mine.join(" + ");
+        assert_eq!(
+            got,
+            expected,
+            "\n{version}, --cpus {cpus}: {shown} say {got:?}, the kernel needs {expected:?}: \
+             the quota is cpus × 100000 µs rounded to whole µs (not truncated: {cpus} × 100000 \
+             is {} in f64), the period 100000 µs, in that order{}\n",
+            cpus * 100_000.0,
+            if v2 { " (\"QUOTA PERIOD\")" } else { "" }
+        );
+    }
 }
 
 #[test]
 fn ex7_2_the_kernel_allows_exactly_pids_max_tasks() {
     let report = probe("ch07-pids", "7.2", "ch07_cgroups.rs");
-    assert_eq!(report.get("pids_max"), "5", "pids.max should say 5");
+    if let Some(error) = report.values.get("limit_error") {
+        let hint = if error.contains("tasks") {
+            "\n  v2 has no `tasks` file (the kernel refuses to create one: EACCES), and v1's \
+             moves a single thread: write the PID to cgroup.procs, which moves the whole process"
+        } else if error.contains("os error 22") {
+            "\n  the kernel refused a value (EINVAL): write each whole value in one write(2), \
+             e.g. std::fs::write; writeln! may send the number and the newline separately"
+        } else {
+            ""
+        };
+        panic!("\n\nexercise 7.2: limit_tasks failed: {error}{hint}\n");
+    }
+    assert_eq!(
+        report.get("probe_moved"),
+        "false",
+        "\nthe check's own process (the probe) was moved into the cgroup: write the PID you \
+         are given (`pid`), not std::process::id()\n"
+    );
+    assert_eq!(
+        report.get("threads_in_cgroup"),
+        "2/2",
+        "\nthreads of the process in the cgroup (their /proc/TID/cgroup): the process has two \
+         threads; v1's `tasks` moves one thread only: write the PID to cgroup.procs\n"
+    );
     assert_eq!(
         report.get("in_cgroup"),
         "true",
-        "the process should be in the cgroup (its /proc/PID/cgroup)"
+        "\nthe process should be in the cgroup (its /proc/PID/cgroup)\n"
+    );
+    let writes = report.get("writes");
+    let order: Vec<&str> = writes.split(',').collect();
+    let at = |file: &str| order.iter().position(|&f| f == file);
+    assert!(
+        matches!((at("pids.max"), at("cgroup.procs")), (Some(limit), Some(attach)) if limit < attach),
+        "\nthe kernel saw these writes in the cgroup, in this order: {writes:?}; set pids.max \
+         first, then attach: a process attached first may fork past the limit before it is set\n"
+    );
+    assert_eq!(
+        report.get("pids_max"),
+        "5",
+        "\npids.max should say 5: the limit counts every task, the first process included\n"
     );
     let bomb: ch07_cgroups::Bomb = report
         .get("bomb")
         .parse()
         .unwrap_or_else(|e| panic!("{e}:\n{}", report.text));
     assert_eq!(
-        bomb.forked, 4,
-        "5 tasks: the process and 4 children; the rest of the 10 forks refused"
+        (bomb.forked, bomb.refused),
+        (3, 7),
+        "\n5 tasks: the process, its second thread and 3 children; the kernel let {} of the \
+         10 forks through\n",
+        bomb.forked
     );
-    assert_eq!(bomb.refused, 6);
+}
+
+#[test]
+fn ex7_3_refused_forks_are_the_kernels_count() {
+    let report = probe("ch07-events", "7.3", "ch07_cgroups.rs");
+    let bomb: ch07_cgroups::Bomb = report
+        .get("bomb")
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}:\n{}", report.text));
+    // pids.max 3: the bomber and 2 children; the kernel refused the rest.
+    assert_eq!(
+        (bomb.forked, bomb.refused),
+        (2, 8),
+        "the probe's bomb:\n{}",
+        report.text
+    );
+    let events = report.get("events");
+    assert_eq!(
+        report.number("before"),
+        0,
+        "\nbefore the fork bomb no fork had been refused, yet you counted {}: return the number \
+         on pids.events' `max` line (after the bomb it says {events:?})\n",
+        report.get("before")
+    );
+    assert_eq!(
+        report.number("after"),
+        bomb.refused as u64,
+        "\nthe kernel refused {} forks and pids.events now says {events:?}: return the number \
+         on the `max` line (not pids.max, the limit, nor pids.current)\n",
+        bomb.refused
+    );
 }

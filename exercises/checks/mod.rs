@@ -13,6 +13,9 @@ mod ch05;
 mod ch06;
 mod ch07;
 mod mybox;
+mod namesake;
+
+use namesake::{exercise_fn, namesake_call};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -60,6 +63,7 @@ pub fn probe_in_net_sandbox(scenario: &str, exercise: &str, file: &str) -> Repor
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn probe_with(mut cmd: std::process::Command, exercise: &str, file: &str) -> Report {
+    own_work(exercise, file);
     workshop_testkit::require_root();
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let host = workshop_testkit::HostSnapshot::take();
@@ -85,4 +89,31 @@ fn probe_with(mut cmd: std::process::Command, exercise: &str, file: &str) -> Rep
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     Report { values, text }
+}
+
+/// Refuse a student's answer that hands the exercise to the chapter's own
+/// function of the same name (`ch03_mount::make_mounts_private()`, or through
+/// an alias): it would pass, and prove nothing about what the student wrote.
+/// Only for the `exercises` package (the solutions and variants are ours):
+/// its source file is read at run time, where cargo built it. A check that
+/// calls the code under test directly calls this first; [`probe`] does.
+pub fn own_work(exercise: &str, file: &str) {
+    if env!("CARGO_PKG_NAME") != "exercises" {
+        return;
+    }
+    let path = format!("{}/src/{file}", env!("CARGO_MANIFEST_DIR"));
+    // No source (a test executable copied elsewhere): nothing to read.
+    let Ok(source) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let Some(name) = exercise_fn(&source, exercise) else {
+        return;
+    };
+    if let Some(reach) = namesake_call(&source, &name) {
+        panic!(
+            "\n\nexercise {exercise}: exercises/src/{file} reaches the chapter's own `{name}` \
+             (`{reach}`): the check would test the chapter's code, not yours.\n  write `{name}` \
+             yourself (the hints say how); the chapter's other helpers are yours to call\n"
+        );
+    }
 }

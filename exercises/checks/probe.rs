@@ -40,6 +40,7 @@ fn run(scenario: &str) -> Result<()> {
         "ch06-inside" => ch06_inside(),
         "ch06-route" => ch06_route(),
         "ch07-pids" => ch07_pids(),
+        "ch07-events" => ch07_events(),
         other => bail!("unknown probe scenario {other:?}"),
     }
 }
@@ -911,12 +912,143 @@ fn ch06_route() -> Result<()> {
     })?)
 }
 
-/// A real cgroup (the workshop's, beneath ours), a gated child, the code under
-/// test sets pids.max to 5 and attaches the child, which then tries 10 forks.
+/// A real cgroup (the workshop's, beneath ours), a gated child of two
+/// threads; the code under test sets pids.max to 5 and attaches the child,
+/// which then tries 10 forks. Reported: the order in which the cgroup's files
+/// were written (inotify), where each thread of the child landed, whether the
+/// probe itself was moved (it moves back, so that the cgroup can go), and any
+/// error of the code under test, as `limit_error` (the check explains it).
 fn ch07_pids() -> Result<()> {
-    use ch07_cgroups::cgroup::{Cgroup, Limits, PIDS_MAX};
+    use ch07_cgroups::cgroup::{dir_of, Cgroup, Limits, PIDS_MAX};
     let cgroup = Cgroup::create(&Limits {
         pids: Some(1000),
+        ..Limits::default()
+    })?;
+    let dir = cgroup.dir("pids")?.to_path_buf();
+    let home = dir_of(std::process::id(), "pids")?;
+    let mut gate = Gate::new()?;
+    let output = Capture::new()?;
+    let child = clone_child(CloneFlags::CLONE_NEWPID, || {
+        output.redirect()?;
+        // A second thread, parked: `cgroup.procs` moves it with the process,
+        // v1's `tasks` would leave it behind. It takes one of the 5 tasks.
+        std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(30)));
+        gate.pass()?;
+        let bomb = ch07_cgroups::fork_bomb(10, std::time::Duration::from_millis(200));
+        println!("bomb={bomb}");
+        std::process::exit(0)
+    })?;
+    // Both threads up before the code under test runs.
+    let tasks = PathBuf::from(format!("/proc/{child}/task"));
+    for _ in 0..500 {
+        if std::fs::read_dir(&tasks)?.count() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let writes = Writes::watch(&dir)?;
+    // A panic too (a todo!(), or an answer that panics after attaching the
+    // probe) comes back here first, so that the probe goes home before it.
+    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        under_test::ch07_cgroups::limit_tasks(&dir, 5, child)
+    }));
+    // The probe itself in the cgroup (its own PID written): back home, or
+    // the cgroup could not be removed.
+    let moved = dir_of(std::process::id(), "pids")? == dir;
+    if moved {
+        std::fs::write(home.join("cgroup.procs"), std::process::id().to_string())
+            .context("failed to move the probe back to its own cgroup")?;
+    }
+    match answer {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => println!("limit_error={}", format!("{e:#}").replace('\n', " ")),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    println!("writes={}", writes.seen()?.join(","));
+    println!("probe_moved={moved}");
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(&tasks)? {
+        let tid: u32 = task?.file_name().to_string_lossy().parse()?;
+        threads.push(dir_of(tid, "pids")? == dir);
+    }
+    let inside = threads.iter().filter(|&&t| t).count();
+    println!("threads_in_cgroup={inside}/{}", threads.len());
+    println!(
+        "in_cgroup={}",
+        dir_of(child.as_raw() as u32, "pids")? == dir
+    );
+    println!(
+        "pids_max={}",
+        std::fs::read_to_string(dir.join(PIDS_MAX))?.trim()
+    );
+    gate.open();
+    let (text, exit) = output.collect(child)?;
+    print!("{text}");
+    anyhow::ensure!(exit.code() == 0, "the child failed ({exit})");
+    Ok(())
+}
+
+/// The names of the files written in a directory, in order, from inotify
+/// (IN_MODIFY: a write(2) to a cgroup file is one event, named).
+struct Writes(std::os::fd::OwnedFd);
+
+impl Writes {
+    fn watch(dir: &std::path::Path) -> Result<Writes> {
+        use nix::libc;
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain syscalls; the fd is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        anyhow::ensure!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes())?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid fd and a NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) };
+        anyhow::ensure!(
+            wd >= 0,
+            "inotify_add_watch {}: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        );
+        Ok(Writes(fd))
+    }
+
+    fn seen(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match nix::unistd::read(&self.0, &mut buf) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(names),
+                Err(e) => return Err(e).context("failed to read inotify events"),
+            };
+            // struct inotify_event { int wd; u32 mask, cookie, len; char name[len]; }
+            let mut at = 0;
+            while at + 16 <= n {
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into()?) as usize;
+                let name = &buf[at + 16..(at + 16 + len).min(n)];
+                let name = String::from_utf8_lossy(name)
+                    .trim_end_matches('\0')
+                    .to_string();
+                names.push(name);
+                at += 16 + len;
+            }
+        }
+    }
+}
+
+/// A cgroup whose pids.max (3) the probe sets and attaches a gated child to,
+/// which then tries 10 forks. The code under test reads the count of refused
+/// forks before the bomb (`before`) and after it (`after`).
+fn ch07_events() -> Result<()> {
+    use ch07_cgroups::cgroup::{Cgroup, Limits, CGROUP_PROCS, PIDS_EVENTS};
+    let cgroup = Cgroup::create(&Limits {
+        pids: Some(3),
         ..Limits::default()
     })?;
     let dir = cgroup.dir("pids")?.to_path_buf();
@@ -929,16 +1061,17 @@ fn ch07_pids() -> Result<()> {
         println!("bomb={bomb}");
         std::process::exit(0)
     })?;
-    under_test::ch07_cgroups::limit_tasks(&dir, 5, child)?;
-    let in_cgroup = ch07_cgroups::cgroup::dir_of(child.as_raw() as u32, "pids")? == dir;
-    println!(
-        "pids_max={}",
-        std::fs::read_to_string(dir.join(PIDS_MAX))?.trim()
-    );
-    println!("in_cgroup={in_cgroup}");
+    std::fs::write(dir.join(CGROUP_PROCS), child.to_string())?;
+    let before = under_test::ch07_cgroups::refused_forks(&dir);
     gate.open();
     let (text, exit) = output.collect(child)?;
     print!("{text}");
     anyhow::ensure!(exit.code() == 0, "the child failed ({exit})");
+    let after = under_test::ch07_cgroups::refused_forks(&dir);
+    let events = std::fs::read_to_string(dir.join(PIDS_EVENTS))?;
+    println!("events={}", events.trim().replace('\n', "; "));
+    for (key, answer) in [("before", before?), ("after", after?)] {
+        println!("{key}={answer}");
+    }
     Ok(())
 }

@@ -33,7 +33,32 @@ pub fn write_cpu_limit(dir: &Path, cpus: f64, v2: bool) -> Result<()> {
 /// Hints:
 /// - `pids.max` takes a number; `cgroup.procs` takes a PID.
 /// - set the limit before you attach: the process may fork at once.
+/// - `cgroup.procs` moves the whole process, every thread of it; v1's
+///   `tasks` moves one thread only, and v2 has no `tasks` file at all.
 pub fn limit_tasks(dir: &Path, max: u64, pid: nix::unistd::Pid) -> Result<()> {
     // TODO: write pids.max, then cgroup.procs.
     todo!("exercise 7.2: set pids.max and attach the process")
+}
+
+/// Exercise 7.3: count the forks the pids limit refused.
+///
+/// The chapter sets `pids.max` and watches the fork bomb fail; the kernel
+/// counts each refusal too, in the cgroup's `pids.events` file, one
+/// `KEY VALUE` pair per line:
+///
+/// ```text
+/// max 6
+/// ```
+///
+/// Return that `max` count for the cgroup directory `dir` (v2 or v1's pids
+/// hierarchy: the file is the same). The check makes a cgroup, lets a fork
+/// bomb hit its limit, and compares your count with the forks that failed.
+///
+/// Hints:
+/// - find the line whose first word is `max`; a file read ends with `\n`.
+/// - newer kernels may add other lines (`max.imposed 0`): look for the key,
+///   not for the first number in the file.
+pub fn refused_forks(dir: &Path) -> Result<u64> {
+    // TODO: read pids.events and return the number after `max`.
+    todo!("exercise 7.3: read the `max` count of pids.events")
 }

@@ -26,3 +26,18 @@ pub fn limit_tasks(dir: &Path, max: u64, pid: nix::unistd::Pid) -> Result<()> {
     write(dir, "pids.max", &max.to_string())?;
     write(dir, "cgroup.procs", &pid.to_string())
 }
+
+/// Exercise 7.3: count the forks the pids limit refused.
+pub fn refused_forks(dir: &Path) -> Result<u64> {
+    let path = dir.join("pids.events");
+    let events = std::fs::read_to_string(&path)
+        .with_context(|| format!("failed to read {}", path.display()))?;
+    let count = events
+        .lines()
+        .find_map(|line| line.strip_prefix("max "))
+        .with_context(|| format!("no `max` line in {}: {events:?}", path.display()))?;
+    count
+        .trim()
+        .parse()
+        .with_context(|| format!("`max {count}` in {} is not a count", path.display()))
+}

@@ -34,8 +34,9 @@ use workshop::error::hinted;
 use workshop_rootfs::{elf, shown};
 
 /// The packages whose tests run in the VM: the chapters that need a real
-/// kernel of their own (namespaces, mounts, pivot_root, cgroups). Add a
-/// chapter here to test it there too.
+/// kernel of their own (namespaces, mounts, pivot_root, cgroups), and the
+/// exercise checks against the solutions, so that they run on cgroup v2 too.
+/// Add a chapter here to test it there too.
 pub const PACKAGES: &[&str] = &[
     "ch01-clone",
     "ch02-namespaces",
@@ -44,6 +45,9 @@ pub const PACKAGES: &[&str] = &[
     "ch05-uts",
     "ch06-net",
     "ch07-cgroups",
+    // The exercise checks, against the solutions: the probe
+    // (`solutions-probe`) goes in as a binary of the package.
+    "solutions",
 ];
 
 /// A test that cannot run in the VM, and why. Only for a missing tool: a
@@ -565,12 +569,7 @@ fn build(build_dir: &Path, packages: &[String]) -> Result<Built> {
     }
     let manifests: BTreeMap<PathBuf, String> = packages
         .iter()
-        .map(|p| {
-            (
-                root().join("chapters").join(p).join("Cargo.toml"),
-                p.clone(),
-            )
-        })
+        .map(|p| (manifest_of(p), p.clone()))
         .collect();
     let mut built = artifacts(&messages, &manifests)?;
     built.cachedir_tag = build_dir.join("CACHEDIR.TAG");
@@ -596,6 +595,17 @@ fn build(build_dir: &Path, packages: &[String]) -> Result<Built> {
         }
     }
     Ok(built)
+}
+
+/// A package's Cargo.toml: a chapter's under chapters/, `solutions` at the
+/// root of the workspace.
+fn manifest_of(package: &str) -> PathBuf {
+    let chapter = root().join("chapters").join(package).join("Cargo.toml");
+    if chapter.is_file() {
+        chapter
+    } else {
+        root().join(package).join("Cargo.toml")
+    }
 }
 
 /// The test executables and binaries of our `manifests` (Cargo.toml path ->

@@ -1,15 +1,152 @@
 //! Chapter 7: the answers a student might give (see the crate's doc).
 
-use crate::{chosen, unknown, Variant};
-use anyhow::Result;
+use crate::{chosen, right, unknown, wrong, Variant};
+use anyhow::{Context, Result};
+use std::io::Write as _;
 use std::path::Path;
 
-pub const VARIANTS: &[Variant] = &[];
+pub const VARIANTS: &[Variant] = &[
+    wrong(
+        "7.1",
+        "truncate",
+        "`(cpus * 100000.0) as u64` truncates: 0.29 CPUs is 28999.999… µs in f64, so 28999",
+    ),
+    wrong(
+        "7.1",
+        "swapped",
+        "cpu.max as \"PERIOD QUOTA\": the kernel reads the first number as the quota",
+    ),
+    wrong(
+        "7.1",
+        "millis",
+        "the quota and period in milliseconds (20, 100): cgroup CPU files count microseconds",
+    ),
+    wrong(
+        "7.1",
+        "both",
+        "writes cpu.max and the cfs files whatever the version: a cgroup of one version has no file of the other",
+    ),
+    right(
+        "7.1",
+        "half-up",
+        "rounds with + 0.5 and floor, writes through File handles, with a trailing newline",
+    ),
+    wrong(
+        "7.2",
+        "attach-first",
+        "attaches, then sets pids.max: the process can fork past the limit in between",
+    ),
+    wrong(
+        "7.2",
+        "tasks",
+        "writes the PID to `tasks`: v1 moves one thread only (its other threads stay out), v2 has no such file",
+    ),
+    wrong(
+        "7.2",
+        "self",
+        "writes std::process::id(): the caller goes into the cgroup, not `pid` (and the cgroup cannot be removed while it is there)",
+    ),
+    wrong(
+        "7.2",
+        "plus-one",
+        "pids.max = max + 1, as if the limit counted only the children: it counts every task",
+    ),
+    wrong(
+        "7.2",
+        "writeln",
+        "writeln! to the open file: it may write the number and the newline in two write(2)s, and the kernel refuses a lone \"\\n\" (EINVAL)",
+    ),
+    right(
+        "7.2",
+        "open-write",
+        "OpenOptions without create, each value and its newline in one write_all",
+    ),
+    wrong(
+        "7.3",
+        "no-trim",
+        "parses what follows `max ` with its newline still on: \"8\\n\" is not a number",
+    ),
+    wrong(
+        "7.3",
+        "limit",
+        "reads pids.max, the limit, instead of how often the kernel enforced it",
+    ),
+    wrong(
+        "7.3",
+        "current",
+        "reads pids.current, the tasks there now, instead of the refused forks",
+    ),
+    wrong(
+        "7.3",
+        "contains",
+        "`events.contains(\"max\")` as the count: 1 whether or not a fork was refused",
+    ),
+    right(
+        "7.3",
+        "words",
+        "split_whitespace on each line, the value of the pair whose key is `max`",
+    ),
+];
+
+fn put(dir: &Path, file: &str, value: &str) -> Result<()> {
+    std::fs::write(dir.join(file), value).with_context(|| format!("failed to write {file}"))
+}
+
+fn get(dir: &Path, file: &str) -> Result<String> {
+    std::fs::read_to_string(dir.join(file)).with_context(|| format!("failed to read {file}"))
+}
 
 /// Exercise 7.1.
 pub fn write_cpu_limit(dir: &Path, cpus: f64, v2: bool) -> Result<()> {
+    let rounded = (cpus * 100_000.0).round() as u64;
     match chosen("7.1").as_deref() {
         None => solutions::ch07_cgroups::write_cpu_limit(dir, cpus, v2),
+        Some("truncate") => {
+            let quota = (cpus * 100_000.0) as u64;
+            if v2 {
+                put(dir, "cpu.max", &format!("{quota} 100000"))
+            } else {
+                put(dir, "cpu.cfs_period_us", "100000")?;
+                put(dir, "cpu.cfs_quota_us", &quota.to_string())
+            }
+        }
+        Some("swapped") => {
+            if v2 {
+                put(dir, "cpu.max", &format!("100000 {rounded}"))
+            } else {
+                put(dir, "cpu.cfs_period_us", "100000")?;
+                put(dir, "cpu.cfs_quota_us", &rounded.to_string())
+            }
+        }
+        Some("millis") => {
+            let quota = (cpus * 100.0).round() as u64;
+            if v2 {
+                put(dir, "cpu.max", &format!("{quota} 100"))
+            } else {
+                put(dir, "cpu.cfs_period_us", "100")?;
+                put(dir, "cpu.cfs_quota_us", &quota.to_string())
+            }
+        }
+        Some("both") => {
+            put(dir, "cpu.max", &format!("{rounded} 100000"))?;
+            put(dir, "cpu.cfs_period_us", "100000")?;
+            put(dir, "cpu.cfs_quota_us", &rounded.to_string())
+        }
+        Some("half-up") => {
+            let quota = (cpus * 100_000.0 + 0.5).floor() as u64;
+            let mut lines: Vec<(&str, String)> = Vec::new();
+            if v2 {
+                lines.push(("cpu.max", format!("{quota} {}", 100_000)));
+            } else {
+                lines.push(("cpu.cfs_period_us", 100_000.to_string()));
+                lines.push(("cpu.cfs_quota_us", quota.to_string()));
+            }
+            for (file, value) in lines {
+                let mut f = std::fs::File::create(dir.join(file))?;
+                f.write_all(format!("{value}\n").as_bytes())?;
+            }
+            Ok(())
+        }
         Some(other) => unknown("7.1", other),
     }
 }
@@ -18,6 +155,68 @@ pub fn write_cpu_limit(dir: &Path, cpus: f64, v2: bool) -> Result<()> {
 pub fn limit_tasks(dir: &Path, max: u64, pid: nix::unistd::Pid) -> Result<()> {
     match chosen("7.2").as_deref() {
         None => solutions::ch07_cgroups::limit_tasks(dir, max, pid),
+        Some("attach-first") => {
+            put(dir, "cgroup.procs", &pid.to_string())?;
+            put(dir, "pids.max", &max.to_string())
+        }
+        Some("tasks") => {
+            put(dir, "pids.max", &max.to_string())?;
+            put(dir, "tasks", &pid.to_string())
+        }
+        Some("self") => {
+            put(dir, "pids.max", &max.to_string())?;
+            put(dir, "cgroup.procs", &std::process::id().to_string())
+        }
+        Some("plus-one") => {
+            put(dir, "pids.max", &(max + 1).to_string())?;
+            put(dir, "cgroup.procs", &pid.to_string())
+        }
+        Some(how @ ("open-write" | "writeln")) => {
+            for (file, value) in [
+                ("pids.max", max.to_string()),
+                ("cgroup.procs", pid.to_string()),
+            ] {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dir.join(file))
+                    .with_context(|| format!("failed to open {file}"))?;
+                if how == "writeln" {
+                    writeln!(f, "{value}")
+                } else {
+                    f.write_all(format!("{value}\n").as_bytes())
+                }
+                .with_context(|| format!("failed to write {value:?} to {file}"))?;
+            }
+            Ok(())
+        }
         Some(other) => unknown("7.2", other),
+    }
+}
+
+/// Exercise 7.3.
+pub fn refused_forks(dir: &Path) -> Result<u64> {
+    match chosen("7.3").as_deref() {
+        None => solutions::ch07_cgroups::refused_forks(dir),
+        Some("no-trim") => {
+            let events = get(dir, "pids.events")?;
+            let count = events.strip_prefix("max ").context("no max")?;
+            count
+                .parse()
+                .with_context(|| format!("{count:?} is not a number"))
+        }
+        Some("limit") => Ok(get(dir, "pids.max")?.trim().parse()?),
+        Some("current") => Ok(get(dir, "pids.current")?.trim().parse()?),
+        Some("contains") => Ok(get(dir, "pids.events")?.contains("max") as u64),
+        Some("words") => {
+            let events = get(dir, "pids.events")?;
+            for line in events.lines() {
+                let mut words = line.split_whitespace();
+                if words.next() == Some("max") {
+                    return Ok(words.next().context("`max` without a count")?.parse()?);
+                }
+            }
+            anyhow::bail!("pids.events has no `max` line: {events:?}")
+        }
+        Some(other) => unknown("7.3", other),
     }
 }
