@@ -38,6 +38,7 @@ fn ex5_1_hostnames_are_validated() {
     }
     let too_long = "a".repeat(65);
     let long_label = "a".repeat(64);
+    let short_labels_65 = format!("{}.{}", "a".repeat(32), "b".repeat(32));
     let bad: &[(&str, &str)] = &[
         ("", "a hostname has at least 1 byte"),
         ("bad_name", "`_` is not a letter, digit or hyphen"),
@@ -61,6 +62,12 @@ fn ex5_1_hostnames_are_validated() {
             "digits are ASCII only: `٣` is an Arabic-Indic digit",
         ),
         (&too_long, "65 bytes: a hostname has at most 64"),
+        (
+            &short_labels_65,
+            "65 bytes in two labels of 32: a hostname has at most 64 bytes \
+             (HOST_NAME_MAX), whatever its labels; 253 is DNS's limit for a whole name, not \
+             the kernel's",
+        ),
         (
             &long_label,
             "a label of 64 characters: a label has at most 63",

@@ -31,6 +31,11 @@ pub const VARIANTS: &[Variant] = &[
         "unicode-alphanumeric",
         "`char::is_alphanumeric` instead of `is_ascii_alphanumeric`: `é` is a letter, not ASCII",
     ),
+    wrong(
+        "5.1",
+        "dns-253",
+        "253 bytes as the limit, DNS's for a whole name: the kernel keeps a hostname of 64 bytes at most (HOST_NAME_MAX)",
+    ),
     right(
         "5.1",
         "bytes",
@@ -145,6 +150,23 @@ pub fn validate_hostname(name: &str) -> Result<(), String> {
                 let ok = label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
                 if label.is_empty() || label.len() > 63 || !ok {
                     return Err(format!("bad label {label:?}"));
+                }
+            }
+            Ok(())
+        }
+        Some("dns-253") => {
+            if name.is_empty() || name.len() > 253 {
+                return Err("length".into());
+            }
+            for label in name.split('.') {
+                if label.is_empty() || label.len() > 63 {
+                    return Err(format!("label {label:?}"));
+                }
+                if label.starts_with('-') || label.ends_with('-') {
+                    return Err("hyphen".into());
+                }
+                if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+                    return Err("char".into());
                 }
             }
             Ok(())
