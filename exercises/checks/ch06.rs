@@ -101,10 +101,21 @@ fn ex6_1_the_host_end_takes_the_first_address() {
 
 #[test]
 fn ex6_2_inside_lo_and_eth0_are_up_with_a_default_route() {
-    let report = probe_in_net_sandbox("ch06-inside", "6.2", "ch06_net.rs");
+    // The chapter's addresses, then others: the answer must use its arguments.
+    for (scenario, host, container, prefix) in [
+        ("ch06-inside", "10.200.0.1", "10.200.0.2", 24),
+        ("ch06-inside-2", "172.31.7.1", "172.31.7.6", 28),
+    ] {
+        check_inside(scenario, host, container, prefix);
+    }
+}
+
+fn check_inside(scenario: &str, host: &str, container: &str, prefix: u8) {
+    let report = probe_in_net_sandbox(scenario, "6.2", "ch06_net.rs");
+    let call = format!("configure_inside(\"wsc-probe\", {host}, {container}, {prefix})");
     if let Some(e) = report.values.get("configure_error") {
         panic!(
-            "\n\nconfigure_inside failed: {e}\n(the default route needs eth0 up with \
+            "\n\n{call} failed: {e}\n(the default route needs eth0 up with \
              `container/prefix` on it first: the gateway must be on eth0's subnet; \
              kernels before 6.2 also refuse to rename a link that is up)\nthe kernel then showed:\n{}\n",
             report.text
@@ -127,22 +138,30 @@ fn ex6_2_inside_lo_and_eth0_are_up_with_a_default_route() {
     let addresses = report.get("addresses");
     let listed: Vec<&str> = addresses.split_whitespace().collect();
     assert!(
-        !listed.iter().any(|a| a.contains("10.200.0.1/")),
-        "\n\nthe kernel lists these addresses inside: {addresses}\n10.200.0.1 is the host \
+        !listed.iter().any(|a| a.contains(&format!(":{host}/"))),
+        "\n\nthe kernel lists these addresses inside: {addresses}\n{host} is the host \
          end's: the container takes `container`\n"
     );
+    let mine = format!("eth0:{container}/{prefix}");
+    if !listed.contains(&mine.as_str()) && host != "10.200.0.1" {
+        panic!(
+            "\n\nafter {call} the kernel lists these addresses inside: {addresses}\nnot \
+             {container}/{prefix} on eth0: use the addresses and prefix the function is \
+             given, not the chapter's example (10.200.0.2/24 via 10.200.0.1)\n"
+        );
+    }
     assert!(
-        listed.contains(&"eth0:10.200.0.2/24"),
-        "\n\nthe kernel lists these addresses inside: {addresses}\n10.200.0.2/24 belongs on \
-         eth0, the container's end of the cable (an address on lo is reachable only from \
-         inside)\n"
+        listed.contains(&mine.as_str()),
+        "\n\nthe kernel lists these addresses inside: {addresses}\n{container}/{prefix} \
+         belongs on eth0, the container's end of the cable (an address on lo is reachable \
+         only from inside)\n"
     );
     let via = report.values.get("default_via").unwrap_or_else(|| {
-        panic!("\n\nthere is no default route inside: add one via the host end, 10.200.0.1\n")
+        panic!("\n\nthere is no default route inside: add one via the host end, {host}\n")
     });
     assert_eq!(
-        via, "10.200.0.1",
-        "\n\nthe default route goes via {via}, not the host end\n"
+        via, host,
+        "\n\nthe default route goes via {via}, not the host end ({host})\n"
     );
     let dev = report.get("default_dev");
     assert_eq!(
@@ -158,14 +177,14 @@ fn ex6_2_inside_lo_and_eth0_are_up_with_a_default_route() {
     assert_eq!(
         report.get("ping"),
         "0",
-        "\n\nthe ping to the host end got no answer\n"
+        "\n\nthe ping to the host end ({host}) got no answer\n"
     );
     let echoes = report.number("host_echo_requests");
     assert!(
         echoes >= 1,
         "\n\nthe ping inside got an answer, but the host end's namespace received {echoes} \
          echo requests (Icmp InEchos): the ping never crossed the veth, something inside \
-         answered it. Put 10.200.0.2/24 on eth0\n"
+         answered it. Put {container}/{prefix} on eth0\n"
     );
 }
 

@@ -37,7 +37,8 @@ fn run(scenario: &str) -> Result<()> {
         "ch04-mask" => ch04_mask(),
         "ch05-hostname" => ch05_hostname(),
         "ch05-domainname" => ch05_domainname(),
-        "ch06-inside" => ch06_inside(),
+        "ch06-inside" => ch06_inside([10, 200, 0, 1], [10, 200, 0, 2], 24),
+        "ch06-inside-2" => ch06_inside([172, 31, 7, 1], [172, 31, 7, 6], 28),
         "ch06-route" => ch06_route(),
         "ch07-pids" => ch07_pids(),
         "ch07-events" => ch07_events(),
@@ -801,10 +802,12 @@ fn kernel_link_towards(nl: &mut ch06_net::netlink::Netlink, dest: std::net::Ipv4
 }
 
 /// Run in a network namespace of its own (the check starts the probe under
-/// `unshare --net`): both veth ends live there.
-fn ch06_inside() -> Result<()> {
+/// `unshare --net`): both veth ends live there. Two sets of addresses (the
+/// chapter's, and another), so that an answer that ignores its arguments
+/// shows.
+fn ch06_inside(host: [u8; 4], container: [u8; 4], prefix: u8) -> Result<()> {
     use std::net::Ipv4Addr;
-    let (host, container) = (Ipv4Addr::new(10, 200, 0, 1), Ipv4Addr::new(10, 200, 0, 2));
+    let (host, container) = (Ipv4Addr::from(host), Ipv4Addr::from(container));
     let mut nl = ch06_net::netlink::Netlink::open()?;
     nl.add_veth("wsh-probe", "wsc-probe")?;
     let mut gate = Gate::new()?;
@@ -812,7 +815,8 @@ fn ch06_inside() -> Result<()> {
     let child = clone_child(CloneFlags::CLONE_NEWNET, || {
         output.redirect()?;
         gate.pass()?;
-        if let Err(e) = under_test::ch06_net::configure_inside("wsc-probe", host, container, 24) {
+        if let Err(e) = under_test::ch06_net::configure_inside("wsc-probe", host, container, prefix)
+        {
             // Reported, for the check to explain; the child's state as well.
             println!("configure_error={}", format!("{e:#}").replace('\n', " "));
         }
@@ -847,12 +851,14 @@ fn ch06_inside() -> Result<()> {
         exec(&argv(&[
             "sh",
             "-c",
-            "ping -c1 -W2 10.200.0.1 >/dev/null 2>&1; echo ping=$?; \
-             ping -c1 -W2 127.0.0.1 >/dev/null 2>&1; echo ping_lo=$?",
+            &format!(
+                "ping -c1 -W2 {host} >/dev/null 2>&1; echo ping=$?; \
+                 ping -c1 -W2 127.0.0.1 >/dev/null 2>&1; echo ping_lo=$?"
+            ),
         ]))
     })?;
     nl.move_to_namespace_of("wsc-probe", child.as_raw() as u32)?;
-    nl.add_address("wsh-probe", host, 24)?;
+    nl.add_address("wsh-probe", host, prefix)?;
     nl.set_up("wsh-probe")?;
     let echos_before = echo_requests_received()?;
     gate.open();

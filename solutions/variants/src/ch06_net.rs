@@ -62,6 +62,11 @@ pub const VARIANTS: &[Variant] = &[
         "old-name",
         "the end left under its old name: configured and up, but not eth0, the name software inside expects",
     ),
+    wrong(
+        "6.2",
+        "hardcoded",
+        "the hint's values (10.200.0.2/24 via 10.200.0.1) instead of the arguments: right for the chapter's example only",
+    ),
     right(
         "6.2",
         "lo-last",
@@ -212,6 +217,14 @@ pub fn configure_inside(
             nl.add_address(container_end, container, prefix)?;
             nl.set_up(container_end)?;
             nl.add_default_route(host)
+        }
+        "hardcoded" => {
+            let _ = (host, container, prefix);
+            nl.set_up("lo")?;
+            nl.rename(container_end, "eth0")?;
+            nl.add_address("eth0", Ipv4Addr::new(10, 200, 0, 2), 24)?;
+            nl.set_up("eth0")?;
+            nl.add_default_route(Ipv4Addr::new(10, 200, 0, 1))
         }
         "lo-last" => {
             nl.rename(container_end, "eth0")?;
