@@ -23,6 +23,9 @@ fn ex7_1_cpu_limits_in_v2_and_v1_files() {
         (0.2, false, "100000 20000"),
         (0.333, false, "100000 33300"),
         (0.29, false, "100000 29000"),
+        // 20000.01 µs: to the nearest, 20000; rounded up, 20001.
+        (0.2000001, true, "20000 100000"),
+        (0.2000001, false, "100000 20000"),
     ]
     .into_iter()
     .enumerate()
@@ -30,7 +33,9 @@ fn ex7_1_cpu_limits_in_v2_and_v1_files() {
         let dir = tmp.path().join(case.to_string());
         std::fs::create_dir(&dir).unwrap();
         let version = if v2 { "v2" } else { "v1" };
+        let writes = Writes::watch(&dir);
         write_cpu_limit(&dir, cpus, v2).unwrap();
+        let order = writes.seen();
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
         let (mine, other) = if v2 { (V2, V1) } else { (V1, V2) };
         for f in other {
@@ -48,17 +53,80 @@ fn ex7_1_cpu_limits_in_v2_and_v1_files() {
                 None => panic!("\n{version}, --cpus {cpus}: {f} was not written\n"),
             })
             .collect();
+        let first = |f: &str| order.iter().position(|w| w == f);
+        if let (Some(period), Some(quota)) = (first(V1[0]), first(V1[1])) {
+            assert!(
+                period < quota,
+                "\n{version}, --cpus {cpus}: the kernel saw writes to {order:?}, in this order: \
+                 write cpu.cfs_period_us first, then cpu.cfs_quota_us: the kernel checks each \
+                 quota against the period in place when it is written\n"
+            );
+        }
         let got = got.join(" ");
         let shown = mine.join(" + ");
         assert_eq!(
             got,
             expected,
             "\n{version}, --cpus {cpus}: {shown} say {got:?}, the kernel needs {expected:?}: \
-             the quota is cpus × 100000 µs rounded to whole µs (not truncated: {cpus} × 100000 \
-             is {} in f64), the period 100000 µs, in that order{}\n",
+             the quota is cpus × 100000 µs rounded to the nearest whole µs (not truncated, not \
+             rounded up: {cpus} × 100000 is {} in f64), the period 100000 µs{}\n",
             cpus * 100_000.0,
             if v2 { " (\"QUOTA PERIOD\")" } else { "" }
         );
+    }
+}
+
+/// The names of the files written in a directory, in order, from inotify
+/// (IN_MODIFY: one event per write(2), named).
+struct Writes(std::os::fd::OwnedFd);
+
+impl Writes {
+    fn watch(dir: &std::path::Path) -> Writes {
+        use nix::libc;
+        use std::os::fd::{AsRawFd, FromRawFd};
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: a plain syscall; the fd is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: fd is a new descriptor nobody else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid fd and a NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_MODIFY) };
+        assert!(
+            wd >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
+        Writes(fd)
+    }
+
+    fn seen(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match nix::unistd::read(&self.0, &mut buf) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EAGAIN) => return names,
+                Err(e) => panic!("failed to read inotify events: {e}"),
+            };
+            // struct inotify_event { int wd; u32 mask, cookie, len; char name[len]; }
+            let mut at = 0;
+            while at + 16 <= n {
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                let name = &buf[at + 16..(at + 16 + len).min(n)];
+                names.push(
+                    String::from_utf8_lossy(name)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                );
+                at += 16 + len;
+            }
+        }
     }
 }
 

@@ -26,6 +26,16 @@ pub const VARIANTS: &[Variant] = &[
         "both",
         "writes cpu.max and the cfs files whatever the version: a cgroup of one version has no file of the other",
     ),
+    wrong(
+        "7.1",
+        "quota-first",
+        "v1: cpu.cfs_quota_us written before cpu.cfs_period_us: the kernel checks each quota against the period in place when it is written",
+    ),
+    wrong(
+        "7.1",
+        "ceil",
+        "the quota rounded up (`ceil`): 0.2000001 CPUs is 20000.01 µs, which rounds to 20000, not 20001",
+    ),
     right(
         "7.1",
         "half-up",
@@ -131,6 +141,24 @@ pub fn write_cpu_limit(dir: &Path, cpus: f64, v2: bool) -> Result<()> {
             put(dir, "cpu.max", &format!("{rounded} 100000"))?;
             put(dir, "cpu.cfs_period_us", "100000")?;
             put(dir, "cpu.cfs_quota_us", &rounded.to_string())
+        }
+        Some("quota-first") => {
+            let quota = (cpus * 100_000.0).round() as u64;
+            if v2 {
+                put(dir, "cpu.max", &format!("{quota} 100000"))
+            } else {
+                put(dir, "cpu.cfs_quota_us", &quota.to_string())?;
+                put(dir, "cpu.cfs_period_us", "100000")
+            }
+        }
+        Some("ceil") => {
+            let quota = (cpus * 100_000.0).ceil() as u64;
+            if v2 {
+                put(dir, "cpu.max", &format!("{quota} 100000"))
+            } else {
+                put(dir, "cpu.cfs_period_us", "100000")?;
+                put(dir, "cpu.cfs_quota_us", &quota.to_string())
+            }
         }
         Some("half-up") => {
             let quota = (cpus * 100_000.0 + 0.5).floor() as u64;
