@@ -145,6 +145,13 @@ fn ex7_2_the_kernel_allows_exactly_pids_max_tasks() {
         };
         panic!("\n\nexercise 7.2: limit_tasks failed: {error}{hint}\n");
     }
+    let made = report.get("subcgroups");
+    assert!(
+        made.is_empty(),
+        "\nthe kernel saw a cgroup made inside `dir`: {made} (the check moved its processes \
+         out and removed it, or it would have stayed on your machine). `dir` is the cgroup: \
+         write pids.max and cgroup.procs into it, do not create one\n"
+    );
     assert_eq!(
         report.get("probe_moved"),
         "false",

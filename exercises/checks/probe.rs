@@ -958,6 +958,10 @@ fn ch07_pids() -> Result<()> {
     let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         under_test::ch07_cgroups::limit_tasks(&dir, 5, child)
     }));
+    // Cgroups the answer made inside `dir` (it should write into `dir`
+    // itself): their processes back to `dir`, then removed, deepest first,
+    // before `cgroup` is dropped, or they would stay on the host.
+    let made = remove_subcgroups(&dir);
     // The probe itself in the cgroup (its own PID written): back home, or
     // the cgroup could not be removed.
     let moved = dir_of(std::process::id(), "pids")? == dir;
@@ -970,6 +974,7 @@ fn ch07_pids() -> Result<()> {
         Ok(Err(e)) => println!("limit_error={}", format!("{e:#}").replace('\n', " ")),
         Err(panic) => std::panic::resume_unwind(panic),
     }
+    println!("subcgroups={}", made?.join(","));
     println!("writes={}", writes.seen()?.join(","));
     println!("probe_moved={moved}");
     let mut threads = Vec::new();
@@ -992,6 +997,35 @@ fn ch07_pids() -> Result<()> {
     print!("{text}");
     anyhow::ensure!(exit.code() == 0, "the child failed ({exit})");
     Ok(())
+}
+
+/// Remove the cgroups made inside `dir`, deepest first, after moving their
+/// processes to `dir`; their paths relative to `dir`, as found.
+fn remove_subcgroups(dir: &std::path::Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(at) = todo.pop() {
+        for entry in std::fs::read_dir(&at)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                found.push(path.clone());
+                todo.push(path);
+            }
+        }
+    }
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for sub in &found {
+        let procs = std::fs::read_to_string(sub.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.split_whitespace() {
+            let _ = std::fs::write(dir.join("cgroup.procs"), pid);
+        }
+        std::fs::remove_dir(sub).with_context(|| format!("failed to remove {}", sub.display()))?;
+    }
+    Ok(found
+        .iter()
+        .rev()
+        .map(|p| p.strip_prefix(dir).unwrap_or(p).display().to_string())
+        .collect())
 }
 
 /// The names of the files written in a directory, in order, from inotify

@@ -66,6 +66,11 @@ pub const VARIANTS: &[Variant] = &[
         "writeln",
         "writeln! to the open file: it may write the number and the newline in two write(2)s, and the kernel refuses a lone \"\\n\" (EINVAL)",
     ),
+    wrong(
+        "7.2",
+        "subcgroup",
+        "makes a cgroup of its own inside `dir` (dir/box) and writes there: `dir` is the cgroup, and the one it made is left behind",
+    ),
     right(
         "7.2",
         "open-write",
@@ -90,6 +95,11 @@ pub const VARIANTS: &[Variant] = &[
         "7.3",
         "contains",
         "`events.contains(\"max\")` as the count: 1 whether or not a fork was refused",
+    ),
+    wrong(
+        "7.3",
+        "first-line",
+        "the number on the first line of pids.events, whatever its key: a line such as `max.imposed` may come before `max`",
     ),
     right(
         "7.3",
