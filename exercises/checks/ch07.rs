@@ -210,6 +210,16 @@ fn ex7_3_refused_forks_are_the_kernels_count() {
         report.text
     );
     let events = report.get("events");
+    for key in ["before", "after"] {
+        if let Some(error) = report.get(key).strip_prefix("error: ") {
+            panic!(
+                "\nrefused_forks failed on the cgroup's pids.events ({key} the fork bomb; \
+                 after it the file says {events:?}): {error}\n  each line of pids.events ends \
+                 with a newline: take the word after `max` (split_whitespace, or trim) before \
+                 parsing it\n"
+            );
+        }
+    }
     assert_eq!(
         report.number("before"),
         0,
@@ -224,4 +234,23 @@ fn ex7_3_refused_forks_are_the_kernels_count() {
          on the `max` line (not pids.max, the limit, nor pids.current)\n",
         bomb.refused
     );
+    // A pids.events written here, not by the kernel: the kernel lists
+    // `max` first today, but a flat-keyed file promises no order, and newer
+    // kernels add keys (`max.imposed`).
+    use crate::under_test::ch07_cgroups::refused_forks;
+    let tmp = workshop_testkit::TempDir::new("ex7-3");
+    for (text, expected) in [
+        ("max.imposed 4\nmax 9\n", 9),
+        ("max 12\nmax.imposed 3\n", 12),
+    ] {
+        std::fs::write(tmp.path().join("pids.events"), text).unwrap();
+        let got = refused_forks(tmp.path()).map_err(|e| format!("{e:#}"));
+        assert_eq!(
+            got,
+            Ok(expected),
+            "\nfor a pids.events that says {text:?}, refused_forks gave {got:?}: the count is \
+             the number on the line whose key is exactly `max`, wherever that line is (not \
+             the first line, not every digit in the file)\n"
+        );
+    }
 }

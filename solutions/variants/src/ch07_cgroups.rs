@@ -209,6 +209,12 @@ pub fn limit_tasks(dir: &Path, max: u64, pid: nix::unistd::Pid) -> Result<()> {
             put(dir, "pids.max", &(max + 1).to_string())?;
             put(dir, "cgroup.procs", &pid.to_string())
         }
+        Some("subcgroup") => {
+            let own = dir.join("box");
+            std::fs::create_dir(&own).context("failed to make dir/box")?;
+            put(&own, "pids.max", &max.to_string())?;
+            put(&own, "cgroup.procs", &pid.to_string())
+        }
         Some(how @ ("open-write" | "writeln")) => {
             for (file, value) in [
                 ("pids.max", max.to_string()),
@@ -245,6 +251,15 @@ pub fn refused_forks(dir: &Path) -> Result<u64> {
         Some("limit") => Ok(get(dir, "pids.max")?.trim().parse()?),
         Some("current") => Ok(get(dir, "pids.current")?.trim().parse()?),
         Some("contains") => Ok(get(dir, "pids.events")?.contains("max") as u64),
+        Some("first-line") => {
+            let text = get(dir, "pids.events")?;
+            let first = text.lines().next().context("empty")?;
+            Ok(first
+                .split_whitespace()
+                .nth(1)
+                .context("no value")?
+                .parse()?)
+        }
         Some("words") => {
             let events = get(dir, "pids.events")?;
             for line in events.lines() {
