@@ -106,13 +106,15 @@ pub fn own_work(exercise: &str, file: &str) {
     let Ok(source) = std::fs::read_to_string(&path) else {
         return;
     };
-    let Some(name) = exercise_fn(&source, exercise) else {
-        return;
-    };
-    if let Some(reach) = namesake_call(&source, &name) {
+    let name = exercise_fn(&source, exercise).unwrap_or_else(|missing| {
+        panic!("\n\nexercise {exercise}: in exercises/src/{file}, {missing}\n")
+    });
+    // Only the body of `name` is searched: another exercise's function in
+    // the same file may call the chapter's.
+    if let Ok(Some(reach)) = namesake_call(&source, exercise) {
         panic!(
-            "\n\nexercise {exercise}: exercises/src/{file} reaches the chapter's own `{name}` \
-             (`{reach}`): the check would test the chapter's code, not yours.\n  write `{name}` \
+            "\n\nexercise {exercise}: your `{name}` in exercises/src/{file} reaches the chapter's \
+             own `{name}` (`{reach}`): the check would test the chapter's code, not yours.\n  write `{name}` \
              yourself (the hints say how); the chapter's other helpers are yours to call\n"
         );
     }

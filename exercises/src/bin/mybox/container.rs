@@ -5,6 +5,7 @@
 use crate::under_test;
 use anyhow::{bail, Context, Result};
 use ch01_clone::{clone_child, observe, Gate};
+use nix::mount::{mount, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -125,13 +126,12 @@ const STEPS: &[(&str, &str, &str)] = &[
     ("7.2", "limit_tasks", "ch07_cgroups.rs"),
 ];
 
-/// Call exercise `id` in a throwaway child, in new namespaces of every
-/// kind with its mounts made private first, on arguments that cannot
-/// reach the host (paths that do not exist, a hostname it must refuse),
-/// and see whether it panics with todo!()'s "not yet implemented". Its
-/// answer does not matter here, only whether it is still a stub.
-fn call(id: &str) -> Result<()> {
-    let nowhere = Path::new("/nonexistent-mybox");
+/// Call exercise `id` in a throwaway child (see [`is_todo`]), on arguments
+/// that cannot reach the host (`nowhere`: a path that does not exist, on a
+/// tmpfs of the child's own; a hostname it must refuse), and see whether it
+/// panics with todo!()'s "not yet implemented". Its answer does not matter
+/// here, only whether it is still a stub.
+fn call(id: &str, nowhere: &Path) -> Result<()> {
     let ip = Ipv4Addr::new(10, 200, 0, 2);
     match id {
         "1.2" => {
@@ -166,7 +166,13 @@ fn is_todo(id: &str) -> Result<bool> {
         | CloneFlags::CLONE_NEWIPC;
     let seen = observe(all, || {
         ch03_mount::make_mounts_private()?; // so that nothing it mounts can reach the host
-        let _ = call(id);
+                                            // A new mount namespace does not stop writes to the host's disk: an
+                                            // answer may create the directory it is given (3.3, 7.1, 7.2), so
+                                            // every path it gets is on a tmpfs that ends with the child.
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        mount(Some("tmpfs"), "/tmp", Some("tmpfs"), flags, Some("size=1m"))
+            .context("mybox: a tmpfs on /tmp for the todo!() test")?;
+        let _ = call(id, Path::new("/tmp/nonexistent-mybox"));
         std::process::exit(0)
     })?;
     Ok(seen.output.contains("not yet implemented"))
