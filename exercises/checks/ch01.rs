@@ -17,17 +17,36 @@ fn ex1_1_the_command_runs_as_pid_1_of_a_new_pid_namespace() {
          is the child's alone.\n{}",
         report.text
     );
+    let exit = report.get("exit");
+    if exit == "127" && !report.values.contains_key("inside") {
+        panic!(
+            "\n\nthe check ran `sh -c 'echo inside=$$; ...'`: the child exited with 127 \
+             and printed nothing, so the command never ran (127 is what your child \
+             returns when exec fails). The probe saw:\n{}\n`sh` is a name, not a path: \
+             execv() and execve() take a path and do not search $PATH; execvp() \
+             does (workshop::process::exec uses it)\n",
+            report.text
+        );
+    }
+    for key in ["exit_of_exit_5", "exit_of_missing"] {
+        let said = report.get(key);
+        assert!(
+            !said.starts_with("returned an error"),
+            "\n\nspawn_as_pid_1 {said}: it should return the child's PID once \
+             clone() succeeded; a command that cannot run is the child's business \
+             (exit 127), not an error of the caller\n"
+        );
+    }
     for key in ["exit", "exit_of_exit_5", "exit_of_missing"] {
         let exit = report.get(key);
         assert!(
             !exit.starts_with("error"),
-            "\n\nthe check could not wait for your child ({exit}). waitpid() sees a \
-             child that ends only if it was cloned with SIGCHLD as its exit signal: pass \
-             Some(Signal::SIGCHLD as i32) to clone(), and do not wait for the child \
-             yourself (the caller does).\n"
+            "\n\nthe check could not wait for your child (waitpid said {exit}). \
+             waitpid() sees a child that ends only if it was cloned with SIGCHLD as \
+             its exit signal: pass Some(Signal::SIGCHLD as i32) to clone(), and do \
+             not wait for the child yourself (the caller does).\n"
         );
     }
-    let exit = report.get("exit");
     let inside = report.get("inside");
     assert_eq!(
         inside, "1",
@@ -186,6 +205,16 @@ fn ex1_3_init_reaps_orphans_and_returns_the_commands_code() {
         "\n\ninit returned {after} ms after it started, though the command ended after \
          0.5 s: it waited for the orphan `sleep 4` too. Return when the command ends: the \
          kernel kills what is left when PID 1 exits.\n"
+    );
+    let during = report.number("zombies_while_running");
+    assert_eq!(
+        during, 0,
+        "\n\nthe command started three orphans, two of which end at once, and 0.45 s \
+         later the namespace's /proc listed {during} zombies (state Z) while the \
+         command still ran. Orphans are handed to PID 1, and only PID 1's waitpid() \
+         lets them go: reap any child (-1) as they end, all the while the command \
+         runs, not once at the end (a long-lived container would fill up with \
+         zombies)\n"
     );
     let zombies = report.get("zombies");
     assert_eq!(

@@ -18,7 +18,14 @@ fn ex3_1_no_mount_stays_shared() {
         .collect();
     left.sort();
     let received = report.number("received_from_host");
-    let idea = if report.number("master_after") > 0 {
+    let idea = if report.get("caller_namespace_changed") == "true" {
+        "make_mounts_private() moved the caller into a new mount namespace \
+         (unshare(CLONE_NEWNS)): /proc/self/ns/mnt is another inode. The copy's \
+         mounts are still peers of the old namespace's, shared, so the host's \
+         new mounts still arrive. The caller already has its own namespace: \
+         change how its mounts propagate, mount(None, \"/\", None, \
+         MS_REC | MS_PRIVATE, None)"
+    } else if report.number("master_after") > 0 {
         "MS_SLAVE stops sending mounts to the host, but the host's new mounts \
          still arrive in the container: make them private (MS_PRIVATE)"
     } else if report.number("unbindable_after") > 0 {
@@ -126,6 +133,18 @@ fn ex3_3_a_private_tmpfs() {
 #[test]
 fn ex3_4_a_read_only_bind_mount() {
     let report = probe("ch03-ro-bind", "3.4", "ch03_mount.rs");
+    if let Some(error) = report.values.get("error") {
+        let idea = if report.get("source_mounted") == "false" && error.contains("EINVAL") {
+            "the kernel refuses (EINVAL) a remount of a path that is not a mount \
+             point: source is a plain directory; the first call made target a \
+             mount, so aim the read-only remount (MS_REMOUNT | MS_BIND | \
+             MS_RDONLY) at target"
+        } else {
+            "two calls: MS_BIND from source onto target, then MS_REMOUNT | MS_BIND \
+             | MS_RDONLY on target"
+        };
+        panic!("\n\nbind_read_only(source, target) failed: {error}\n{idea}\n");
+    }
     assert_eq!(
         report.get("same_directory"),
         "true",

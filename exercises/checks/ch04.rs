@@ -3,15 +3,17 @@
 use super::probe;
 
 /// The rootfs must hold nothing the code under test made (the probe removed
-/// it again if it was an empty directory).
+/// it again if it was a directory, with what it held).
 fn nothing_left(report: &super::Report, what: &str) {
     let left = report.get("left_names");
     assert_eq!(
         report.number("left_in_rootfs"),
         0,
-        "\n\n{what} left in the rootfs: {left} (the probe removed it again: \
-         still there now: {}); remove what you made\n",
-        report.number("still_left_in_rootfs")
+        "\n\n{what} left in the rootfs: {left} ({}); remove what you made\n",
+        match report.number("still_left_in_rootfs") {
+            0 => "the probe removed it again".to_string(),
+            n => format!("the probe removed its directories again; {n} still there"),
+        }
     );
 }
 
@@ -22,6 +24,22 @@ fn ex4_1_pivot_into_makes_the_rootfs_the_root_and_detaches_the_host() {
         report.get("root_is_rootfs"),
         "true",
         "/ should be the rootfs (same device and inode)"
+    );
+    let cwd = report.get("cwd");
+    assert_eq!(
+        report.get("cwd_is_root"),
+        "true",
+        "\n\nafter pivot_into() returned, the working directory was not the new / \
+         (the kernel gave it as {cwd}{}): pivot_root moves the roots, not the \
+         working directory of the caller; it still lay in the old root, outside \
+         the container, and `cd ..` from it climbs to the host's files (the \
+         host's /etc/hostname readable from inside). chdir(\"/\") right after \
+         pivot_root\n",
+        if report.get("cwd_in_host") == "true" {
+            ", the directory the caller was in on the host"
+        } else {
+            ""
+        }
     );
     let mounts = report.number("mounts");
     if report.get("namespace_root_is_rootfs") != "true" {
@@ -98,6 +116,21 @@ fn ex4_2_root_walks_out_of_a_chroot() {
 #[test]
 fn ex4_3_proc_files_masked_with_dev_null() {
     let report = probe("ch04-mask", "4.3", "ch04_rootfs.rs");
+    if let Some(error) = report.values.get("error") {
+        let path = report.get("path_0");
+        let idea = if report.get("is_file") == "true" && error.contains("ENOTDIR") {
+            format!(
+                "{path} is a file, and a filesystem (a tmpfs, say) can only be \
+                 mounted on a directory: the kernel says ENOTDIR. A file is masked \
+                 by another file: bind-mount /dev/null over it (MS_BIND)"
+            )
+        } else {
+            "mask the file with a bind mount of /dev/null over that very path \
+             (MS_BIND), then, if you like, remount it read-only"
+                .to_string()
+        };
+        panic!("\n\nmask_path({path:?}) failed: {error}\n{idea}\n");
+    }
     for i in 0..2 {
         let path = report.get(&format!("path_{i}"));
         let kind = report.get(&format!("kind_{i}"));

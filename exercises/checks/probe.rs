@@ -126,13 +126,21 @@ fn ch01_pid1_calls() -> Result<()> {
     );
     println!("host_pid={pid}");
     println!("exit={}", answer(wait_for(pid).map(|e| e.code())));
-    let exit_5 = under_test::ch01_clone::spawn_as_pid_1(&argv(&["sh", "-c", "exit 5"]))
-        .and_then(|pid| Ok(wait_for(pid)?.code()));
-    println!("exit_of_exit_5={}", answer(exit_5));
-    let missing = under_test::ch01_clone::spawn_as_pid_1(&argv(&["/nonexistent/ex1-1"]))
-        .and_then(|pid| Ok(wait_for(pid)?.code()));
-    println!("exit_of_missing={}", answer(missing));
+    let exit_5 = spawn_then_wait(&["sh", "-c", "exit 5"]);
+    println!("exit_of_exit_5={exit_5}");
+    let missing = spawn_then_wait(&["/nonexistent/ex1-1"]);
+    println!("exit_of_missing={missing}");
     Ok(())
+}
+
+/// The exit code of a command run by the code under test, or which of the two
+/// failed: "returned an error: ..." (the code under test), "error: ..."
+/// (the probe's waitpid).
+fn spawn_then_wait(command: &[&str]) -> String {
+    match under_test::ch01_clone::spawn_as_pid_1(&argv(command)) {
+        Err(e) => format!("returned an error: {e:#}").replace('\n', " "),
+        Ok(pid) => answer(wait_for(pid).map(|e| e.code())),
+    }
 }
 
 /// Exercise 1.3: the code under test is PID 1 of a namespace with its own
@@ -148,7 +156,11 @@ fn ch01_init() -> Result<()> {
             let code = under_test::ch01_clone::init(&argv(&[
                 "sh",
                 "-c",
-                "(sleep 0.05 &); (sleep 0.05 &); (sleep 4 &); sleep 0.5; exit 3",
+                // The zombies while the command still runs, as the
+                // namespace's /proc lists them: PID 1's to reap as they come.
+                "(sleep 0.05 &); (sleep 0.05 &); (sleep 4 &); sleep 0.5; \
+                 echo zombies_while_running=$(grep -l '^State:.Z' /proc/[0-9]*/status \
+                 2>/dev/null | wc -l); exit 3",
             ]));
             println!("returned_after_ms={}", start.elapsed().as_millis());
             println!("exit={}", answer(code));
@@ -329,6 +341,11 @@ fn ch03_private() -> Result<()> {
         let shared = before.iter().filter(|m| m.propagation.contains("shared:"));
         println!("shared_before={}", shared.count());
         under_test::ch03_mount::make_mounts_private()?;
+        let now = std::fs::metadata("/proc/self/ns/mnt")?.ino();
+        println!(
+            "caller_namespace_changed={}",
+            now != container.metadata()?.ino()
+        );
         // Private means no optional field at all: not `shared:N` (sends and
         // receives), not `master:N` (a slave: still receives the host's new
         // mounts), not `unbindable` (private, but refuses bind mounts).
@@ -444,7 +461,15 @@ fn ch03_ro_bind() -> Result<()> {
         std::fs::create_dir(&source)?;
         std::fs::create_dir(&target)?;
         std::fs::write(source.join("file"), "the host's data\n")?;
-        under_test::ch03_mount::bind_read_only(&source, &target)?;
+        if let Err(e) = under_test::ch03_mount::bind_read_only(&source, &target) {
+            // Reported, so that the check can name the idea behind the errno.
+            println!("error={}", answer::<u8>(Err(e)));
+            println!(
+                "source_mounted={}",
+                ch03_mount_at(&source.to_string_lossy())?.is_some()
+            );
+            std::process::exit(0)
+        }
         let same = identity(source.to_str().context("utf-8")?)?
             == identity(target.to_str().context("utf-8")?)?;
         println!("same_directory={same}");
@@ -496,23 +521,49 @@ fn all_names(dir: &std::path::Path) -> Result<Vec<String>> {
 }
 
 /// What the code under test added to the rootfs (hidden names too), each
-/// removed again if it is an empty directory (remove_dir refuses anything
-/// else): the next run, and the student's rootfs, stay as they were.
+/// removed again if it is a directory, with what it holds: the next run, and
+/// the student's rootfs, stay as they were. Only names that were not there
+/// before, never the rootfs's own; anything else added is reported only.
 fn ch04_tidy_rootfs(rootfs: &std::path::Path, before: &[String]) -> Result<Vec<String>> {
     let added: Vec<String> = all_names(rootfs)?
         .into_iter()
         .filter(|n| !before.contains(n))
         .collect();
+    let device = std::fs::metadata(rootfs)?.dev();
     for name in &added {
-        let _ = std::fs::remove_dir(rootfs.join(name));
+        let _ = remove_tree(&rootfs.join(name), device);
     }
     Ok(added)
+}
+
+/// Remove a directory and what it holds, bottom up, on `device` only: no
+/// symbolic link is followed (each entry is looked at with lstat) and no
+/// other filesystem is entered (a mount point beneath it stays, and so does
+/// the directory that holds it). Bounded: at most 10000 entries and depth 64.
+fn remove_tree(dir: &std::path::Path, device: u64) -> Result<()> {
+    fn walk(dir: &std::path::Path, device: u64, depth: u32, budget: &mut u32) -> Result<()> {
+        let meta = std::fs::symlink_metadata(dir)?;
+        anyhow::ensure!(meta.is_dir() && meta.dev() == device, "not ours to remove");
+        anyhow::ensure!(depth < 64, "too deep");
+        for entry in std::fs::read_dir(dir)? {
+            *budget = budget.checked_sub(1).context("too many entries")?;
+            let path = entry?.path();
+            if std::fs::symlink_metadata(&path)?.is_dir() {
+                walk(&path, device, depth + 1, budget)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(std::fs::remove_dir(dir)?)
+    }
+    walk(dir, device, 0, &mut 10_000)
 }
 
 fn ch04_pivot() -> Result<()> {
     let rootfs = workshop_rootfs::ensure_default(|_| {})?;
     let expected = identity(rootfs.to_str().context("utf-8 path")?)?;
     let host_root = identity("/")?;
+    let host_cwd = identity(".")?;
     let before = all_names(&rootfs)?;
     println!("rootfs_listing={}", before.join(" "));
     let seen = observe(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID, || {
@@ -521,6 +572,22 @@ fn ch04_pivot() -> Result<()> {
         let ns = std::fs::File::open("/proc/self/ns/mnt")?;
         under_test::ch04_rootfs::pivot_into(&rootfs)?;
         println!("root_is_rootfs={}", identity("/")? == expected);
+        // pivot_root moves the roots, not the working directory: before the
+        // setns below resets it, where does "." lie? (The old root is
+        // detached: no path leads there, but ".." from it still climbs.)
+        println!("cwd_is_root={}", identity(".")? == identity("/")?);
+        println!(
+            "cwd={}",
+            std::env::current_dir().map_or_else(
+                |e| format!("unreachable from the new / (getcwd: {e})"),
+                |d| d.display().to_string()
+            )
+        );
+        println!(
+            "cwd_in_host={}",
+            identity(".").is_ok_and(|d| d == host_cwd)
+                || identity("..").is_ok_and(|d| d == host_root)
+        );
         println!(
             "listing={}",
             all_names(std::path::Path::new("/"))?.join(" ")
@@ -659,8 +726,13 @@ fn ch04_mask() -> Result<()> {
         ch03_mount::make_mounts_private()?;
         ch03_mount::mount_proc()?;
         for (i, path) in paths.iter().enumerate() {
-            under_test::ch04_rootfs::mask_path(std::path::Path::new(path))?;
             println!("path_{i}={path}");
+            if let Err(e) = under_test::ch04_rootfs::mask_path(std::path::Path::new(path)) {
+                // Reported, so that the check can name the idea behind the errno.
+                println!("error={}", answer::<u8>(Err(e)));
+                println!("is_file={}", std::fs::metadata(path)?.is_file());
+                std::process::exit(0)
+            }
             let meta = std::fs::metadata(path)?;
             let is_null = meta.file_type().is_char_device() && meta.rdev() == null;
             println!("is_dev_null_{i}={is_null}");

@@ -34,6 +34,11 @@ pub const VARIANTS: &[Variant] = &[
         "pre-exec-unshare",
         "Command::pre_exec(unshare(CLONE_NEWPID)): unshare moves the caller's future children, not the caller: the command is not PID 1",
     ),
+    wrong(
+        "1.1",
+        "execv",
+        "the child calls execv (no PATH search): `sh` alone is not found, the command never runs and the child exits 127",
+    ),
     right(
         "1.1",
         "raw-clone",
@@ -84,6 +89,11 @@ pub const VARIANTS: &[Variant] = &[
         "exec-fail-exit-0",
         "the forked child exits 0 when exec fails: a command that never ran looks like a success",
     ),
+    wrong(
+        "1.3",
+        "reap-at-end",
+        "waits for the command only, then reaps the zombies once at the end: the orphans stay zombies as long as the command runs",
+    ),
     right(
         "1.3",
         "command-spawn",
@@ -114,6 +124,22 @@ pub fn spawn_as_pid_1(argv: &[String]) -> Result<Pid> {
             };
             let child = cmd.spawn().context("failed to spawn")?;
             Ok(Pid::from_raw(child.id() as i32))
+        }
+        Some("execv") => {
+            let mut stack = vec![0u8; 1024 * 1024];
+            let child = Box::new(|| {
+                let args: Vec<std::ffi::CString> = argv
+                    .iter()
+                    .map(|a| std::ffi::CString::new(a.as_bytes()).expect("no NUL"))
+                    .collect();
+                let e = nix::unistd::execv(&args[0], &args).unwrap_err();
+                eprintln!("error: execv {}: {e}", argv[0]);
+                127
+            });
+            let flags = CloneFlags::CLONE_NEWPID;
+            // SAFETY: as in the solution: no CLONE_VM, one thread.
+            unsafe { clone(child, &mut stack, flags, Some(Signal::SIGCHLD as i32)) }
+                .context("failed to clone")
         }
         Some("raw-clone") => {
             use nix::libc;
@@ -260,6 +286,27 @@ pub fn init(argv: &[String]) -> Result<i32> {
                 ForkResult::Parent { child } => child,
             };
             reap_until(command)
+        }
+        Some("reap-at-end") => {
+            let command = fork_exec(argv)?;
+            let c = loop {
+                match waitpid(command, None) {
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e).context("waitpid"),
+                    Ok(status) => {
+                        if let Some(c) = code(status) {
+                            break c;
+                        }
+                    }
+                }
+            };
+            loop {
+                match waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            Ok(c)
         }
         Some("command-spawn") => {
             let child = std::process::Command::new(&argv[0])

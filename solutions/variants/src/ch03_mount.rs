@@ -22,6 +22,11 @@ pub const VARIANTS: &[Variant] = &[
         "each-mount",
         "each mount point of /proc/self/mountinfo made private by its path: a mount hidden under another at the same path stays shared",
     ),
+    wrong(
+        "3.1",
+        "unshare",
+        "unshare(CLONE_NEWNS): moves the caller into a new mount namespace whose mounts are still peers of the old one's, shared",
+    ),
     right(
         "3.1",
         "libc",
@@ -53,6 +58,8 @@ pub fn make_mounts_private() -> Result<()> {
         None => solutions::ch03_mount::make_mounts_private(),
         Some("slave") => propagation("/", MsFlags::MS_REC | MsFlags::MS_SLAVE),
         Some("unbindable") => propagation("/", MsFlags::MS_REC | MsFlags::MS_UNBINDABLE),
+        Some("unshare") => Ok(nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .context("failed to unshare(CLONE_NEWNS)")?),
         Some("top-only") => propagation("/", MsFlags::MS_PRIVATE),
         Some("each-mount") => {
             let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")

@@ -13,8 +13,10 @@ pub const VARIANTS: &[Variant] = &[
     wrong("4.1", "no-detach", "pivot_root(\".\", \".\") without umount2: the old root stays stacked on /, the host reachable"),
     wrong("4.1", "old-root-left", "pivot_root into new_root/.old-root, detached, but the directory is left in the rootfs"),
     wrong("4.1", "move-chroot", "MS_MOVE onto / and chroot (switch_root's way): the host's root stays mounted under /"),
+    wrong("4.1", "no-chdir", "pivot_root(new_root, new_root/.put-old), detached and removed, but no chdir(\"/\"): the working directory stays in the old root, outside the container"),
     right("4.1", "put-old", "pivot_root(new_root, new_root/.put-old), chdir /, detach /.put-old, rmdir it"),
     wrong("4.2", "no-tidy", "escapes, but leaves its directory in the rootfs"),
+    wrong("4.2", "leaves-files", "escapes, but leaves its directory in the rootfs with a file in it (not empty: rmdir alone cannot take it)"),
     wrong("4.2", "no-climb", "chroot into a new directory, then chroot(\".\") at once: the working directory is still the rootfs"),
     wrong("4.2", "chdir-first", "chdir into the new directory before chroot: the working directory is inside the new root, .. stops there"),
     wrong("4.2", "chroot-dotdot", "chroot(\"..\"): .. of the root is the root itself"),
@@ -73,6 +75,14 @@ pub fn pivot_into(new_root: &Path) -> Result<()> {
             chroot(".")?;
             Ok(chdir("/")?)
         }
+        Some("no-chdir") => {
+            bind_onto_itself(new_root)?;
+            let put_old = new_root.join(".put-old");
+            mkdir(&put_old, Mode::from_bits_truncate(0o700))?;
+            pivot_root(new_root, &put_old)?;
+            umount2("/.put-old", MntFlags::MNT_DETACH)?;
+            Ok(std::fs::remove_dir("/.put-old")?)
+        }
         Some("put-old") => {
             bind_onto_itself(new_root)?;
             let put_old = new_root.join(".put-old");
@@ -99,6 +109,14 @@ pub fn break_out_of_chroot() -> Result<()> {
         None => solutions::ch04_rootfs::break_out_of_chroot(),
         Some("no-tidy") => {
             mkdir(dir, Mode::from_bits_truncate(0o700))?;
+            chroot(dir)?;
+            climb()?;
+            Ok(chroot(".")?)
+        }
+        Some("leaves-files") => {
+            mkdir(dir, Mode::from_bits_truncate(0o700))?;
+            std::fs::create_dir(format!("{dir}/notes"))?;
+            std::fs::write(format!("{dir}/notes/escape.txt"), "was here\n")?;
             chroot(dir)?;
             climb()?;
             Ok(chroot(".")?)
