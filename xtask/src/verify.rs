@@ -438,26 +438,29 @@ fn run_checks(
     Ok((results, said))
 }
 
-/// One line of `variants-list`: exercise, name, right or wrong, why.
+/// One line of `variants-list`: exercise, name, right or wrong, why, and for
+/// a wrong one the words its check must say when it catches it.
 #[derive(Debug, PartialEq)]
 struct Variant {
     exercise: String,
     name: String,
     right: bool,
     why: String,
+    because: String,
 }
 
 fn parse_variants(listing: &str) -> Result<Vec<Variant>> {
     listing
         .lines()
         .map(|line| {
-            let fields: Vec<&str> = line.splitn(4, '\t').collect();
+            let fields: Vec<&str> = line.splitn(5, '\t').collect();
             match fields[..] {
-                [exercise, name, kind @ ("right" | "wrong"), why] => Ok(Variant {
+                [exercise, name, kind @ ("right" | "wrong"), why, because] => Ok(Variant {
                     exercise: exercise.into(),
                     name: name.into(),
                     right: kind == "right",
                     why: why.into(),
+                    because: because.into(),
                 }),
                 _ => anyhow::bail!("variants-list printed {line:?}"),
             }
@@ -498,6 +501,22 @@ fn verdict(
         ));
     }
     let failed = results.values().filter(|passed| !**passed).count();
+    if !variant.right && failed > 0 {
+        // Caught, but for its own mistake? The check must say the words the
+        // variant names (a setup error or an unrelated failure does not).
+        if variant.because.is_empty() {
+            return Err(format!(
+                "{} {}: a wrong variant with no `because` (the words its check must say when it catches it)",
+                variant.exercise, variant.name
+            ));
+        }
+        if !said.contains(&variant.because) {
+            return Err(format!(
+                "{} {}: its check failed, but without saying {:?}: caught for another reason than its mistake ({})",
+                variant.exercise, variant.name, variant.because, variant.why
+            ));
+        }
+    }
     match (variant.right, failed) {
         (false, 0) => Err(format!(
             "{} {}: a wrong answer that passes ({})",
@@ -611,12 +630,13 @@ mod tests {
 
     #[test]
     fn variants_are_read_and_judged() {
-        let listed =
-            parse_variants("3.1\tslave\twrong\tMS_SLAVE\n3.1\tlibc\tright\tthe same call\n")
-                .unwrap();
+        let listed = parse_variants(
+            "3.1\tslave\twrong\tMS_SLAVE\tmaster:\n3.1\tlibc\tright\tthe same call\t\n",
+        )
+        .unwrap();
         assert_eq!(listed.len(), 2);
         assert!(!listed[0].right && listed[1].right);
-        assert!(parse_variants("3.1\tx\tmaybe\twhy").is_err());
+        assert!(parse_variants("3.1\tx\tmaybe\twhy\t").is_err());
         let results = |verdicts: &[bool]| -> BTreeMap<String, bool> {
             verdicts
                 .iter()
@@ -625,7 +645,14 @@ mod tests {
                 .collect()
         };
         let (wrong, right) = (&listed[0], &listed[1]);
-        assert_eq!(verdict(wrong, &results(&[true, false]), ""), Ok("caught"));
+        assert_eq!(
+            verdict(wrong, &results(&[true, false]), "/ is `master:1`"),
+            Ok("caught")
+        );
+        // Failed, but not for its mistake (the words are not in the output).
+        assert!(verdict(wrong, &results(&[false]), "probe: failed to mount")
+            .unwrap_err()
+            .contains("another reason"));
         assert!(verdict(wrong, &results(&[true]), "")
             .unwrap_err()
             .contains("a wrong answer that passes"));

@@ -28,6 +28,19 @@ pub struct Variant {
     pub right: bool,
     /// The mistake it makes, or the other way it is right.
     pub why: &'static str,
+    /// For a wrong answer: words the check's failure must say, so that it
+    /// is caught for its own mistake (not by a setup error, say).
+    pub because: &'static str,
+}
+
+impl Variant {
+    /// The words the check must say when it catches this wrong answer.
+    pub const fn because(self, words: &'static str) -> Variant {
+        Variant {
+            because: words,
+            ..self
+        }
+    }
 }
 
 /// A wrong answer: its check must fail.
@@ -37,6 +50,7 @@ pub const fn wrong(exercise: &'static str, name: &'static str, why: &'static str
         name,
         right: false,
         why,
+        because: "",
     }
 }
 
@@ -47,6 +61,7 @@ pub const fn right(exercise: &'static str, name: &'static str, why: &'static str
         name,
         right: true,
         why,
+        because: "",
     }
 }
 
