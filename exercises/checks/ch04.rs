@@ -48,13 +48,21 @@ fn ex4_1_pivot_into_makes_the_rootfs_the_root_and_detaches_the_host() {
         } else {
             "not the rootfs"
         };
+        // The working directory is / in the container, yet it is (or its ..
+        // is) the host's: the old root lies on top of the rootfs at /.
+        let idea = if report.get("cwd_in_host") == "true" {
+            "from / in the container, .. is the host's /, so the old root still \
+             lies on top of the rootfs: pivot_root(\".\", \".\") stacks the old \
+             root on top of the new one at /, until umount2(\".\", MNT_DETACH) \
+             takes it off"
+        } else {
+            "chroot (even after a bind mount) moves the root of one process, not \
+             the namespace's; pivot_root moves the namespace's root"
+        };
         panic!(
             "\n\nthis process sees the rootfs at /, but a process entering the \
              mount namespace (nsenter, docker exec) finds {found} there, and \
-             {mounts} mounts: chroot (even after a bind mount) moves the root of \
-             one process, not the namespace's, pivot_root moves the namespace's \
-             root; and pivot_root(\".\", \".\") stacks the old root on top of \
-             the new one at /, until umount2(\".\", MNT_DETACH) takes it off\n"
+             {mounts} mounts: {idea}\n"
         );
     }
     assert_eq!(
@@ -102,13 +110,23 @@ fn ex4_2_root_walks_out_of_a_chroot() {
         "true",
         "the check should start inside the chroot"
     );
+    let ended = if report.get("root_is_rootfs") == "true" {
+        "/ is still the rootfs: the working directory never left it, and inside \
+         a chroot both chdir(\"..\") and chroot(\"..\") stop at its root. \
+         First chroot into a new directory, so that the working directory lies \
+         outside the root"
+    } else {
+        "/ is a directory below the rootfs: the working directory was inside \
+         the new root when chroot ran, so .. stopped there. Do not chdir into \
+         the new directory: chroot into it with the working directory left \
+         outside"
+    };
     assert_eq!(
         report.get("escaped"),
         "true",
         "\n\nafter break_out_of_chroot(), / is not the host's real / (another \
-         device or inode): chroot into a new directory while the working \
-         directory stays outside it (do not chdir into it), then climb with \
-         chdir(\"..\") until the real top, then chroot(\".\")\n"
+         device or inode): {ended}, then climb with chdir(\"..\") until the \
+         real top, then chroot(\".\")\n"
     );
     nothing_left(&report, "break_out_of_chroot()");
 }
@@ -141,10 +159,19 @@ fn ex4_3_proc_files_masked_with_dev_null() {
             "\n\n{path} is not a mount point in the container: mask it with a \
              bind mount over that very path\n"
         );
+        let idea = if kind == "regular file" {
+            ": the mount over it shows the file itself, and read-only stops \
+             writes, not reads"
+        } else if kind.starts_with("character device") && read != "0" {
+            ": a device that gives bytes hides the file, but a read still finds \
+             bytes (/dev/zero, 1:5, gives zeros without end)"
+        } else {
+            ""
+        };
         assert!(
             report.get(&format!("is_dev_null_{i}")) == "true" && read == "0",
             "\n\nin the container {path} is a {kind}, and a read gave {read} \
-             bytes: it should be /dev/null (character device 1:3, empty): \
+             bytes{idea}: it should be /dev/null (character device 1:3, empty): \
              bind-mount /dev/null over it\n"
         );
         assert_eq!(

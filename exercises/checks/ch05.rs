@@ -182,13 +182,25 @@ fn ex5_3_the_namespace_gets_a_domain_name() {
         long,
         "\n\nafter setting a 64-byte name, uname() reports another\n"
     );
-    for (key, what) in [("too_long", "65 bytes"), ("empty", "an empty name")] {
+    for (key, what, idea) in [
+        (
+            "too_long",
+            "65 bytes",
+            "a name longer than 64 bytes is refused, not cut short: cut, the container \
+             gets a name nobody asked for",
+        ),
+        (
+            "empty",
+            "an empty name",
+            "the kernel takes an empty one, so refuse it before any syscall",
+        ),
+    ] {
         let after = report.get(&format!("{key}_domain_after"));
         assert_eq!(
             report.get(&format!("{key}_changed")),
             "false",
             "\n\nafter set_domainname({what}) the kernel reports the domain name {after:?}: \
-             refuse it before any syscall (the kernel takes an empty one)\n"
+             {idea}\n"
         );
         assert_eq!(
             report.get(&format!("{key}_refused")),

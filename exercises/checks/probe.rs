@@ -653,12 +653,16 @@ fn ch04_breakout() -> Result<()> {
     let rootfs = workshop_rootfs::ensure_default(|_| {})?;
     let host_root = identity("/")?;
     let before = all_names(&rootfs)?;
+    let rootfs_id = identity(rootfs.to_str().context("utf-8 path")?)?;
     let seen = observe(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID, || {
         ch03_mount::make_mounts_private()?;
         ch04_rootfs::enter_with_chroot(&rootfs)?;
         println!("chrooted={}", identity("/")? != host_root);
         under_test::ch04_rootfs::break_out_of_chroot()?;
-        println!("escaped={}", identity("/")? == host_root);
+        let ended = identity("/")?;
+        println!("escaped={}", ended == host_root);
+        // Where a failed escape ended: still the rootfs, or a directory in it.
+        println!("root_is_rootfs={}", ended == rootfs_id);
         std::process::exit(0)
     });
     let left = ch04_tidy_rootfs(&rootfs, &before)?;
