@@ -23,10 +23,14 @@ fn ex6_1_the_host_end_takes_the_first_address() {
             if said.contains("not yet implemented") {
                 std::panic::resume_unwind(payload); // the stub: its todo!() says it all
             }
+            let idea = match prefix {
+                0 => "the mask of a /0 is 0: `u32::MAX << 32` overflows",
+                33.. => "a prefix over 32 is an error, refused before `32 - prefix` overflows",
+                _ => "a shift or a subtraction overflowed",
+            };
             panic!(
                 "\n\nhost_address({addr}, {prefix}) panicked: a prefix from 0 to 32 and any \
-                 other u8 must give Ok or Err (the mask of a /0 is 0: `u32::MAX << 32` \
-                 overflows; a prefix over 32 is an error, before `32 - prefix`)\n"
+                 other u8 must give Ok or Err ({idea})\n"
             )
         })
     };
@@ -60,11 +64,25 @@ fn ex6_1_the_host_end_takes_the_first_address() {
         ),
     ] {
         let got = call(addr, prefix);
+        // The mistake, named from the answer: the last byte set to 1, or the
+        // network's bits lost to a mask that keeps the host's.
+        let [a, b, c, _] = ip(addr).octets();
+        let network_bits = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        let mistake = match got {
+            Ok(g) if g == Ipv4Addr::new(a, b, c, 1) => {
+                " (the last byte set to 1 is the first address of a /24 only)"
+            }
+            Ok(g) if u32::from(g) & network_bits == 0 && network_bits != 0 => {
+                " (the network's bits are gone: the mask keeps the first `prefix` bits, \
+                 not the host's)"
+            }
+            _ => "",
+        };
         assert_eq!(
             got,
             Ok(ip(first)),
             "\n\nhost_address({addr}, {prefix}) gave {got:?}; the first address of \
-             {addr}/{prefix} is {first}: {why}\n"
+             {addr}/{prefix} is {first}: {why}{mistake}\n"
         );
     }
     for (addr, prefix, why) in [
@@ -114,8 +132,24 @@ fn check_inside(scenario: &str, host: &str, container: &str, prefix: u8) {
     let report = probe_in_net_sandbox(scenario, "6.2", "ch06_net.rs");
     let call = format!("configure_inside(\"wsc-probe\", {host}, {container}, {prefix})");
     if let Some(e) = report.values.get("configure_error") {
+        // An address with another prefix than the one given: named.
+        let wrong_prefix = report
+            .values
+            .get("addresses")
+            .and_then(|listed| {
+                listed.split_whitespace().find_map(|a| {
+                    let p = a.strip_prefix(&format!("eth0:{container}/"))?;
+                    (p != prefix.to_string()).then(|| {
+                        format!(
+                            "eth0 has {container}/{p}, not /{prefix}: with a /{p} no subnet \
+                             on eth0 holds the gateway {host}, so no route leads to it\n"
+                        )
+                    })
+                })
+            })
+            .unwrap_or_default();
         panic!(
-            "\n\n{call} failed: {e}\n(the default route needs eth0 up with \
+            "\n\n{call} failed: {e}\n{wrong_prefix}(the default route needs eth0 up with \
              `container/prefix` on it first: the gateway must be on eth0's subnet; \
              kernels before 6.2 also refuse to rename a link that is up)\nthe kernel then showed:\n{}\n",
             report.text
@@ -192,6 +226,21 @@ fn check_inside(scenario: &str, host: &str, container: &str, prefix: u8) {
 fn ex6_3_the_link_a_packet_would_leave_by() {
     let report = probe_in_net_sandbox("ch06-route", "6.3", "ch06_net.rs");
     assert_eq!(report.get("alone"), "true", "{}", report.text);
+    // The links the probe made, as name:index, for naming an index taken
+    // as a position; and whether every destination got one same link.
+    let links: Vec<(&str, usize)> = report
+        .get("links")
+        .split_whitespace()
+        .filter_map(|l| {
+            let (name, index) = l.split_once(':')?;
+            Some((name, index.parse().ok()?))
+        })
+        .collect();
+    let answers: Vec<&str> = ["10.200.0.9", "10.201.0.9", "10.200.0.1", "192.0.2.7"]
+        .iter()
+        .map(|d| report.get(&format!("answer_{d}")))
+        .collect();
+    let one_for_all = answers.windows(2).all(|w| w[0] == w[1]);
     for (dest, expected, why) in [
         (
             "10.200.0.9",
@@ -232,12 +281,28 @@ fn ex6_3_the_link_a_packet_would_leave_by() {
         } else {
             answer == expected
         };
+        let index = links.iter().find(|l| l.0 == expected).map(|l| l.1);
+        let at_position = index.map(|i| links.get(i - 1).map_or("err", |l| l.0));
+        let mistake = if !matches && at_position.is_some_and(|p| answer.starts_with(p)) {
+            format!(
+                "{expected}'s index is {}, not its position in links(): a deleted link left \
+                 a hole in the indexes\n",
+                index.unwrap_or(0)
+            )
+        } else if !matches && one_for_all && dest != "192.0.2.8" {
+            format!(
+                "{answer:?} for every destination: there is more than one way out, and only \
+                 the kernel's route says which\n"
+            )
+        } else {
+            String::new()
+        };
         assert!(
             matches,
             "\n\nlink_towards({dest}) gave {answer:?}; the kernel's route (`ip route get \
-             {dest}`) leaves by {expected}: {why}\n(ask the kernel with route_to, and name \
-             the link whose `index` is the one it gives; an unreachable destination is \
-             an Err)\n"
+             {dest}`) leaves by {expected}: {why}\n{mistake}(ask the kernel with route_to, \
+             and name the link whose `index` is the one it gives; an unreachable destination \
+             is an Err)\n"
         );
     }
 }

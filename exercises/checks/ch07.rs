@@ -64,12 +64,33 @@ fn ex7_1_cpu_limits_in_v2_and_v1_files() {
         }
         let got = got.join(" ");
         let shown = mine.join(" + ");
+        // The mistake, named from the numbers written: (quota, period).
+        let numbers = |text: &str| -> Option<(u64, u64)> {
+            let mut n = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+            let (a, b) = (n.next()??, n.next()??);
+            Some(if v2 { (a, b) } else { (b, a) })
+        };
+        let mistake = match (numbers(&got), numbers(expected)) {
+            (Some((q, p)), Some((eq, ep))) if (q, p) == (ep, eq) => {
+                "the two numbers are swapped: cpu.max is \"QUOTA PERIOD\", the quota first\n"
+            }
+            (Some((_, p)), Some((_, ep))) if p * 1000 == ep => {
+                "a period of 100 is in milliseconds: cgroup CPU files count microseconds\n"
+            }
+            (Some((q, _)), Some((eq, _))) if q + 1 == eq => {
+                "the quota is one µs short: truncated (`as u64`), not rounded to the nearest\n"
+            }
+            (Some((q, _)), Some((eq, _))) if q == eq + 1 => {
+                "the quota is one µs over: rounded up (`ceil`), not to the nearest\n"
+            }
+            _ => "",
+        };
         assert_eq!(
             got,
             expected,
             "\n{version}, --cpus {cpus}: {shown} say {got:?}, the kernel needs {expected:?}: \
-             the quota is cpus × 100000 µs rounded to the nearest whole µs (not truncated, not \
-             rounded up: {cpus} × 100000 is {} in f64), the period 100000 µs{}\n",
+             {mistake}the quota is cpus × 100000 µs rounded to the nearest whole µs (not \
+             truncated, not rounded up: {cpus} × 100000 is {} in f64), the period 100000 µs{}\n",
             cpus * 100_000.0,
             if v2 { " (\"QUOTA PERIOD\")" } else { "" }
         );
@@ -220,12 +241,24 @@ fn ex7_3_refused_forks_are_the_kernels_count() {
             );
         }
     }
+    // What the count read instead, named from the numbers it gave: the
+    // probe's pids.max is 3; pids.current is read beside each call.
+    let (before, after) = (report.get("before"), report.get("after"));
+    let instead = if before == "3" {
+        "3 is pids.max, the limit, not how often the kernel enforced it: "
+    } else if before == report.get("current_before") && after == report.get("current_after") {
+        "that is pids.current, the tasks in the cgroup now, not the refused forks: "
+    } else if before == "1" && after == "1" {
+        "1 before and after the bomb: whether pids.events mentions `max`, not its count: "
+    } else {
+        ""
+    };
     assert_eq!(
         report.number("before"),
         0,
-        "\nbefore the fork bomb no fork had been refused, yet you counted {}: return the number \
-         on pids.events' `max` line (after the bomb it says {events:?})\n",
-        report.get("before")
+        "\nbefore the fork bomb no fork had been refused, yet you counted {before} (and {after} \
+         after it): {instead}return the number on pids.events' `max` line (after the bomb it \
+         says {events:?})\n"
     );
     assert_eq!(
         report.number("after"),

@@ -968,6 +968,12 @@ fn ch06_route() -> Result<()> {
     nl.set_up("wsh-probe")?;
     nl.set_up("wsc-probe")?;
     nl.add_default_route(Ipv4Addr::new(10, 200, 0, 2))?;
+    let links: Vec<String> = nl
+        .links()?
+        .iter()
+        .map(|l| format!("{}:{}", l.name, l.index))
+        .collect();
+    println!("links={}", links.join(" "));
     let ask = |nl: &mut ch06_net::netlink::Netlink, dest: Ipv4Addr| {
         let answer = under_test::ch06_net::link_towards(dest)
             .unwrap_or_else(|e| format!("err ({e:#})").replace('\n', " "));
@@ -1178,11 +1184,19 @@ fn ch07_events() -> Result<()> {
         std::process::exit(0)
     })?;
     std::fs::write(dir.join(CGROUP_PROCS), child.to_string())?;
+    // pids.current beside each call, for the check to recognise it.
+    let current = || -> Result<String> {
+        Ok(std::fs::read_to_string(dir.join("pids.current"))?
+            .trim()
+            .to_string())
+    };
+    println!("current_before={}", current()?);
     let before = under_test::ch07_cgroups::refused_forks(&dir);
     gate.open();
     let (text, exit) = output.collect(child)?;
     print!("{text}");
     anyhow::ensure!(exit.code() == 0, "the child failed ({exit})");
+    println!("current_after={}", current()?);
     let after = under_test::ch07_cgroups::refused_forks(&dir);
     let events = std::fs::read_to_string(dir.join(PIDS_EVENTS))?;
     println!("events={}", events.trim().replace('\n', "; "));
