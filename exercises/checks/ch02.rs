@@ -141,6 +141,22 @@ fn ex2_2_join_lands_in_the_containers_namespaces() {
                 ""
             }
         );
+        let stayed = |kind: &&str| {
+            let key = |what: &str| report.get(&format!("{what}_{kind}"));
+            key(&format!("{case}_joined")) == key(&format!("{case}_before"))
+                && key(&format!("{case}_before")) != key("container")
+        };
+        let probed: Vec<&str> = ["uts", "ipc", "net", "mnt"]
+            .into_iter()
+            .filter(|kind| asked.contains(kind))
+            .collect();
+        assert!(
+            probed.is_empty() || !probed.iter().all(stayed),
+            "\n\nafter join(container, {asked:?}), the process is still in its own \
+             namespaces, not one of them the container's: a setns() into a namespace the \
+             process is already in changes nothing. Open the target's files, \
+             /proc/TARGET/ns/KIND, not /proc/self/ns/KIND\n"
+        );
         for kind in ["uts", "ipc", "net", "mnt"] {
             let now = report.get(&format!("{case}_joined_{kind}"));
             let before = report.get(&format!("{case}_before_{kind}"));
@@ -158,10 +174,23 @@ fn ex2_2_join_lands_in_the_containers_namespaces() {
                 } else {
                     now.to_string()
                 };
+                let joined: Vec<&str> = ["uts", "ipc", "net", "mnt"]
+                    .into_iter()
+                    .filter(|k| {
+                        report.get(&format!("{case}_joined_{k}"))
+                            == report.get(&format!("container_{k}"))
+                    })
+                    .collect();
+                let hint = if joined == ["uts", "ipc", "net"] {
+                    " (it joined uts, ipc and net, the doc's example, not the argument)"
+                } else {
+                    ""
+                };
                 assert_eq!(
                     now, before,
                     "\n\nafter join(container, {asked:?}), the process's {kind} namespace was \
-                     {moved}, but {kind} was not asked for: join only the kinds in `kinds`\n"
+                     {moved}, but {kind} was not asked for: join only the kinds in \
+                     `kinds`{hint}\n"
                 );
             }
         }
@@ -199,9 +228,17 @@ fn ex2_3_shared_namespaces_are_the_kernels() {
         let all = kinds(a);
         let missing: Vec<&String> = expected.iter().filter(|k| !got.contains(k)).collect();
         let extra: Vec<&String> = got.iter().filter(|k| !expected.contains(k)).collect();
-        let why = if a == b && got.is_empty() {
-            " (a process shares every namespace with itself: compare what the links \
-             point to, std::fs::metadata, not the links, symlink_metadata)"
+        let differing: Vec<&String> = all.iter().filter(|k| !expected.contains(k)).collect();
+        let why = if got.iter().collect::<Vec<_>>() == differing {
+            " (those are the kinds that differ, the question turned around: return the \
+             kinds whose namespaces are the same)"
+        } else if a != b && got.is_empty() {
+            " (nothing shared at all: each process's /proc/PID/ns links are its own files; \
+             compare what the links point to, std::fs::metadata, not the links, \
+             symlink_metadata)"
+        } else if a != b && got == all && !extra.is_empty() {
+            " (every kind came back shared, even those the kernel shows differ: compare \
+             A's /proc/A/ns/KIND with B's /proc/B/ns/KIND)"
         } else if !missing.is_empty()
             && missing
                 .iter()

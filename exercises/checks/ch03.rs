@@ -32,6 +32,14 @@ fn ex3_1_no_mount_stays_shared() {
         "MS_UNBINDABLE is private and more: no one can bind-mount those mounts \
          any more (chapter 4 bind-mounts the rootfs onto itself): make them \
          private (MS_PRIVATE)"
+    } else if !left.is_empty()
+        && !left.iter().any(|m| m.starts_with("/ is"))
+        && (left.len() as u64) + 1 < report.number("mounts_after")
+    {
+        "some mounts became private and some did not: the ones left are mounts \
+         hidden under another at the same path, which a call on that path does \
+         not reach. MS_REC | MS_PRIVATE on / reaches every mount below it, the \
+         hidden ones too"
     } else {
         "some mounts are still shared: MS_PRIVATE alone changes one mount; \
          MS_REC makes it reach every mount below / (even mounts hidden under \
@@ -106,11 +114,21 @@ fn ex3_3_a_private_tmpfs() {
              `at` itself: mount the tmpfs on `at`, not below it or elsewhere\n"
         );
         let bytes = report.number(&format!("size_bytes_{size}"));
+        let page = 4096;
+        let hint = if bytes == 16 * 1024 * 1024 {
+            "always 16 MiB, whatever size_mib says: "
+        } else if bytes < size * 1024 {
+            "the kernel read a size with no suffix as bytes (rounded up to a page): "
+        } else if bytes == (size * 1_000_000).div_ceil(page) * page {
+            "that is size_mib × 1,000,000 bytes, decimal megabytes, where a MiB is 1024 × 1024: "
+        } else {
+            ""
+        };
         assert_eq!(
             bytes,
             size * 1024 * 1024,
             "\n\nmount_tmpfs(at, {size}) made a tmpfs of {bytes} bytes ({:.2} MiB), \
-             not {size} MiB = {} bytes: build the size from size_mib, with the \
+             not {size} MiB = {} bytes: {hint}build the size from size_mib, with the \
              suffix `m` (binary MiB; no suffix means bytes, `k` KiB)\n",
             bytes as f64 / (1024.0 * 1024.0),
             size * 1024 * 1024
