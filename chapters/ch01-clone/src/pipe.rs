@@ -124,13 +124,32 @@ impl Capture {
         Ok(())
     }
 
-    /// In the parent: read everything the child wrote, then wait for it.
+    /// In the parent: read everything the child wrote, then wait for it. A
+    /// Ctrl-C (SIGINT, SIGTERM, SIGHUP: blocked, so pending) while the child
+    /// runs ends it at once, as in the run mode, instead of after it is done.
     pub fn collect(mut self, pid: Pid) -> Result<(String, Exit)> {
         self.0.write = None;
-        let out = self
-            .0
-            .read_to_end()
-            .context("failed to read the container's output")?;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Err(stop) = workshop::process::stop_if_interrupted() {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+                return Err(stop);
+            }
+            let mut fds = [PollFd::new(self.0.read.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(50u16)) {
+                Ok(0) | Err(Errno::EINTR) => continue, // look at the signals again
+                Ok(_) => {}
+                Err(e) => return Err(e).context("failed to poll the container's output"),
+            }
+            match read(self.0.read.as_fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
+                Err(e) => return Err(e).context("failed to read the container's output"),
+            }
+        }
         let exit = wait_for(pid)?;
         Ok((String::from_utf8_lossy(&out).into_owned(), exit))
     }

@@ -596,3 +596,37 @@ fn runs_started_together_all_start_while_others_end() {
     );
     host.assert_unchanged("32 runs, 4 at a time");
 }
+
+/// A Ctrl-C while a demo step's container runs (the CPU step's 3-second busy
+/// loop) ends that container at once, as in the run mode: the demo stops
+/// within a moment, says so, and shows no result of the step it cut short.
+#[test]
+fn a_ctrl_c_during_a_demo_step_ends_its_container_at_once() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let tool = spawn(&[]);
+    let pid = tool.id();
+    let start = Instant::now();
+    // The CPU step's container is the tool's first child.
+    while children_of(pid).is_empty() {
+        assert!(start.elapsed() < LIMIT, "the demo started no container");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200)); // well inside its 3 s
+    let signalled = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGINT).unwrap();
+    let out = wait_output(tool, LIMIT);
+    let took = signalled.elapsed();
+    let err = stderr_of(&out);
+    assert_eq!(exit_code(out.status), 130, "{err}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "the demo went on for {took:?} after SIGINT: the step's container ran to its end\n{err}"
+    );
+    assert!(err.contains("stopped: SIGINT"), "{err}");
+    assert!(
+        !err.contains("the cgroup's counter"),
+        "a step cut short shows no result:\n{err}"
+    );
+    host.assert_unchanged("a Ctrl-C in the middle of a demo step");
+}
