@@ -179,15 +179,21 @@ impl fmt::Display for MemoryLimit {
     }
 }
 
-/// Parse a size the way docker does: `64M`, `512k`, `1G`, `1048576` (bytes);
-/// `b`, `k`, `m`, `g` in either case, with an optional `B` or `iB`.
+/// Parse a size the way docker does: `64M`, `512k`, `1G`, `1.5g`, `1048576`
+/// (bytes); `b`, `k`, `m`, `g` in either case, with an optional `B` or `iB`.
+/// A fraction is taken as docker takes it (`1.5g` is 1610612736 bytes, the
+/// part of a byte cut off).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &t[digits.len()..];
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 64M, 512k or 1G"))?;
+    let not_a_size = || format!("{text:?} is not a size like 64M, 512k, 1.5G or 1G");
+    // Digits, with at most one point among them (no sign, no exponent).
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let is_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !is_digits(whole) || !is_digits(fraction) {
+        return Err(not_a_size());
+    }
     let multiplier: u64 = match unit
         .to_ascii_lowercase()
         .trim_end_matches("ib")
@@ -199,9 +205,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "g" => GIB,
         _ => return Err(format!("{unit:?} in {text:?} is not a unit: use k, m or g")),
     };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    let too_large = || format!("{text:?} is too large");
+    if digits.contains('.') {
+        let number: f64 = digits.parse().map_err(|_| not_a_size())?;
+        let bytes = number * multiplier as f64;
+        if bytes >= u64::MAX as f64 {
+            return Err(too_large());
+        }
+        return Ok(bytes as u64);
+    }
+    let number: u64 = digits.parse().map_err(|_| too_large())?;
+    number.checked_mul(multiplier).ok_or_else(too_large)
 }
 
 #[cfg(test)]
@@ -239,7 +253,23 @@ mod tests {
         assert_eq!(parse_size("1G"), Ok(1 << 30));
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert_eq!(parse_size("1048576"), Ok(1 << 20));
-        for bad in ["", "M", "12X", "-5M", "1.5G", "99999999999999999999G"] {
+        // Fractions, as docker takes them.
+        assert_eq!(parse_size("1.5g"), Ok(1_610_612_736));
+        assert_eq!(parse_size("0.5M"), Ok(512 << 10));
+        assert_eq!(parse_size("1.5"), Ok(1));
+        for bad in [
+            "",
+            "M",
+            "12X",
+            "-5M",
+            ".5G",
+            "1.G.5",
+            "1..5G",
+            "1e3M",
+            "+5M",
+            "99999999999999999999G",
+            "99999999999999999999.5G",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
         assert_eq!(
