@@ -27,14 +27,23 @@ impl Pipe {
     }
 
     /// Everything written until every write end is closed (end-of-file).
-    fn read_to_end(&self) -> Result<Vec<u8>> {
+    /// `between` runs before each wait for more (at least every 50 ms): an
+    /// error from it ends the read.
+    fn read_to_end(&self, mut between: impl FnMut() -> Result<()>) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
+            between()?;
+            let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(50u16)) {
+                Ok(0) | Err(Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => return Err(e).context("failed to poll a pipe"),
+            }
             match read(self.read.as_fd(), &mut buf) {
                 Ok(0) => return Ok(out),
                 Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(Errno::EINTR) => continue,
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
                 Err(e) => return Err(e).context("failed to read from a pipe"),
             }
         }
@@ -103,7 +112,7 @@ impl Gate {
     /// The child does nothing: exec is the signal ("set up, and running").
     pub fn wait_until_exec(mut self) -> Result<()> {
         self.0.write = None;
-        self.0.read_to_end().map(drop)
+        self.0.read_to_end(|| Ok(())).map(drop)
     }
 }
 
@@ -129,27 +138,20 @@ impl Capture {
     /// runs ends it at once, as in the run mode, instead of after it is done.
     pub fn collect(mut self, pid: Pid) -> Result<(String, Exit)> {
         self.0.write = None;
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Err(stop) = workshop::process::stop_if_interrupted() {
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(pid, None);
-                return Err(stop);
-            }
-            let mut fds = [PollFd::new(self.0.read.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(50u16)) {
-                Ok(0) | Err(Errno::EINTR) => continue, // look at the signals again
-                Ok(_) => {}
-                Err(e) => return Err(e).context("failed to poll the container's output"),
-            }
-            match read(self.0.read.as_fd(), &mut buf) {
-                Ok(0) => break,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(Errno::EINTR | Errno::EAGAIN) => continue,
-                Err(e) => return Err(e).context("failed to read the container's output"),
-            }
-        }
+        let out = self
+            .0
+            .read_to_end(|| {
+                let stop = workshop::process::stop_if_interrupted();
+                if stop.is_err() {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(pid, None);
+                }
+                stop
+            })
+            .map_err(|e| match e.is::<workshop::Interrupted>() {
+                true => e, // reported as "stopped: SIGINT", not as a failed read
+                false => e.context("failed to read the container's output"),
+            })?;
         let exit = wait_for(pid)?;
         Ok((String::from_utf8_lossy(&out).into_owned(), exit))
     }
