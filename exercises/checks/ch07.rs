@@ -203,10 +203,7 @@ fn ex7_2_the_kernel_allows_exactly_pids_max_tasks() {
         "5",
         "\npids.max should say 5: the limit counts every task, the first process included\n"
     );
-    let bomb: ch07_cgroups::Bomb = report
-        .get("bomb")
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}:\n{}", report.text));
+    let bomb: ch07_cgroups::Bomb = report.parsed("bomb");
     assert_eq!(
         (bomb.forked, bomb.refused),
         (3, 7),
@@ -219,10 +216,7 @@ fn ex7_2_the_kernel_allows_exactly_pids_max_tasks() {
 #[test]
 fn ex7_3_refused_forks_are_the_kernels_count() {
     let report = probe("ch07-events", "7.3", "ch07_cgroups.rs");
-    let bomb: ch07_cgroups::Bomb = report
-        .get("bomb")
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}:\n{}", report.text));
+    let bomb: ch07_cgroups::Bomb = report.parsed("bomb");
     // pids.max 3: the bomber and 2 children; the kernel refused the rest.
     assert_eq!(
         (bomb.forked, bomb.refused),

@@ -40,6 +40,16 @@ impl Report {
             .parse()
             .unwrap_or_else(|_| panic!("`{key}` is not a number:\n{}", self.text))
     }
+
+    /// A value the probe printed with `Display`, read back with `FromStr`.
+    pub fn parsed<T: std::str::FromStr>(&self, key: &str) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.get(key)
+            .parse()
+            .unwrap_or_else(|e| panic!("{e}:\n{}", self.text))
+    }
 }
 
 /// Run a probe scenario for `exercise` (e.g. "1.1"), and fail with a message

@@ -638,13 +638,23 @@ fn ch04_pivot() -> Result<()> {
         println!("beneath_is_host={}", identity("/")? == host_root);
         std::process::exit(0)
     });
-    let left = ch04_tidy_rootfs(&rootfs, &before)?;
+    relay_and_tidy(&rootfs, &before, seen)
+}
+
+/// After a ch04 answer's child: tidy what it added to the rootfs, relay its
+/// report, and report what was left (and whether it still is).
+fn relay_and_tidy(
+    rootfs: &std::path::Path,
+    before: &[String],
+    seen: Result<ch01_clone::Observed>,
+) -> Result<()> {
+    let left = ch04_tidy_rootfs(rootfs, before)?;
     relay(seen?)?;
     println!("left_in_rootfs={}", left.len());
     println!("left_names={}", left.join(" "));
     println!(
         "still_left_in_rootfs={}",
-        ch04_tidy_rootfs(&rootfs, &before)?.len()
+        ch04_tidy_rootfs(rootfs, before)?.len()
     );
     Ok(())
 }
@@ -665,15 +675,7 @@ fn ch04_breakout() -> Result<()> {
         println!("root_is_rootfs={}", ended == rootfs_id);
         std::process::exit(0)
     });
-    let left = ch04_tidy_rootfs(&rootfs, &before)?;
-    relay(seen?)?;
-    println!("left_in_rootfs={}", left.len());
-    println!("left_names={}", left.join(" "));
-    println!(
-        "still_left_in_rootfs={}",
-        ch04_tidy_rootfs(&rootfs, &before)?.len()
-    );
-    Ok(())
+    relay_and_tidy(&rootfs, &before, seen)
 }
 
 /// The probe's own UTS namespace: the "host" that a wrong 5.x answer would

@@ -191,20 +191,24 @@ fn pids_limit_20_holds_a_bomb_of_200_forks() {
     host.assert_unchanged("ch07 --pids-limit 20");
 }
 
-#[test]
-fn memory_32m_and_100m_is_an_oom_kill() {
-    let _turn = turn();
-    let host = HostSnapshot::take();
-    let out = ch07(&[
-        "--memory",
-        "32M",
+/// ch07 with `options`, running a program that allocates 100M at once.
+fn allocate_100m(options: &[&str]) -> std::process::Output {
+    let dd = [
         "--",
         "dd",
         "if=/dev/zero",
         "of=/dev/null",
         "bs=100M",
         "count=1",
-    ]);
+    ];
+    ch07(&[options, &dd[..]].concat())
+}
+
+#[test]
+fn memory_32m_and_100m_is_an_oom_kill() {
+    let _turn = turn();
+    let host = HostSnapshot::take();
+    let out = allocate_100m(&["--memory", "32M"]);
     assert_eq!(exit_code(out.status), 137, "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains("OOM killer"),
@@ -212,17 +216,7 @@ fn memory_32m_and_100m_is_an_oom_kill() {
         stderr_of(&out)
     );
     // Under the limit, the same program is fine.
-    let out = ch07(&[
-        "--quiet",
-        "--memory",
-        "200M",
-        "--",
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=100M",
-        "count=1",
-    ]);
+    let out = allocate_100m(&["--quiet", "--memory", "200M"]);
     assert_eq!(exit_code(out.status), 0, "{}", stderr_of(&out));
     host.assert_unchanged("ch07 --memory");
 }
@@ -233,16 +227,7 @@ fn memory_32m_and_100m_is_an_oom_kill() {
 fn the_oom_warning_names_the_memory_limit_as_given() {
     let _turn = turn();
     let host = HostSnapshot::take();
-    let out = ch07(&[
-        "--memory",
-        "6500k",
-        "--",
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=100M",
-        "count=1",
-    ]);
+    let out = allocate_100m(&["--memory", "6500k"]);
     assert_eq!(exit_code(out.status), 137, "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains("it needed more than --memory 6500k\n"),
