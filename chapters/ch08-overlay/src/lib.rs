@@ -90,9 +90,15 @@ impl Layers {
     }
 }
 
+/// The file that marks a run's directory as kept (`--keep`): the stale
+/// reclaim leaves such a directory alone.
+pub const KEPT_MARK: &str = "kept";
+
 impl Drop for Layers {
     fn drop(&mut self) {
-        if !self.keep {
+        if self.keep {
+            let _ = std::fs::write(self.dir.join(KEPT_MARK), "");
+        } else {
             // The overlay itself was mounted in the container's mount
             // namespace, and went with it: only directories are left.
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -100,6 +106,49 @@ impl Drop for Layers {
     }
 }
 // ANCHOR_END: layers
+
+/// Remove the layer directories of runs that were killed (SIGKILL: they
+/// could not clean up): a directory under [`RUNS_DIR`] named after a PID
+/// that no longer runs, not kept. Returns what it removed.
+pub fn reclaim_stale() -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(RUNS_DIR) else {
+        return Ok(removed); // no run yet
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() || dir.join(KEPT_MARK).exists() {
+            continue;
+        }
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("failed to remove {}", dir.display()))?;
+        removed.push(dir);
+    }
+    Ok(removed)
+}
+
+/// `--layer DIR`: an existing directory whose path the overlay options can
+/// hold (no ',', ':' or backslash), made absolute.
+pub fn parse_layer(text: &str) -> Result<PathBuf, String> {
+    let path = std::fs::canonicalize(text).map_err(|e| format!("{text}: {e}"))?;
+    if !path.is_dir() {
+        return Err(format!("{text} is not a directory"));
+    }
+    overlay_options(
+        std::slice::from_ref(&path),
+        Path::new("/u"),
+        Path::new("/w"),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(path)
+}
 
 // ANCHOR: options
 /// The overlay's mount options. In `lowerdir=a:b:c` the FIRST is the top:
