@@ -206,7 +206,8 @@ fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
     let passwd = base.join("etc/passwd");
     let before = stat_line(&passwd);
     say.step("a container writes, deletes, renames and replaces a directory")?;
-    let script = "cat /etc/hosts >/dev/null; echo '# the container was here' >> /etc/passwd; \
+    let script =
+        "cat /etc/nsswitch.conf >/dev/null; echo '# the container was here' >> /etc/passwd; \
                   rm /etc/group; mv /etc/hosts /etc/hosts.old; \
                   rm -rf /root && mkdir /root && echo hi > /root/note; echo new > /hello";
     say.container(script);
@@ -231,6 +232,11 @@ fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
         stat_line(&layers.upper.join("etc/passwd"))
     ));
     say.note("The first write copied the whole file up; the lower's file kept its inode.");
+    say.host(&format!(
+        "read only: {}",
+        stat_line(&layers.upper.join("etc/nsswitch.conf"))
+    ));
+    say.note("A file only read is read from the lower: the upper holds nothing for it.");
     say.host(&stat_line(&layers.upper.join("etc/group")));
     say.note("A deletion of a lower's file is a whiteout in the upper: a 0/0 character device.");
     say.host(&format!(
@@ -250,7 +256,25 @@ fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
     for change in diff(&layers.upper, &layers.lowers)? {
         say.host(&change.to_string());
     }
-    drop(layers);
+
+    say.step("a second container over the same base sees none of it")?;
+    let second = Layers::create(&layers.dir.join("second"), layers.lowers.clone(), false)?;
+    let script = "tail -n1 /etc/passwd; ls /etc/group /hello 2>&1";
+    say.container(script);
+    let seen = observe(FLAGS, || {
+        bring_up_loopback()?;
+        enter_layers(&second)?;
+        exec(&["sh".into(), "-c".into(), script.into()])
+    })?;
+    say.container(seen.output.trim_end());
+    say.host(&format!(
+        "its upper: {} change(s); the first's: {}",
+        diff(&second.upper, &second.lowers)?.len(),
+        diff(&layers.upper, &layers.lowers)?.len()
+    ));
+    say.note("Each container has its own upper over the one shared, read-only base.");
+    drop(second);
+    drop(layers); // both uppers go: the base is as it was
 
     say.finish("Next, chapter 9: images, their layers stacked as these lowers.")
 }
