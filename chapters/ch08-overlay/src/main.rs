@@ -150,19 +150,20 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     }
 }
 
-/// `ls -l`'s first letter and size (or device numbers) of `path`, and its
-/// inode: what the demo shows of a file on the host.
-fn stat_line(path: &Path) -> String {
+/// What the demo shows of a file on the host: its size (or that it is a
+/// whiteout) and its inode, its path shown relative to `under`.
+fn stat_line(path: &Path, under: &Path) -> String {
+    let shown = path.strip_prefix(under).unwrap_or(path);
     match std::fs::symlink_metadata(path) {
-        Err(_) => format!("{}: (none)", path.display()),
+        Err(_) => format!("{}: (none)", shown.display()),
         Ok(meta) if is_whiteout(&meta) => format!(
             "{}: c 0,0 (a whiteout), inode {}",
-            path.display(),
+            shown.display(),
             meta.ino()
         ),
         Ok(meta) => format!(
             "{}: {} bytes, inode {}",
-            path.display(),
+            shown.display(),
             meta.len(),
             meta.ino()
         ),
@@ -187,24 +188,17 @@ fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
             .collect::<Vec<_>>()
             .join(" over ")
     ));
-    say.host(&format!(
-        "upper (its own):           {}",
-        layers.upper.display()
-    ));
-    say.host(&format!(
-        "work, merged:              {}, {}",
-        layers.work.display(),
-        layers.merged.display()
-    ));
+    say.host(&format!("the run's own: {}/", layers.dir.display()));
+    say.host("upper (its own): diff/   work: work/   mount point: merged/");
+    say.note("(paths below are relative to the run's own directory)");
     say.syscall(&format!(
-        "mount(\"overlay\", \"{}\", \"overlay\", 0, \"{}\")",
-        layers.merged.display(),
-        ch08_overlay::overlay_options(&layers.lowers, &layers.upper, &layers.work)?
+        "mount(\"overlay\", \"merged\", \"overlay\", 0,\n      \"{}\")",
+        ch08_overlay::overlay_options(&layers.lowers, Path::new("diff"), Path::new("work"))?
     ));
     say.note("In lowerdir=a:b the first is the top: a name in a hides the same name in b.");
 
     let passwd = base.join("etc/passwd");
-    let before = stat_line(&passwd);
+    let before = stat_line(&passwd, Path::new(""));
     say.step("a container writes, deletes, renames and replaces a directory")?;
     let script =
         "cat /etc/nsswitch.conf >/dev/null; echo '# the container was here' >> /etc/passwd; \
@@ -226,22 +220,21 @@ fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
 
     say.step("what the host sees: the base is untouched, the upper holds the changes")?;
     say.host(&format!("before: {before}"));
-    say.host(&format!("after:  {}", stat_line(&passwd)));
+    say.host(&format!("after:  {}", stat_line(&passwd, Path::new(""))));
     say.host(&format!(
         "copied up: {}",
-        stat_line(&layers.upper.join("etc/passwd"))
+        stat_line(&layers.upper.join("etc/passwd"), &layers.dir)
     ));
     say.note("The first write copied the whole file up; the lower's file kept its inode.");
     say.host(&format!(
         "read only: {}",
-        stat_line(&layers.upper.join("etc/nsswitch.conf"))
+        stat_line(&layers.upper.join("etc/nsswitch.conf"), &layers.dir)
     ));
     say.note("A file only read is read from the lower: the upper holds nothing for it.");
-    say.host(&stat_line(&layers.upper.join("etc/group")));
+    say.host(&stat_line(&layers.upper.join("etc/group"), &layers.dir));
     say.note("A deletion of a lower's file is a whiteout in the upper: a 0/0 character device.");
     say.host(&format!(
-        "{}: trusted.overlay.opaque={}",
-        layers.upper.join("root").display(),
+        "diff/root: trusted.overlay.opaque={}",
         if is_opaque(&layers.upper.join("root")) {
             "y"
         } else {
