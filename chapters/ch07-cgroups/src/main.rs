@@ -333,5 +333,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         say.warn("a workshop cgroup is still there");
     }
 
-    say.finish("That is a container: namespaces for what it sees, cgroups for what it uses.")
+    say.finish(
+        "Next, chapter 8: layers, what a container is made of (an overlay over a shared rootfs).",
+    )
 }
