@@ -279,3 +279,31 @@ fn the_layers_of_a_killed_run_are_reclaimed_by_the_next() {
         assert!(!dir.exists(), "{} is left", dir.display());
     }
 }
+
+/// The fault matrix looks at mounts, links and cgroups; this looks at the
+/// layers: after a SIGINT or SIGTERM mid-run (the tool ends its container
+/// and cleans up), the run's directory is gone.
+#[test]
+fn a_signalled_run_removes_its_layers() {
+    require_root();
+    workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    for signal in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let tool = spawn(chapter(BIN).args(["--network", "none", "--quiet", "--", "sleep", "30"]));
+        let pid = tool.id();
+        let container = wait_for_container(pid, "sleep", LIMIT);
+        assert!(run_dir(pid).join("diff").is_dir(), "the run has its upper");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+        let out = wait_output(tool, LIMIT);
+        assert_eq!(
+            exit_code(out.status),
+            128 + signal as i32,
+            "{}",
+            stderr_of(&out)
+        );
+        assert!(wait_until_gone(container, LIMIT));
+        assert!(!run_dir(pid).exists(), "{signal:?} left {:?}", run_dir(pid));
+    }
+}
