@@ -22,6 +22,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
+use workshop::error::HintExt;
 
 /// Where the directories of each run's layers are made: one directory per
 /// run, named after the tool's PID.
@@ -60,6 +61,16 @@ impl Layers {
         if lowers.is_empty() {
             bail!("an overlay needs at least one lower layer");
         }
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("failed to create {}", parent.display()))?;
+        }
+        // A new directory, never an old one: a kept run whose PID came round
+        // again must not lend this run its upper.
+        std::fs::create_dir(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))
+            .hint("a run's layers are left there (--keep): look, then remove them")?;
+        // Made only now: from here on, dropping it removes the directory.
         let layers = Layers {
             dir: dir.to_path_buf(),
             lowers,

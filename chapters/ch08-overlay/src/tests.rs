@@ -182,6 +182,10 @@ fn layers_are_removed_when_dropped_unless_kept() {
         assert_eq!(dir.exists(), keep, "keep: {keep}");
     }
     assert!(Layers::create(&scratch.0.join("none"), vec![], false).is_err());
+    // The kept one is never taken over by a new run of the same name.
+    let again = Layers::create(&scratch.0.join("run-true"), vec![scratch.0.clone()], false);
+    assert!(again.is_err(), "a kept run's directory was reused");
+    assert!(scratch.0.join("run-true/diff/file").exists());
 }
 
 /// The kernel's own upper: a real overlay, mounted in a mount namespace of a
