@@ -74,7 +74,7 @@ pub fn root() -> PathBuf {
 }
 
 /// The chapters, in order: (package name, directory under chapters/).
-pub const CHAPTERS: [&str; 7] = [
+pub const CHAPTERS: [&str; 8] = [
     "ch01-clone",
     "ch02-namespaces",
     "ch03-mount",
@@ -82,6 +82,7 @@ pub const CHAPTERS: [&str; 7] = [
     "ch05-uts",
     "ch06-net",
     "ch07-cgroups",
+    "ch08-overlay",
 ];
 
 /// `cargo` as the one that runs us.

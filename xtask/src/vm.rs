@@ -45,6 +45,7 @@ pub const PACKAGES: &[&str] = &[
     "ch05-uts",
     "ch06-net",
     "ch07-cgroups",
+    "ch08-overlay",
     // The exercise checks, against the solutions: the probe
     // (`solutions-probe`) goes in as a binary of the package.
     "solutions",
