@@ -208,6 +208,16 @@ pub fn mount_overlay(layers: &Layers) -> Result<()> {
 }
 // ANCHOR_END: mount_overlay
 
+// ANCHOR: enter_layers
+/// In the container (its own mount namespace): mount the overlay on
+/// `merged`, then pivot into that, as chapter 4 pivoted into the rootfs.
+pub fn enter_layers(layers: &Layers) -> Result<()> {
+    ch03_mount::make_mounts_private()?; // the overlay stays in this namespace
+    mount_overlay(layers)?;
+    ch04_rootfs::enter_rootfs(&layers.merged)
+}
+// ANCHOR_END: enter_layers
+
 /// What a container did to one path, as `docker diff` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {

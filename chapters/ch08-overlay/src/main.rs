@@ -10,13 +10,13 @@
 
 use anyhow::Result;
 use ch01_clone::observe;
-use ch04_rootfs::{enter_rootfs, RootfsOption};
+use ch04_rootfs::RootfsOption;
 use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::netlink::Netlink;
 use ch06_net::{bring_up_loopback, reclaim_stale as reclaim_stale_pairs, NetworkOptions, Wiring};
 use ch07_cgroups::cgroup::reclaim_stale;
 use ch07_cgroups::{start_limited, LimitOptions};
-use ch08_overlay::{diff, is_opaque, is_whiteout, mount_overlay, parse_layer, Layers};
+use ch08_overlay::{diff, enter_layers, is_opaque, is_whiteout, parse_layer, Layers};
 use clap::Parser;
 use nix::sched::CloneFlags;
 use std::os::unix::fs::MetadataExt;
@@ -81,16 +81,6 @@ fn main() -> ExitCode {
         run,
     )
 }
-
-// ANCHOR: enter_layers
-/// In the container (its own mount namespace): mount the overlay on
-/// `merged`, then pivot into that, as chapter 4 pivoted into the rootfs.
-fn enter_layers(layers: &Layers) -> Result<()> {
-    ch03_mount::make_mounts_private()?; // the overlay stays in this namespace
-    mount_overlay(layers)?;
-    enter_rootfs(&layers.merged)
-}
-// ANCHOR_END: enter_layers
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     for stale in reclaim_stale()? {

@@ -1,0 +1,450 @@
+//! The content store: `target/images`, itself an OCI image layout (so that
+//! `skopeo inspect oci:target/images:NAME:TAG` reads it), plus each layer
+//! unpacked once:
+//!
+//! ```text
+//! target/images/
+//!   oci-layout                 {"imageLayoutVersion": "1.0.0"}
+//!   index.json                 one manifest per NAME:TAG (the ref.name annotation)
+//!   blobs/sha256/HEX           manifests, configs, layer tars: named by their digest
+//!   layers/HEX/                a layer unpacked (overlay whiteouts), named by its diff-id
+//!   lock                       held while the index or layers/ change
+//! ```
+//!
+//! Everything is named by what it holds, so two images that share a base
+//! share its blob and its directory on disk.
+
+use crate::digest::{require_sha256, HashingReader};
+use crate::reference::Reference;
+use anyhow::{anyhow, bail, Context, Result};
+use oci_spec::image::{
+    Descriptor, DescriptorBuilder, Digest, ImageConfiguration, ImageIndex, ImageIndexBuilder,
+    ImageManifest, MediaType, OciLayoutBuilder, ANNOTATION_REF_NAME,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The store's directory under cargo's target directory.
+pub const STORE_DIR: &str = "images";
+
+/// An image store on disk.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+}
+
+/// An image in the store: its name, its manifest and its config.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub reference: Reference,
+    pub manifest_digest: Digest,
+    pub manifest: ImageManifest,
+    /// The config's digest: the image's ID, as `docker images` shows it.
+    pub id: Digest,
+    pub config: ImageConfiguration,
+}
+
+/// What [`Store::remove`] removed.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Blobs no image refers to any more (manifests, configs, layers).
+    pub blobs: Vec<Digest>,
+    /// Unpacked layers no image uses any more, by diff-id.
+    pub layers: Vec<Digest>,
+}
+
+/// An exclusive hold on the store (flock on `lock`), released on drop.
+pub struct StoreLock {
+    _lock: nix::fcntl::Flock<fs::File>,
+}
+
+impl Image {
+    /// The layers' diff-ids, the base first (the config's `rootfs.diff_ids`).
+    pub fn diff_ids(&self) -> Vec<Digest> {
+        self.config
+            .rootfs()
+            .diff_ids()
+            .iter()
+            .map(|d| d.parse().expect("checked when read"))
+            .collect()
+    }
+
+    /// The unpacked layers as overlay lowers: the top first, as
+    /// `lowerdir=` wants them.
+    pub fn lowers(&self, store: &Store) -> Vec<PathBuf> {
+        self.diff_ids()
+            .iter()
+            .rev()
+            .map(|d| store.layer_dir(d))
+            .collect()
+    }
+}
+
+impl Store {
+    /// `target/images`, beside chapter 4's `target/rootfs`.
+    pub fn default_dir() -> Result<PathBuf> {
+        let rootfs = workshop_rootfs::default_dir()?;
+        Ok(rootfs.with_file_name(STORE_DIR))
+    }
+
+    /// The store at [`Store::default_dir`], made if missing.
+    pub fn open_default() -> Result<Store> {
+        Store::open(&Store::default_dir()?)
+    }
+
+    /// The store at `root`, made (empty) if missing.
+    pub fn open(root: &Path) -> Result<Store> {
+        let store = Store {
+            root: root.to_path_buf(),
+        };
+        for dir in [store.root.join("blobs/sha256"), store.root.join("layers")] {
+            fs::create_dir_all(&dir)
+                .with_context(|| format!("failed to create {}", dir.display()))?;
+        }
+        let layout = store.root.join("oci-layout");
+        if !layout.exists() {
+            let _lock = store.lock()?;
+            if !layout.exists() {
+                let value = OciLayoutBuilder::default()
+                    .image_layout_version("1.0.0")
+                    .build()?;
+                write_atomically(&layout, &serde_json::to_vec(&value)?)?;
+                let index = ImageIndexBuilder::default()
+                    .schema_version(2u32)
+                    .media_type(MediaType::ImageIndex)
+                    .manifests(Vec::<Descriptor>::new())
+                    .build()?;
+                write_atomically(
+                    &store.root.join("index.json"),
+                    &serde_json::to_vec_pretty(&index)?,
+                )?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Hold the store's lock: every change of `index.json` or `layers/`
+    /// happens under it, so two imports or builds at once cannot lose a tag
+    /// or unpack a layer twice into the same place.
+    pub fn lock(&self) -> Result<StoreLock> {
+        let path = self.root.join("lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| anyhow!("failed to lock {}: {errno}", path.display()))?;
+        Ok(StoreLock { _lock: lock })
+    }
+
+    /// Where the blob `digest` lives.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.digest())
+    }
+
+    /// Where the layer whose diff-id is `diff_id` is unpacked.
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers").join(diff_id.digest())
+    }
+
+    /// Copy a blob into the store, hashing it on the way. With `expected`,
+    /// a blob whose bytes do not hash to it is refused (and not kept),
+    /// naming both digests. Returns the digest and the size.
+    pub fn put_blob(&self, reader: impl Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        if let Some(expected) = expected {
+            require_sha256(expected)?;
+        }
+        let dir = self.root.join("blobs/sha256");
+        let tmp = dir.join(format!(".partial-{}-{}", std::process::id(), unique()));
+        let result = (|| {
+            let mut file = fs::File::create(&tmp)
+                .with_context(|| format!("failed to create {}", tmp.display()))?;
+            let mut hashing = HashingReader::new(reader);
+            std::io::copy(&mut hashing, &mut file)
+                .with_context(|| format!("failed to write {}", tmp.display()))?;
+            file.sync_all().ok();
+            let (digest, size) = hashing.finish();
+            if let Some(expected) = expected {
+                if *expected != digest {
+                    bail!(
+                        "the blob {expected} does not match its digest: its bytes hash to {digest}"
+                    );
+                }
+            }
+            fs::rename(&tmp, self.blob_path(&digest))
+                .with_context(|| format!("failed to store the blob {digest}"))?;
+            Ok((digest, size))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Store a value as a JSON blob; its descriptor, with `media_type`.
+    pub fn put_json(
+        &self,
+        value: &impl serde::Serialize,
+        media_type: MediaType,
+    ) -> Result<Descriptor> {
+        let bytes = serde_json::to_vec(value)?;
+        let (digest, size) = self.put_blob(&bytes[..], None)?;
+        Ok(DescriptorBuilder::default()
+            .media_type(media_type)
+            .digest(digest)
+            .size(size)
+            .build()?)
+    }
+
+    /// Read a blob's bytes, checked against its digest.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        require_sha256(digest)?;
+        let path = self.blob_path(digest);
+        let mut bytes = Vec::new();
+        let mut hashing = HashingReader::new(
+            fs::File::open(&path).with_context(|| format!("the store has no blob {digest}"))?,
+        );
+        hashing
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("failed to read {}", path.display()))?;
+        let (actual, _) = hashing.finish();
+        if actual != *digest {
+            bail!("the stored blob {digest} is damaged: its bytes hash to {actual}");
+        }
+        Ok(bytes)
+    }
+
+    /// The store's `index.json`.
+    pub fn index(&self) -> Result<ImageIndex> {
+        let path = self.root.join("index.json");
+        ImageIndex::from_file(&path).with_context(|| format!("failed to read {}", path.display()))
+    }
+
+    /// Name the manifest `manifest` as `reference` (replacing what had that
+    /// name). Returns the manifest digest the name had before, if another.
+    /// The caller holds the lock.
+    pub fn tag(
+        &self,
+        _lock: &StoreLock,
+        reference: &Reference,
+        manifest: &Descriptor,
+    ) -> Result<Option<Digest>> {
+        let mut index = self.index()?;
+        let name = reference.to_string();
+        let mut before = None;
+        let mut manifests: Vec<Descriptor> = Vec::new();
+        for d in index.manifests() {
+            if ref_name(d).as_deref() == Some(name.as_str()) {
+                before = Some(d.digest().clone());
+            } else {
+                manifests.push(d.clone());
+            }
+        }
+        let mut named = manifest.clone();
+        let mut annotations = named.annotations().clone().unwrap_or_default();
+        annotations.insert(ANNOTATION_REF_NAME.to_string(), name);
+        named.set_annotations(Some(annotations));
+        manifests.push(named);
+        manifests.sort_by_key(|d| ref_name(d).unwrap_or_default());
+        index.set_manifests(manifests);
+        write_atomically(
+            &self.root.join("index.json"),
+            &serde_json::to_vec_pretty(&index)?,
+        )?;
+        Ok(before.filter(|b| b != manifest.digest()))
+    }
+
+    /// The image named `reference`, or an error that names the images
+    /// there are.
+    pub fn resolve(&self, reference: &Reference) -> Result<Image> {
+        let name = reference.to_string();
+        let index = self.index()?;
+        let Some(descriptor) = index
+            .manifests()
+            .iter()
+            .find(|d| ref_name(d).as_deref() == Some(name.as_str()))
+        else {
+            let known: Vec<String> = index.manifests().iter().filter_map(ref_name).collect();
+            bail!(
+                "no image {name} in {} (there {}: {})",
+                self.root.display(),
+                if known.len() == 1 { "is" } else { "are" },
+                if known.is_empty() {
+                    "none yet; import or build one".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        };
+        self.image(reference.clone(), descriptor.digest())
+    }
+
+    /// The image whose manifest is `manifest_digest`, read and checked.
+    pub fn image(&self, reference: Reference, manifest_digest: &Digest) -> Result<Image> {
+        let manifest = ImageManifest::from_reader(&self.read_blob(manifest_digest)?[..])
+            .with_context(|| {
+                format!(
+                    "the manifest {manifest_digest} of {reference} is not an OCI image manifest"
+                )
+            })?;
+        let id = manifest.config().digest().clone();
+        let config =
+            ImageConfiguration::from_reader(&self.read_blob(&id)?[..]).with_context(|| {
+                format!("the config {id} of {reference} is not an OCI image config")
+            })?;
+        for diff_id in config.rootfs().diff_ids() {
+            let digest: Digest = diff_id.parse().map_err(|e| {
+                anyhow!("{reference}: the diff-id {diff_id:?} is not a digest: {e}")
+            })?;
+            require_sha256(&digest)?;
+        }
+        if config.rootfs().diff_ids().len() != manifest.layers().len() {
+            bail!(
+                "{reference}: the manifest has {} layers but the config names {} diff-ids",
+                manifest.layers().len(),
+                config.rootfs().diff_ids().len()
+            );
+        }
+        Ok(Image {
+            reference,
+            manifest_digest: manifest_digest.clone(),
+            manifest,
+            id,
+            config,
+        })
+    }
+
+    /// Every named image, sorted by name.
+    pub fn images(&self) -> Result<Vec<Image>> {
+        let mut images = Vec::new();
+        for d in self.index()?.manifests() {
+            if let Some(name) = ref_name(d) {
+                let reference = name
+                    .parse()
+                    .map_err(|e| anyhow!("index.json names an image {name:?}: {e}"))?;
+                images.push(self.image(reference, d.digest())?);
+            }
+        }
+        images.sort_by(|a, b| a.reference.cmp(&b.reference));
+        Ok(images)
+    }
+
+    /// Remove the name `reference`, then every blob and unpacked layer that
+    /// no remaining image uses (the build cache's layers included).
+    pub fn remove(&self, reference: &Reference) -> Result<Removed> {
+        let lock = self.lock()?;
+        self.resolve(reference)?;
+        let mut index = self.index()?;
+        let name = reference.to_string();
+        let kept: Vec<Descriptor> = index
+            .manifests()
+            .iter()
+            .filter(|d| ref_name(d).as_deref() != Some(name.as_str()))
+            .cloned()
+            .collect();
+        index.set_manifests(kept);
+        write_atomically(
+            &self.root.join("index.json"),
+            &serde_json::to_vec_pretty(&index)?,
+        )?;
+        self.collect_garbage(&lock)
+    }
+
+    /// Remove blobs and layer directories no named image uses. The caller
+    /// holds the lock.
+    pub fn collect_garbage(&self, _lock: &StoreLock) -> Result<Removed> {
+        let mut blobs_used = BTreeSet::new();
+        let mut layers_used = BTreeSet::new();
+        for image in self.images()? {
+            blobs_used.insert(image.manifest_digest.digest().to_string());
+            blobs_used.insert(image.id.digest().to_string());
+            for layer in image.manifest.layers() {
+                blobs_used.insert(layer.digest().digest().to_string());
+            }
+            for diff_id in image.diff_ids() {
+                layers_used.insert(diff_id.digest().to_string());
+            }
+        }
+        let mut removed = Removed::default();
+        for (dir, used, out) in [
+            ("blobs/sha256", &blobs_used, &mut removed.blobs),
+            ("layers", &layers_used, &mut removed.layers),
+        ] {
+            let dir = self.root.join(dir);
+            for entry in
+                fs::read_dir(&dir).with_context(|| format!("failed to read {}", dir.display()))?
+            {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.len() != 64 || used.contains(&name) {
+                    continue; // a partial file of a running import is not ours to judge
+                }
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    workshop_rootfs::remove_tree(&path)?;
+                } else {
+                    fs::remove_file(&path)
+                        .with_context(|| format!("failed to remove {}", path.display()))?;
+                }
+                out.push(format!("sha256:{name}").parse().expect("64 hex digits"));
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The size on disk of each unpacked layer, by diff-id hex (for `images`).
+    pub fn layer_sizes(&self) -> Result<HashMap<String, u64>> {
+        let mut sizes = HashMap::new();
+        let dir = self.root.join("layers");
+        for entry in
+            fs::read_dir(&dir).with_context(|| format!("failed to read {}", dir.display()))?
+        {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                let stats = workshop_rootfs::stats(&entry.path())?;
+                sizes.insert(
+                    entry.file_name().to_string_lossy().into_owned(),
+                    stats.bytes,
+                );
+            }
+        }
+        Ok(sizes)
+    }
+}
+
+/// The `org.opencontainers.image.ref.name` of an index entry.
+pub fn ref_name(descriptor: &Descriptor) -> Option<String> {
+    descriptor
+        .annotations()
+        .as_ref()?
+        .get(ANNOTATION_REF_NAME)
+        .cloned()
+}
+
+/// Write `path` by writing a temporary file beside it and renaming it over,
+/// so that a reader sees the old or the new file, never half of one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_file_name(format!(
+        ".{}.{}-{}",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id(),
+        unique()
+    ));
+    let mut file =
+        fs::File::create(&tmp).with_context(|| format!("failed to create {}", tmp.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("failed to write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("failed to write {}", path.display()))
+}
+
+/// A number unique within this process, for temporary names.
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
