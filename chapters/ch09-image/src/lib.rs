@@ -15,6 +15,7 @@
 //!   names, and each layer unpacked once under `layers/`.
 //! - [`layer`]: a layer tar to a directory and back: OCI whiteouts
 //!   (`.wh.NAME`, `.wh..wh..opq`) to overlay whiteouts and back.
+//! - [`pack`]: an upper directory to a layer tar, whiteouts and all.
 //! - [`import`]: docker-archive and OCI layout, tar or directory, in.
 //! - [`config`]: an image config to the container's process.
 //! - [`build`]: a Containerfile, step by step, with a layer cache.
@@ -25,6 +26,7 @@ pub mod config;
 pub mod digest;
 pub mod import;
 pub mod layer;
+pub mod pack;
 pub mod reference;
 pub mod save;
 pub mod store;
