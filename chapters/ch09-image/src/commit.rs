@@ -6,7 +6,7 @@ use crate::reference::Reference;
 use crate::store::{Image, Store, StoreLock};
 use anyhow::{bail, Context, Result};
 use oci_spec::image::{
-    Config, DescriptorBuilder, Digest, HistoryBuilder, ImageConfiguration,
+    Config, Descriptor, DescriptorBuilder, Digest, HistoryBuilder, ImageConfiguration,
     ImageConfigurationBuilder, ImageManifestBuilder, MediaType,
 };
 use std::fs;
@@ -86,10 +86,27 @@ pub fn new_image(
     lock: &StoreLock,
     parent: Option<&Image>,
     layer: Option<&NewLayer>,
-    mut config: ImageConfiguration,
+    config: ImageConfiguration,
     created_by: &str,
     reference: &Reference,
 ) -> Result<Image> {
+    let manifest_descriptor = write_image(store, lock, parent, layer, config, created_by)?;
+    store.tag(lock, reference, &manifest_descriptor)?;
+    store.image(reference.clone(), manifest_descriptor.digest())
+}
+
+/// [`new_image`] without the name: its config and manifest written to the
+/// store, the manifest's descriptor returned (a build's steps before the
+/// last are images no name points to: the build cache does). The caller
+/// holds the lock.
+pub fn write_image(
+    store: &Store,
+    _lock: &StoreLock,
+    parent: Option<&Image>,
+    layer: Option<&NewLayer>,
+    mut config: ImageConfiguration,
+    created_by: &str,
+) -> Result<Descriptor> {
     let mut layers = match parent {
         Some(parent) => parent.manifest.layers().clone(),
         None => Vec::new(),
@@ -128,9 +145,7 @@ pub fn new_image(
         .config(config_descriptor)
         .layers(layers)
         .build()?;
-    let manifest_descriptor = store.put_json(&manifest, MediaType::ImageManifest)?;
-    store.tag(lock, reference, &manifest_descriptor)?;
-    store.image(reference.clone(), manifest_descriptor.digest())
+    store.put_json(&manifest, MediaType::ImageManifest)
 }
 
 /// `docker import` of a directory: an image of one layer holding the files

@@ -350,8 +350,10 @@ mod tests {
         nix::unistd::mkfifo(&root.join("fifo"), Mode::from_bits_truncate(0o640)).unwrap();
     }
 
-    /// The entries of a tar: (path, type, mode, uid, gid, mtime, size, link).
-    fn entries(tar: &[u8]) -> Vec<(String, char, u32, u64, u64, u64, u64, String)> {
+    /// One entry of a tar: (path, type, mode, uid, gid, mtime, size, link).
+    type Entry = (String, char, u32, u64, u64, u64, u64, String);
+
+    fn entries(tar: &[u8]) -> Vec<Entry> {
         let mut archive = tar::Archive::new(tar);
         archive
             .entries()

@@ -334,7 +334,7 @@ impl Store {
     }
 
     /// Remove the name `reference`, then every blob and unpacked layer that
-    /// no remaining image uses (the build cache's layers included).
+    /// no remaining image uses, nor the build cache (`build::prune_cache`).
     pub fn remove(&self, reference: &Reference) -> Result<Removed> {
         let lock = self.lock()?;
         self.resolve(reference)?;
@@ -354,12 +354,17 @@ impl Store {
         self.collect_garbage(&lock)
     }
 
-    /// Remove blobs and layer directories no named image uses. The caller
-    /// holds the lock.
+    /// Remove blobs and layer directories that no named image uses, nor
+    /// the build cache (its steps' images: `build::prune_cache` lets them
+    /// go). The caller holds the lock.
     pub fn collect_garbage(&self, _lock: &StoreLock) -> Result<Removed> {
         let mut blobs_used = BTreeSet::new();
         let mut layers_used = BTreeSet::new();
-        for image in self.images()? {
+        for image in self
+            .images()?
+            .into_iter()
+            .chain(crate::build::cached_images(self)?)
+        {
             blobs_used.insert(image.manifest_digest.digest().to_string());
             blobs_used.insert(image.id.digest().to_string());
             for layer in image.manifest.layers() {
