@@ -48,6 +48,10 @@ fn main() {
             "from_scratch_with_copy_only_makes_an_image",
             from_scratch_with_copy_only_makes_an_image,
         ),
+        (
+            "entrypoint_clears_an_inherited_cmd_but_not_one_set_here",
+            entrypoint_clears_an_inherited_cmd_but_not_one_set_here,
+        ),
     ]);
 }
 
@@ -431,4 +435,42 @@ fn from_scratch_with_copy_only_makes_an_image() {
         .unwrap_err()
     );
     assert!(text.contains("FROM scratch has none yet"), "{text}");
+}
+
+fn entrypoint_clears_an_inherited_cmd_but_not_one_set_here() {
+    let fixture = Fixture::new("ch09-build-entrypoint");
+    let context = fixture.context(
+        "context",
+        "FROM workshop/busybox\nCMD [\"echo\", \"inherited\"]\n",
+        &[],
+    );
+    build_ok(&fixture, &context, "workshop/with-cmd");
+    let config = |built: &Built| built.image.config.config().clone().unwrap();
+
+    write(
+        &context.join("Containerfile"),
+        "FROM workshop/with-cmd\nENTRYPOINT [\"/bin/echo\"]\n",
+    );
+    let inherited = build_ok(&fixture, &context, "workshop/entry1");
+    assert_eq!(
+        config(&inherited).cmd(),
+        &None,
+        "docker drops an inherited CMD"
+    );
+    assert_eq!(
+        config(&inherited).entrypoint().clone().unwrap(),
+        ["/bin/echo"]
+    );
+
+    write(
+        &context.join("Containerfile"),
+        "FROM workshop/with-cmd\nCMD [\"here\"]\nENTRYPOINT echo\n",
+    );
+    let here = build_ok(&fixture, &context, "workshop/entry2");
+    assert_eq!(config(&here).cmd().clone().unwrap(), ["here"]);
+    assert_eq!(
+        config(&here).entrypoint().clone().unwrap(),
+        ["/bin/sh", "-c", "echo"],
+        "the shell form"
+    );
 }
