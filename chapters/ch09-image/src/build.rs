@@ -119,7 +119,11 @@ pub fn build(
                 let base: Reference = base
                     .parse()
                     .map_err(|e| anyhow!("{name} line {}: {e}", from.line))?;
-                Some(store.resolve(&base)?)
+                Some(
+                    store
+                        .resolve(&base)
+                        .with_context(|| format!("{name} line {}: {}", from.line, from.text))?,
+                )
             }
             _ => None,
         },

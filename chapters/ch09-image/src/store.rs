@@ -8,6 +8,8 @@
 //!   index.json                 one manifest per NAME:TAG (the ref.name annotation)
 //!   blobs/sha256/HEX           manifests, configs, layer tars: named by their digest
 //!   layers/HEX/                a layer unpacked (overlay whiteouts), named by its diff-id
+//!   cache/KEY                  a build step's image: its manifest digest (build.rs)
+//!   tmp/                       the directories of the build steps running
 //!   lock                       held while the index or layers/ change
 //! ```
 //!

@@ -368,6 +368,25 @@ fn an_unknown_instruction_is_refused_with_its_line_before_any_step() {
         text.contains("line 2: USER is not supported by this builder"),
         "{text}"
     );
+    write(
+        &context.join("Containerfile"),
+        "FROM nothing/here\nENV A=1\n",
+    );
+    let text = format!(
+        "{:#}",
+        build(
+            &fixture.store,
+            &context,
+            None,
+            &reference("workshop/unknown"),
+            false
+        )
+        .unwrap_err()
+    );
+    assert!(
+        text.contains("Containerfile line 1: FROM nothing/here: no image nothing/here:latest"),
+        "{text}"
+    );
 }
 
 fn rmi_keeps_what_the_cache_points_to_until_it_is_pruned() {
