@@ -6,10 +6,10 @@
 //! refused with its line, before any step runs; the store's garbage
 //! collection keeps the cache until it is pruned.
 
-mod common;
+mod single;
 
 use ch09_image::build::{build, prune_cache, Built};
-use common::{names, reference, run_tests, write, Fixture, BASE};
+use single::{names, reference, run_tests, write, Fixture, BASE};
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, Instant};

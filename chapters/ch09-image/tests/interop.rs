@@ -8,16 +8,16 @@
 //! skopeo and umoci come from Debian (`apt-get install -y skopeo umoci`,
 //! as .ci/run does): without them these tests FAIL, saying so.
 
-mod common;
+mod single;
 
 use ch01_clone::observe;
 use ch08_overlay::{mount_overlay, Layers};
 use ch09_image::build::build;
 use ch09_image::save::{save_docker_archive, save_oci};
 use ch09_image::Image;
-use common::{reference, run_tests, write, Fixture};
 use nix::sched::CloneFlags;
 use serde_json::Value;
+use single::{reference, run_tests, write, Fixture};
 use std::path::Path;
 use std::process::Command;
 use workshop::process::{argv, exec, Exit};

@@ -2,6 +2,7 @@
 //! starts containers with clone(), which a threaded process should not do,
 //! so these tests run one after another on the main thread), and a store
 //! of the test's own with the busybox rootfs imported as its base image.
+//! (`tests/common` is the import tests' image maker.)
 
 #![allow(dead_code)] // each test binary uses its part
 
