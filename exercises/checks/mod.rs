@@ -12,6 +12,7 @@ mod ch04;
 mod ch05;
 mod ch06;
 mod ch07;
+mod ch08;
 mod mybox;
 mod namesake;
 

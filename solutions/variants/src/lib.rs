@@ -16,6 +16,7 @@ pub mod ch04_rootfs;
 pub mod ch05_uts;
 pub mod ch06_net;
 pub mod ch07_cgroups;
+pub mod ch08_overlay;
 
 /// One answer to one exercise.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +76,7 @@ pub fn all() -> Vec<Variant> {
         ch05_uts::VARIANTS,
         ch06_net::VARIANTS,
         ch07_cgroups::VARIANTS,
+        ch08_overlay::VARIANTS,
     ]
     .concat()
 }
