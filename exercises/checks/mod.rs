@@ -13,6 +13,7 @@ mod ch05;
 mod ch06;
 mod ch07;
 mod ch08;
+mod ch09;
 mod mybox;
 mod namesake;
 

@@ -44,6 +44,7 @@ fn run(scenario: &str) -> Result<()> {
         "ch07-events" => ch07_events(),
         "ch08-mount" => ch08_mount(),
         "ch08-diff" => ch08_diff(),
+        "ch09-whiteouts" => ch09_whiteouts(),
         other => bail!("unknown probe scenario {other:?}"),
     }
 }
@@ -1481,6 +1482,98 @@ fn ch08_diff() -> Result<()> {
                 }
             }
             Err(e) => println!("error={}", answer::<u8>(Err(e))),
+        }
+        std::process::exit(0)
+    });
+    let host_entries = all_names(&dir).map(|n| n.len()).unwrap_or(0);
+    let _ = std::fs::remove_dir(&dir);
+    relay(seen?)?;
+    println!("host_entries={host_entries}");
+    println!("left_behind={}", dir.exists());
+    Ok(())
+}
+
+/// The entries of exercise 9.1's layer tar, in the order the probe gives
+/// them: whiteouts at the top and deep down, two opaque markers, and
+/// ordinary names (two only look like whiteouts).
+const CH09_ENTRIES: [&str; 8] = [
+    "etc/.wh.passwd",
+    ".wh.old-file",
+    "usr/share/doc/.wh.README",
+    "etc/.wh..wh..opq",
+    "var/cache/.wh..wh..opq",
+    "etc/hosts",
+    "notes/my.wh.file",
+    "bin/wh.sh",
+];
+
+/// The paths of the layer the check asks about, after every entry.
+const CH09_PATHS: [&str; 15] = [
+    "etc/passwd",
+    "etc/.wh.passwd",
+    "old-file",
+    ".wh.old-file",
+    "usr/share/doc/README",
+    "usr/share/doc/.wh.README",
+    "etc/.wh..opq",
+    "etc/.wh..wh..opq",
+    "etc/keep",
+    "var/cache",
+    "var/cache/.wh..opq",
+    "var/cache/.wh..wh..opq",
+    "etc/hosts",
+    "notes",
+    "bin",
+];
+
+/// The value of xattr `name` of `path` (not following a link), or `none`.
+fn xattr_of(path: &std::path::Path, name: &str) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(p), Ok(n)) = (
+        std::ffi::CString::new(path.as_os_str().as_bytes()),
+        std::ffi::CString::new(name),
+    ) else {
+        return "none".into();
+    };
+    let mut value = [0u8; 64];
+    // SAFETY: NUL-terminated strings alive for the call; the kernel writes
+    // at most value.len() bytes into value.
+    let len = unsafe {
+        nix::libc::lgetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    if len < 0 {
+        return "none".into();
+    }
+    String::from_utf8_lossy(&value[..len as usize]).into_owned()
+}
+
+/// Exercise 9.1: a layer directory on the probe's own tmpfs (a file of the
+/// layer's own already in etc/, as an unpacker writes entries in tar
+/// order), each entry given to the code under test, then what it made.
+fn ch09_whiteouts() -> Result<()> {
+    let dir = ch08_scratch("whiteouts")?;
+    let seen = observe(CloneFlags::CLONE_NEWNS, || {
+        ch08_own_tmpfs(&dir)?;
+        let layer = dir.join("layer");
+        ch08_write(&layer, "etc/keep", "this layer's own\n")?;
+        for entry in CH09_ENTRIES {
+            let applied =
+                under_test::ch09_image::apply_whiteout(&layer, std::path::Path::new(entry));
+            println!("returned {entry}={}", answer(applied));
+        }
+        for rel in CH09_PATHS {
+            println!("kind {rel}={}", ch08_kind(&layer.join(rel)));
+        }
+        for rel in ["etc", "var/cache"] {
+            for ns in ["trusted", "user"] {
+                let value = xattr_of(&layer.join(rel), &format!("{ns}.overlay.opaque"));
+                println!("{ns}.overlay.opaque {rel}={value}");
+            }
         }
         std::process::exit(0)
     });

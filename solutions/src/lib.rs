@@ -8,3 +8,4 @@ pub mod ch05_uts;
 pub mod ch06_net;
 pub mod ch07_cgroups;
 pub mod ch08_overlay;
+pub mod ch09_image;

@@ -17,6 +17,7 @@ pub mod ch05_uts;
 pub mod ch06_net;
 pub mod ch07_cgroups;
 pub mod ch08_overlay;
+pub mod ch09_image;
 
 /// One answer to one exercise.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +78,7 @@ pub fn all() -> Vec<Variant> {
         ch06_net::VARIANTS,
         ch07_cgroups::VARIANTS,
         ch08_overlay::VARIANTS,
+        ch09_image::VARIANTS,
     ]
     .concat()
 }
