@@ -21,6 +21,7 @@
 //! - [`commit`]: a new image from an image and one change (a layer, a config).
 //! - [`build`]: a Containerfile, step by step, with a layer cache.
 //! - [`save`]: an image out, as an OCI layout or a docker-archive.
+//! - [`run`]: an image run: its layers as chapter 8's lowers, its config as the process.
 
 pub mod build;
 pub mod commit;
@@ -30,6 +31,7 @@ pub mod import;
 pub mod layer;
 pub mod pack;
 pub mod reference;
+pub mod run;
 pub mod save;
 pub mod store;
 
