@@ -164,7 +164,8 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     let store = match &cli.store {
-        Some(dir) => Store::open(dir)?,
+        Some(dir) => Store::open(dir)
+            .with_context(|| format!("--store {}: not an image store", dir.display()))?,
         None => Store::open_default()?,
     };
     let progress = !say.is_quiet();
@@ -241,18 +242,14 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         }
     }
     // No subcommand: the chapter contract, in the workshop's base image.
+    let (argv, shell) = match cli.common.mode() {
+        Mode::Demo => return demo(&store, say).map(|()| 0),
+        Mode::Run(argv) => (argv, false),
+        Mode::Shell(_) => (Vec::new(), true),
+    };
     reclaim_what_killed_runs_left(&mut nl, say)?;
-    match cli.common.mode() {
-        Mode::Demo => demo(&store, say).map(|()| 0),
-        Mode::Run(argv) => {
-            let base = base_image(&store, say)?;
-            run_image(&store, &base, &argv, false, &cli.run, &mut nl, say)
-        }
-        Mode::Shell(_) => {
-            let base = base_image(&store, say)?;
-            run_image(&store, &base, &[], true, &cli.run, &mut nl, say)
-        }
-    }
+    let base = base_image(&store, say)?;
+    run_image(&store, &base, &argv, shell, &cli.run, &mut nl, say)
 }
 
 /// The demo's own image: the base, a layer with a user `app` (in the
@@ -308,6 +305,12 @@ fn demo_image(store: &Store, base: &Image) -> Result<Image> {
 fn demo(store: &Store, say: &Narrator) -> Result<()> {
     say.title("Chapter 9 · images: layers with a name and a config");
     say.step("the base image: chapter 4's rootfs as one layer")?;
+    for stale in ch08_overlay::reclaim_stale()? {
+        say.note(&format!(
+            "removed {}, the layers of a run that was killed",
+            stale.display()
+        ));
+    }
     let base = base_image(store, say)?;
     say.host(&format!("{BASE_IMAGE}: id {}", base.id));
     say.host(&format!(
