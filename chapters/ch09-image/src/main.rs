@@ -217,6 +217,9 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         }) => {
             reclaim_what_killed_runs_left(&mut nl, say)?;
             let image = store.resolve(image)?;
+            if *shell {
+                workshop::prepare_shell("ch09-image"); // as `--shell` before a subcommand does
+            }
             return run_image(&store, &image, command, *shell, run, &mut nl, say);
         }
         Some(Sub::Build { tag, file, context }) => {

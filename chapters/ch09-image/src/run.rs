@@ -44,9 +44,13 @@ pub fn run_image(
     say: &Narrator,
 ) -> Result<i32> {
     let lowers = image.lowers(store);
-    let mut process = config::process(&image.config, command, &lowers)?;
+    let sh = ["/bin/sh".to_string()];
+    let mut process = config::process(&image.config, if shell { &sh } else { command }, &lowers)?;
     if shell {
-        process.argv = vec!["/bin/sh".into()]; // as `docker run --entrypoint /bin/sh`
+        process.argv = sh.to_vec(); // as `docker run --entrypoint /bin/sh`
+        if let Ok(prompt) = std::env::var("PS1") {
+            process.env.push(format!("PS1={prompt}")); // the prompt workshop::start set
+        }
     }
     say.note(&format!(
         "{}: {} layer(s), user {}:{}, in {}",
