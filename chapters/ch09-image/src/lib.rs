@@ -27,6 +27,7 @@ pub mod digest;
 pub mod import;
 pub mod layer;
 pub mod pack;
+pub mod progress;
 pub mod reference;
 pub mod save;
 pub mod store;

@@ -164,7 +164,7 @@ pub fn unpack(archive: &Path, dest: &Path, options: Options) -> Result<Unpacked>
 }
 
 /// "gzip", "uncompressed", or an error naming a compression we do not read.
-fn compression_of(magic: &[u8]) -> Result<&'static str> {
+pub fn compression_of(magic: &[u8]) -> Result<&'static str> {
     let other = |name: &str, tool: &str| -> Result<&'static str> {
         bail!("the image is compressed with {name}, which is not supported here; decompress it first (`{tool} FILE`), or use a .tar or .tar.gz")
     };
