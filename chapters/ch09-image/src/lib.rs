@@ -18,10 +18,12 @@
 //! - [`pack`]: an upper directory to a layer tar, whiteouts and all.
 //! - [`import`]: docker-archive and OCI layout, tar or directory, in.
 //! - [`config`]: an image config to the container's process.
+//! - [`commit`]: a new image from an image and one change (a layer, a config).
 //! - [`build`]: a Containerfile, step by step, with a layer cache.
 //! - [`save`]: an image out, as an OCI layout or a docker-archive.
 
 pub mod build;
+pub mod commit;
 pub mod config;
 pub mod digest;
 pub mod import;
