@@ -111,8 +111,8 @@ struct Found {
 enum ManifestSource {
     /// An OCI layout's manifest blob (verified when read).
     Oci {
-        descriptor: Descriptor,
-        manifest: ImageManifest,
+        descriptor: Box<Descriptor>,
+        manifest: Box<ImageManifest>,
     },
     /// A docker-archive's entry: a config file and layer tars by path.
     Docker { config: String, layers: Vec<String> },
@@ -122,11 +122,12 @@ impl Found {
     /// The bytes of its layers in the archive, for the progress bar.
     fn layer_bytes(&self, archive: &Archive) -> u64 {
         match &self.source {
-            ManifestSource::Oci { manifest, .. } => manifest.layers().iter().map(|l| l.size()).sum(),
-            ManifestSource::Docker { layers, .. } => layers
-                .iter()
-                .filter_map(|l| archive.size(l).ok())
-                .sum(),
+            ManifestSource::Oci { manifest, .. } => {
+                manifest.layers().iter().map(|l| l.size()).sum()
+            }
+            ManifestSource::Docker { layers, .. } => {
+                layers.iter().filter_map(|l| archive.size(l).ok()).sum()
+            }
         }
     }
 }
@@ -172,9 +173,11 @@ pub fn familiar(name: &str) -> Result<Reference> {
     if let Some(rest) = short.strip_prefix("localhost/") {
         short = rest;
     }
-    short
-        .parse()
-        .map_err(|e| anyhow!("the archive names an image {name:?}, which is not a name here ({e}): give it a name"))
+    short.parse().map_err(|e| {
+        anyhow!(
+            "the archive names an image {name:?}, which is not a name here ({e}): give it a name"
+        )
+    })
 }
 
 // ANCHOR: oci
@@ -190,8 +193,10 @@ fn oci_images(archive: &Archive) -> Result<Vec<Found>> {
         let descriptor = match media_kind(entry.media_type())? {
             Kind::Manifest => entry.clone(),
             Kind::Index => {
-                let nested = ImageIndex::from_reader(&archive.read_blob(entry)?[..])
-                    .with_context(|| format!("the blob {} is not an image index", entry.digest()))?;
+                let nested =
+                    ImageIndex::from_reader(&archive.read_blob(entry)?[..]).with_context(|| {
+                        format!("the blob {} is not an image index", entry.digest())
+                    })?;
                 let manifest = for_this_machine(&nested, entry.digest())?;
                 if media_kind(manifest.media_type())? != Kind::Manifest {
                     bail!(
@@ -215,13 +220,15 @@ fn oci_images(archive: &Archive) -> Result<Vec<Found>> {
             continue;
         }
         let manifest = ImageManifest::from_reader(&archive.read_blob(&descriptor)?[..])
-            .with_context(|| format!("the blob {} is not an image manifest", descriptor.digest()))?;
+            .with_context(|| {
+                format!("the blob {} is not an image manifest", descriptor.digest())
+            })?;
         found.push(Found {
             names,
             shown: ref_name(entry).unwrap_or_else(|| descriptor.digest().to_string()),
             source: ManifestSource::Oci {
-                descriptor,
-                manifest,
+                descriptor: Box::new(descriptor),
+                manifest: Box::new(manifest),
             },
         });
     }
@@ -256,9 +263,9 @@ fn for_this_machine(index: &ImageIndex, digest: &Digest) -> Result<Descriptor> {
     manifests
         .iter()
         .find(|m| {
-            m.platform()
-                .as_ref()
-                .is_some_and(|p| p.architecture().to_string() == arch && p.os().to_string() == "linux")
+            m.platform().as_ref().is_some_and(|p| {
+                p.architecture().to_string() == arch && p.os().to_string() == "linux"
+            })
         })
         .cloned()
         .ok_or_else(|| anyhow!("the index {digest} has no image for linux/{arch}"))
@@ -329,7 +336,7 @@ fn docker_images(archive: &Archive) -> Result<Vec<Found>> {
                     .repo_tags
                     .as_ref()
                     .and_then(|t| t.first().cloned())
-                    .unwrap_or_else(|| entry.config.clone()),
+                    .unwrap_or_else(|| format!("with the config {}", entry.config)),
                 names,
                 source: ManifestSource::Docker {
                     config: entry.config,
@@ -345,7 +352,10 @@ fn docker_images(archive: &Archive) -> Result<Vec<Found>> {
 fn digest_in_path(path: &str) -> Option<Digest> {
     let file = path.rsplit('/').next()?;
     let hex = file.strip_suffix(".json").unwrap_or(file);
-    let is_hex = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let is_hex = hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     (is_hex && (path.starts_with("blobs/sha256/") || file.ends_with(".json")))
         .then(|| format!("sha256:{hex}").parse().ok())
         .flatten()
@@ -382,8 +392,10 @@ impl Import<'_> {
                         manifest.config().media_type()
                     );
                 }
-                let (config, _) =
-                    self.config(&blob_path(manifest.config().digest()), Some(manifest.config().digest()))?;
+                let (config, _) = self.config(
+                    &blob_path(manifest.config().digest()),
+                    Some(manifest.config().digest()),
+                )?;
                 let diff_ids = diff_ids(&config, manifest.layers().len(), &found.shown)?;
                 for (layer, diff_id) in manifest.layers().iter().zip(&diff_ids) {
                     if media_kind(layer.media_type())? != Kind::Layer {
@@ -394,20 +406,26 @@ impl Import<'_> {
                             layer.media_type()
                         );
                     }
-                    self.layer(&blob_path(layer.digest()), Some(layer.digest()), diff_id, bar)?;
+                    self.layer(
+                        &blob_path(layer.digest()),
+                        Some(layer.digest()),
+                        diff_id,
+                        bar,
+                    )?;
                 }
                 // The manifest as the archive has it (OCI, or Docker v2:
                 // the same but for its media type), so its digest stays.
                 let bytes = self.archive.read_blob(descriptor)?;
                 self.put(&bytes[..], Some(descriptor.digest()))?;
-                let mut named = descriptor.clone();
+                let mut named = (**descriptor).clone();
                 named.set_annotations(None);
                 named.set_platform(None);
                 Ok(named)
             }
             ManifestSource::Docker { config, layers } => {
                 // docker save writes no manifest blob: make an OCI one.
-                let (config, config_descriptor) = self.config(config, digest_in_path(config).as_ref())?;
+                let (config, config_descriptor) =
+                    self.config(config, digest_in_path(config).as_ref())?;
                 let diff_ids = diff_ids(&config, layers.len(), &found.shown)?;
                 let mut descriptors = Vec::new();
                 for (path, diff_id) in layers.iter().zip(&diff_ids) {
@@ -474,14 +492,21 @@ impl Import<'_> {
         let (digest, size) = match digest.filter(|d| self.store.blob_path(d).is_file()) {
             Some(known) => {
                 bar.inc(size); // the store has it: nothing to read
-                (known.clone(), fs::metadata(self.store.blob_path(known))?.len())
+                (
+                    known.clone(),
+                    fs::metadata(self.store.blob_path(known))?.len(),
+                )
             }
             None => self.put(bar.reader(self.archive.member(path)?), digest)?,
         };
         let blob = self.store.blob_path(&digest);
-        if layer::unpack_layer(self.store, self.lock, &blob, diff_id)
-            .with_context(|| format!("the layer {path} ({digest})"))?
-        {
+        let unpacked = layer::unpack_layer(self.store, self.lock, &blob, diff_id);
+        // A docker-archive's layer is named by its path (no digest in it).
+        let unpacked = match digest_in_path(path) {
+            Some(_) => unpacked?,
+            None => unpacked.with_context(|| format!("the archive's {path} ({digest})"))?,
+        };
+        if unpacked {
             self.layers_made.push(diff_id.clone());
         } else {
             self.shared += 1;
@@ -575,7 +600,10 @@ enum Archive {
 
 #[derive(Debug, Clone)]
 enum Member {
-    File { offset: u64, size: u64 },
+    File {
+        offset: u64,
+        size: u64,
+    },
     /// A symlink or hard link, to this path in the archive.
     Link(String),
 }
@@ -591,7 +619,8 @@ impl Drop for TempFile {
 
 impl Archive {
     fn open(path: &Path, store: &Store) -> Result<Archive> {
-        let meta = fs::metadata(path).with_context(|| format!("failed to read {}", path.display()))?;
+        let meta =
+            fs::metadata(path).with_context(|| format!("failed to read {}", path.display()))?;
         if meta.is_dir() {
             return Ok(Archive::Dir(path.canonicalize()?));
         }
@@ -601,21 +630,27 @@ impl Archive {
         let n = file.read(&mut magic)?;
         let mut unzipped = None;
         let mut tar_path = path.to_path_buf();
-        match workshop_rootfs::unpack::compression_of(&magic[..n])
-            .with_context(|| format!("{} cannot be read", path.display()))?
-        {
-            "gzip" => {
+        let compression = workshop_rootfs::unpack::compression_of(&magic[..n])
+            .with_context(|| format!("{} cannot be read", path.display()))?;
+        if compression == "gzip" {
+            {
                 // `docker save | gzip`: decompressed once, beside the store's blobs.
-                let temp = TempFile(store.root.join(format!(".import-{}.tar", std::process::id())));
+                let temp = TempFile(
+                    store
+                        .root
+                        .join(format!(".import-{}.tar", std::process::id())),
+                );
                 let mut out = fs::File::create(&temp.0)
                     .with_context(|| format!("failed to create {}", temp.0.display()))?;
                 file.seek(SeekFrom::Start(0))?;
-                std::io::copy(&mut flate2::read::MultiGzDecoder::new(BufReader::new(file)), &mut out)
-                    .with_context(|| format!("failed to decompress {}", path.display()))?;
+                std::io::copy(
+                    &mut flate2::read::MultiGzDecoder::new(BufReader::new(file)),
+                    &mut out,
+                )
+                .with_context(|| format!("failed to decompress {}", path.display()))?;
                 tar_path = temp.0.clone();
                 unzipped = Some(temp);
             }
-            _ => {}
         }
         let members = index_tar(&tar_path)
             .with_context(|| format!("{} is neither a directory nor a tar file", path.display()))?;
@@ -682,9 +717,11 @@ impl Archive {
     /// The member `path`, to read.
     fn member(&self, path: &str) -> Result<Box<dyn Read + '_>> {
         match (self.locate(path)?, self) {
-            (Located::Path(p), _) => Ok(Box::new(
-                fs::File::open(&p).with_context(|| format!("failed to open {}", p.display()))?,
-            )),
+            (Located::Path(p), _) => {
+                Ok(Box::new(fs::File::open(&p).with_context(|| {
+                    format!("failed to open {}", p.display())
+                })?))
+            }
             (Located::Range(offset, size), Archive::Tar { file, .. }) => {
                 let mut f = fs::File::open(file)
                     .with_context(|| format!("failed to open {}", file.display()))?;
@@ -781,11 +818,11 @@ fn normalize(path: &str, base: &str) -> Result<String> {
     };
     for c in Path::new(path).components() {
         match c {
-            Component::Normal(p) => parts.push(p.to_str().ok_or_else(|| anyhow!("{path:?} is not UTF-8"))?),
-            Component::ParentDir => {
-                if parts.pop().is_none() {
-                    bail!("{path} leads outside the archive");
-                }
+            Component::Normal(p) => {
+                parts.push(p.to_str().ok_or_else(|| anyhow!("{path:?} is not UTF-8"))?)
+            }
+            Component::ParentDir if parts.pop().is_none() => {
+                bail!("{path} leads outside the archive")
             }
             _ => {}
         }
@@ -793,3 +830,48 @@ fn normalize(path: &str, base: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 // ANCHOR_END: archive
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_archives_are_shortened_as_docker_shows_them() {
+        for (given, want) in [
+            ("docker.io/library/busybox:1.36", "busybox:1.36"),
+            ("docker.io/someone/app", "someone/app:latest"),
+            ("localhost/app:v1", "app:v1"),
+            ("quay.io/org/app:v2", "quay.io/org/app:v2"),
+            ("busybox", "busybox:latest"),
+        ] {
+            assert_eq!(familiar(given).unwrap().to_string(), want, "{given}");
+        }
+        let e = familiar("registry:5000/app:v1").unwrap_err().to_string();
+        assert!(e.contains("give it a name"), "{e}");
+    }
+
+    #[test]
+    fn digests_are_read_from_docker_archive_paths_only_where_they_are() {
+        let hex = "a".repeat(64);
+        let want = Some(format!("sha256:{hex}"));
+        let got = |p: &str| digest_in_path(p).map(|d| d.to_string());
+        assert_eq!(got(&format!("blobs/sha256/{hex}")), want);
+        assert_eq!(got(&format!("{hex}.json")), want);
+        assert_eq!(
+            got(&format!("{hex}/layer.tar")),
+            None,
+            "a v1 id is no digest"
+        );
+        assert_eq!(got(&format!("{hex}/json")), None);
+        assert_eq!(got(&format!("blobs/sha256/{}", "A".repeat(64))), None);
+    }
+
+    #[test]
+    fn archive_paths_stay_inside_the_archive() {
+        assert_eq!(normalize("./manifest.json", "").unwrap(), "manifest.json");
+        assert_eq!(normalize("../b/layer.tar", "a").unwrap(), "b/layer.tar");
+        assert_eq!(normalize("/abs/x", "a").unwrap(), "abs/x");
+        assert!(normalize("../x", "").is_err());
+        assert!(normalize("../../x", "a").is_err());
+    }
+}

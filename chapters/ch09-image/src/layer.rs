@@ -21,7 +21,12 @@ use workshop_rootfs::unpack::{self, Options, SetuidBits, Whiteouts};
 /// Unpack the layer blob `blob` (a tar, gzip or not) into the store's
 /// `layers/HEX` for `diff_id` (the sha256 of the uncompressed tar, checked
 /// on the way), unless it is there already. Returns whether it unpacked.
-pub fn unpack_layer(store: &Store, lock: &StoreLock, blob: &Path, diff_id: &Digest) -> Result<bool> {
+pub fn unpack_layer(
+    store: &Store,
+    lock: &StoreLock,
+    blob: &Path,
+    diff_id: &Digest,
+) -> Result<bool> {
     if store.layer_dir(diff_id).is_dir() {
         return Ok(false); // renamed into place whole: there means complete
     }
@@ -48,10 +53,19 @@ pub fn unpack_layer_from(
         return Ok(false);
     }
     reclaim_partials(store)?; // a killed import's, since we hold the lock
-    let partial = dir.with_file_name(format!(".partial-{}", std::process::id()));
+    let partial = dir.with_file_name(format!(
+        ".partial-{}-{}",
+        std::process::id(),
+        crate::store::unique()
+    ));
     let result = unpack_checked(reader, &partial, diff_id).and_then(|()| {
-        fs::rename(&partial, &dir)
-            .with_context(|| format!("failed to rename {} to {}", partial.display(), dir.display()))
+        fs::rename(&partial, &dir).with_context(|| {
+            format!(
+                "failed to rename {} to {}",
+                partial.display(),
+                dir.display()
+            )
+        })
     });
     if result.is_err() {
         let _ = workshop_rootfs::remove_tree(&partial);
@@ -61,7 +75,10 @@ pub fn unpack_layer_from(
 
 fn unpack_checked(reader: impl Read, partial: &Path, diff_id: &Digest) -> Result<()> {
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
-    let magic = reader.fill_buf().context("failed to read the layer")?.to_vec();
+    let magic = reader
+        .fill_buf()
+        .context("failed to read the layer")?
+        .to_vec();
     let compression = unpack::compression_of(&magic)
         .with_context(|| format!("the layer {diff_id} cannot be read"))?;
     let tar: Box<dyn Read> = match compression {
@@ -71,8 +88,13 @@ fn unpack_checked(reader: impl Read, partial: &Path, diff_id: &Digest) -> Result
     // The diff-id is the digest of the uncompressed tar.
     let mut hashing = HashingReader::new(tar);
     let options = Options::for_this_process(SetuidBits::Drop);
-    let done = unpack::unpack_layer_from(&mut hashing, partial, options, &mut OverlayWhiteouts)
-        .with_context(|| format!("failed to unpack the layer {diff_id}"))?;
+    let done = unpack::unpack_layer_from(
+        EndBlocks::new(&mut hashing),
+        partial,
+        options,
+        &mut OverlayWhiteouts,
+    )
+    .with_context(|| format!("failed to unpack the layer {diff_id}"))?;
     // The tar ends before its file does (the zero blocks, the padding of
     // its last record): they are part of the digest too.
     std::io::copy(&mut hashing, &mut std::io::sink())
@@ -92,10 +114,52 @@ fn unpack_checked(reader: impl Read, partial: &Path, diff_id: &Digest) -> Result
 }
 // ANCHOR_END: unpack_layer
 
+/// A tar stream completed at its end: the padding of its last block and
+/// the two zero blocks that end an archive, when the writer left them out
+/// (umoci 0.4 does: its layers stop right after the last file's data). No
+/// more than that: a stream cut inside a file's data stays cut (and the
+/// diff-id, hashed beneath this, is of the real bytes only).
+struct EndBlocks<R> {
+    inner: R,
+    read: u64,
+    /// Zeros still to give once `inner` is done (None: not yet done).
+    zeros: Option<u64>,
+}
+
+impl<R: Read> EndBlocks<R> {
+    fn new(inner: R) -> EndBlocks<R> {
+        EndBlocks {
+            inner,
+            read: 0,
+            zeros: None,
+        }
+    }
+}
+
+impl<R: Read> Read for EndBlocks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.zeros.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            self.zeros = Some((512 - self.read % 512) % 512 + 1024);
+        }
+        let left = self.zeros.as_mut().expect("set above");
+        let n = buf.len().min(*left as usize);
+        buf[..n].fill(0);
+        *left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Remove what an unpack killed halfway left in `layers/`.
 fn reclaim_partials(store: &Store) -> Result<()> {
     let layers = store.root.join("layers");
-    for entry in fs::read_dir(&layers).with_context(|| format!("failed to read {}", layers.display()))? {
+    for entry in
+        fs::read_dir(&layers).with_context(|| format!("failed to read {}", layers.display()))?
+    {
         let entry = entry?;
         if entry.file_name().to_string_lossy().starts_with(".partial-") {
             workshop_rootfs::remove_tree(&entry.path())?;
@@ -119,7 +183,8 @@ impl Whiteouts for OverlayWhiteouts {
             // a directory must hide the lower one's contents as well.
             Err(Errno::EEXIST) => match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(st) if st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits() => {
-                    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+                    let flags =
+                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
                     let sub = openat(dir, name, flags, Mode::empty())
                         .map_err(|e| anyhow!("failed to open {name:?}: {e}"))?;
                     self.opaque(sub.as_fd())
@@ -148,3 +213,35 @@ impl Whiteouts for OverlayWhiteouts {
     }
 }
 // ANCHOR_END: whiteouts
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use workshop_testkit::Tarball;
+
+    fn unpack_through_end_blocks(bytes: &[u8], dest: &Path) -> Result<unpack::Unpacked> {
+        unpack::unpack_from(EndBlocks::new(bytes), dest, Options::default())
+    }
+
+    #[test]
+    fn a_tar_without_its_end_blocks_is_completed_as_umoci_needs() {
+        let dir = workshop_testkit::TempDir::new("ch09-end-blocks");
+        let whole = Tarball::new().file("a", b"abc", 0o644).bytes();
+        // umoci's layers stop after the last data: 512 (header) + 3 bytes.
+        let cut = &whole[..515];
+        assert!(
+            unpack::unpack_from(cut, &dir.path().join("plain"), Options::default()).is_err(),
+            "the tar crate refuses it as it is"
+        );
+        unpack_through_end_blocks(cut, &dir.path().join("completed")).unwrap();
+        assert_eq!(fs::read(dir.path().join("completed/a")).unwrap(), b"abc");
+    }
+
+    #[test]
+    fn a_tar_cut_inside_a_file_stays_cut() {
+        let dir = workshop_testkit::TempDir::new("ch09-end-blocks-cut");
+        let whole = Tarball::new().file("a", &[7u8; 4096], 0o644).bytes();
+        let e = unpack_through_end_blocks(&whole[..512 + 1000], dir.path()).unwrap_err();
+        assert!(format!("{e:#}").contains("truncated"), "{e:#}");
+    }
+}
