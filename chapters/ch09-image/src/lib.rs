@@ -30,6 +30,7 @@ pub mod digest;
 pub mod import;
 pub mod layer;
 pub mod pack;
+pub mod progress;
 pub mod reference;
 pub mod run;
 pub mod save;
