@@ -14,6 +14,8 @@ use std::time::Duration;
 use workshop_testkit::net_sandbox::NetSandbox;
 use workshop_testkit::*;
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_ch09-image");
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -497,4 +499,34 @@ fn images_lists_the_store_and_rmi_keeps_what_another_image_uses() {
         "the app's own layer goes: {out}"
     );
     assert!(!ch09(&store, &["images"]).contains("t/app"));
+}
+
+/// From a file to a run, through the command line: a docker-archive (gzip
+/// layers: busybox and one of its own) imported with `import`, listed by
+/// `images` with its two layers, and run with its own Cmd.
+#[test]
+fn an_imported_docker_archive_runs_with_its_own_cmd() {
+    require_root();
+    let store = TestStore::new("ch09-e2e");
+    let files = TempDir::new("ch09-e2e-files");
+    std::fs::write(files.path().join("hello"), "hello from the archive\n").unwrap();
+    let mut image = common::TestImage::new(vec![
+        common::busybox_layer(),
+        common::tar_of_dir(files.path()),
+    ])
+    .gzipped();
+    image.cmd = strings(&["/bin/sh", "-c", "cat /hello"]);
+    let archive = files.path().join("image.tar");
+    common::docker_archive(&[(&["t/archived:v1"], &image)]).write_tar(&archive);
+
+    let out = ch09(&store, &["import", archive.to_str().unwrap()]);
+    assert!(out.starts_with("t/archived:v1 sha256:"), "{out}");
+    let out = ch09(&store, &["images"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("t/archived"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(line.split_whitespace().nth(3), Some("2"), "{out}");
+    let out = ch09(&store, &["run", "--network", "none", "t/archived:v1"]);
+    assert_eq!(out, "hello from the archive\n");
 }
