@@ -34,7 +34,6 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         None => Store::open_default()?,
     };
     let progress = !say.is_quiet();
-    let mut nl = Netlink::open()?;
     match &cli.subcommand {
         None => {}
         Some(Sub::Import { path, name }) => {
@@ -80,6 +79,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
             image,
             command,
         }) => {
+            let mut nl = Netlink::open()?;
             reclaim_what_killed_runs_left(&mut nl, say)?;
             let image = store.resolve(image)?;
             if *shell {
@@ -115,6 +115,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         Mode::Run(argv) => (argv, false),
         Mode::Shell(_) => (Vec::new(), true),
     };
+    let mut nl = Netlink::open()?;
     reclaim_what_killed_runs_left(&mut nl, say)?;
     let base = base_image(&store, say)?;
     run_image(&store, &base, &argv, shell, &cli.run, &mut nl, say)
