@@ -503,3 +503,82 @@ fn an_oci_layout_made_by_umoci_and_a_docker_archive_made_by_skopeo_are_imported(
     assert_eq!(skopeo.diff_ids(), umoci.diff_ids());
     assert_eq!(skopeo.id, umoci.id, "the same config");
 }
+
+/// A layer of `files` files of `size` bytes each, of pseudo-random bytes
+/// (no holes, no runs to compress), under `dir/`.
+fn bulk_layer(dir: &str, files: usize, size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut tar = Tarball::new();
+    tar.dir(&format!("{dir}/"), 0o755);
+    for i in 0..files {
+        let data: Vec<u8> = (0..size / 8)
+            .flat_map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()
+            })
+            .collect();
+        tar.file(&format!("{dir}/f{i}"), &data, 0o644);
+    }
+    tar.bytes()
+}
+
+/// The import of a ~100 MB image (busybox and two layers of 50 MB in 100 kB
+/// files) against `tar -x` of the same layer tars, one after the other into
+/// one directory: the issue wants at most 1.5x. Run it in release, alone:
+/// `cargo test --release -p ch09-image --test import -- --ignored --nocapture bench`
+#[test]
+#[ignore = "a measurement for `cargo xtask bench`, not a check: run it alone, in release"]
+fn bench_import_of_a_100mb_image_against_tar_x() {
+    let s = Scratch::new("ch09-bench");
+    for gzip in [false, true] {
+        let mut image = TestImage::new(vec![
+            busybox_layer(),
+            bulk_layer("one", 500, 100_000, 1),
+            bulk_layer("two", 500, 100_000, 2),
+        ]);
+        image.gzip = gzip;
+        let layout = oci_layout(&[("bench", &image)]).write_dir(&s.path(&format!("layout-{gzip}")));
+        let blobs: Vec<std::path::PathBuf> = image
+            .blobs()
+            .iter()
+            .map(|b| layout.join("blobs/sha256").join(hex(&digest(b))))
+            .collect();
+        let mut tar_x = Vec::new();
+        let mut ours = Vec::new();
+        for round in 0..3 {
+            let into = s.path(&format!("tar-x-{gzip}-{round}"));
+            std::fs::create_dir(&into).unwrap();
+            let start = std::time::Instant::now();
+            for blob in &blobs {
+                let out = std::process::Command::new("tar")
+                    .arg(if gzip { "-xzf" } else { "-xf" })
+                    .arg(blob)
+                    .arg("-C")
+                    .arg(&into)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            tar_x.push(start.elapsed());
+            let store = Store::open(&s.path(&format!("store-{gzip}-{round}"))).unwrap();
+            let start = std::time::Instant::now();
+            import(&store, &layout, None, false).unwrap();
+            ours.push(start.elapsed());
+        }
+        let best = |v: &[std::time::Duration]| v.iter().min().unwrap().as_secs_f64();
+        let bytes: usize = image.layers.iter().map(Vec::len).sum();
+        eprintln!(
+            "{} MB, gzip {gzip}: tar -x {:.3} s, import {:.3} s, ratio {:.2}",
+            bytes >> 20,
+            best(&tar_x),
+            best(&ours),
+            best(&ours) / best(&tar_x)
+        );
+    }
+}
