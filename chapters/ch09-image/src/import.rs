@@ -728,7 +728,7 @@ impl Archive {
     }
 
     /// The member `path`, to read.
-    fn member(&self, path: &str) -> Result<Box<dyn Read + '_>> {
+    fn member(&self, path: &str) -> Result<Box<dyn Read + Send + '_>> {
         match (self.locate(path)?, self) {
             (Located::Path(p), _) => {
                 Ok(Box::new(fs::File::open(&p).with_context(|| {

@@ -82,7 +82,7 @@ pub struct PutLayer {
 pub fn put_layer(
     store: &Store,
     lock: &StoreLock,
-    reader: impl Read,
+    reader: impl Read + Send,
     expected: Option<&Digest>,
     diff_id: &Digest,
 ) -> Result<PutLayer> {
@@ -105,7 +105,7 @@ pub fn put_layer(
 fn put_layer_through(
     store: &Store,
     lock: &StoreLock,
-    reader: impl Read,
+    reader: impl Read + Send,
     blob_tmp: &Path,
     expected: Option<&Digest>,
     diff_id: &Digest,
@@ -114,45 +114,46 @@ fn put_layer_through(
     // a blob a crash damaged fails its digest when it is read.
     let file = fs::File::create(blob_tmp)
         .with_context(|| format!("failed to create {}", blob_tmp.display()))?;
-    let mut blob = std::io::BufWriter::with_capacity(BUFFER, file);
-    let mut source = BufReader::with_capacity(BUFFER, reader);
-    let gzip = is_gzip(&mut source, diff_id)?;
-    let mut hashed = HashingReader::new(Tee {
-        inner: source,
-        out: &mut blob,
-    });
     let unpacking = match store.layer_dir(diff_id).is_dir() {
         true => None,
         false => Some(Unpacking::start(store, lock, diff_id)?),
     };
-    let uncompressed = (|| -> Result<Option<Digest>> {
-        let gunzip = |hashed| MultiGzDecoder::new(BufReader::with_capacity(BUFFER, hashed));
-        Ok(match (&unpacking, gzip) {
-            (Some(unpacking), true) => Some(unpacking.unpack(gunzip(&mut hashed))?),
-            (None, true) => Some(crate::digest::sha256_of(gunzip(&mut hashed))?.0),
-            // A tar's diff-id is its blob's digest: hashed once, below.
-            (Some(unpacking), false) => {
-                unpacking.unpack_unhashed(&mut hashed)?;
-                None
-            }
-            (None, false) => None,
-        })
-    })();
-    let drained =
-        std::io::copy(&mut hashed, &mut std::io::sink()).context("failed to read the layer");
-    let (digest, size) = hashed.finish();
-    // The blob first: a layer whose bytes are not what the manifest names
-    // is refused as such, whatever its tar holds (even a tar so damaged
-    // that the unpack failed on the way).
-    if let Some(expected) = expected.filter(|e| **e != digest) {
-        if drained.is_ok() {
+    // Two threads: one reads, hashes and writes the blob, the other
+    // unpacks what it hands over, so hashing costs the unpack no time.
+    let (chunks, from_reader) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    let (digest, size, gzip, uncompressed) = std::thread::scope(|scope| {
+        let reading = scope.spawn(move || read_hash_and_store(reader, file, chunks));
+        let mut tar = Chunks {
+            from: from_reader,
+            chunk: Vec::new(),
+            at: 0,
+        };
+        let unpacked = (|| -> Result<(bool, Option<Digest>)> {
+            let gzip = is_gzip(&mut tar, diff_id)?;
+            let gunzip = |tar| MultiGzDecoder::new(tar);
+            Ok(match (&unpacking, gzip) {
+                (Some(unpacking), true) => (true, Some(unpacking.unpack(gunzip(&mut tar))?)),
+                (None, true) => (true, Some(crate::digest::sha256_of(gunzip(&mut tar))?.0)),
+                // A tar's diff-id is its blob's digest: hashed once, there.
+                (Some(unpacking), false) => {
+                    unpacking.unpack_unhashed(&mut tar)?;
+                    (false, None)
+                }
+                (None, false) => (false, None),
+            })
+        })();
+        drop(tar); // the reader goes on alone: the blob's digest needs it all
+        let read = reading.join().expect("the reading thread does not panic");
+        let (digest, size) = read?;
+        // The blob first: a layer whose bytes are not what the manifest
+        // names is refused as such, whatever its tar holds (even a tar so
+        // damaged that the unpack failed on the way).
+        if let Some(expected) = expected.filter(|e| **e != digest) {
             bail!("the blob {expected} does not match its digest: its bytes hash to {digest}");
         }
-    }
-    let uncompressed = uncompressed?;
-    drained?;
-    blob.flush()
-        .with_context(|| format!("failed to write {}", blob_tmp.display()))?;
+        let (gzip, uncompressed) = unpacked?;
+        Ok((digest, size, gzip, uncompressed))
+    })?;
     let actual = uncompressed.unwrap_or_else(|| digest.clone());
     if actual != *diff_id {
         bail!(diff_id_mismatch(diff_id, &actual));
@@ -173,10 +174,71 @@ fn put_layer_through(
         unpacked,
     })
 }
+
+/// Read `reader` to its end, hashing it and writing it to `blob`, and hand
+/// each chunk on to `chunks` while anyone takes them.
+fn read_hash_and_store(
+    reader: impl Read,
+    blob: fs::File,
+    chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+) -> Result<(Digest, u64)> {
+    let mut blob = blob; // written a whole chunk at a time: no buffer needed
+    let mut hashed = HashingReader::new(reader);
+    let mut taken = true;
+    loop {
+        let mut chunk = vec![0; CHUNK];
+        let n = match hashed.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(anyhow!(e).context("failed to read the layer")),
+        };
+        chunk.truncate(n);
+        blob.write_all(&chunk).context("failed to write the blob")?;
+        taken = taken && chunks.send(chunk).is_ok();
+    }
+    Ok(hashed.finish())
+}
+
+/// Chunks handed over by the reading thread, read as one stream.
+struct Chunks {
+    from: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl BufRead for Chunks {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.at == self.chunk.len() {
+            match self.from.recv() {
+                Ok(chunk) => (self.chunk, self.at) = (chunk, 0),
+                Err(_) => break, // the reader is done (or failed: it says so)
+            }
+        }
+        Ok(&self.chunk[self.at..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.chunk.len());
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
 // ANCHOR_END: put_layer
 
 /// Read and written in chunks of this size.
 const BUFFER: usize = 256 * 1024;
+/// Handed from the reading thread to the unpacking one in chunks of this size.
+const CHUNK: usize = 64 * 1024;
 
 /// Whether the layer is gzip (by its first bytes); refuse xz, zstd, bzip2.
 fn is_gzip(reader: &mut impl BufRead, diff_id: &Digest) -> Result<bool> {
@@ -265,20 +327,6 @@ impl Drop for Unpacking {
         if self.partial.exists() {
             let _ = workshop_rootfs::remove_tree(&self.partial);
         }
-    }
-}
-
-/// A reader that writes what it reads to `out` (the blob, as it is unpacked).
-struct Tee<R, W> {
-    inner: R,
-    out: W,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
-        Ok(n)
     }
 }
 
