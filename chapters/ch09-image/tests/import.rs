@@ -585,3 +585,112 @@ fn bench_import_of_a_100mb_image_against_tar_x() {
         );
     }
 }
+
+#[test]
+fn a_docker_25_save_is_read_as_its_oci_layout_with_containerd_names() {
+    let s = Scratch::new("ch09-import-docker25");
+    let image = base_image();
+    // docker 25+: an OCI layout (ref.name is the tag alone, the full name
+    // in containerd's annotation) and a manifest.json naming its blobs.
+    let mut files = oci_layout(&[("1.36", &image)]);
+    let index = files.0.iter_mut().find(|(p, _)| p == "index.json").unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&index.1).unwrap();
+    json["manifests"][0]["annotations"]["io.containerd.image.name"] =
+        "docker.io/library/busybox:1.36".into();
+    index.1 = serde_json::to_vec(&json).unwrap();
+    let blob = |bytes: &[u8]| format!("blobs/sha256/{}", hex(&digest(bytes)));
+    let manifest = serde_json::json!([{
+        "Config": blob(&image.config()),
+        "RepoTags": ["busybox:1.36"],
+        "Layers": [blob(&busybox_layer())],
+    }]);
+    files.put("manifest.json", serde_json::to_vec(&manifest).unwrap());
+    let path = files.write_tar(&s.path("busybox.tar"));
+    let done = import(&s.store, &path, None, false).unwrap();
+    assert!(done.format.starts_with("OCI layout"), "{}", done.format);
+    assert_eq!(done.images[0].reference.to_string(), "busybox:1.36");
+    assert_eq!(
+        done.images[0].manifest_digest.to_string(),
+        digest(&image.manifest())
+    );
+}
+
+#[test]
+fn a_nested_index_is_followed_one_level_to_this_machines_image() {
+    let s = Scratch::new("ch09-import-nested");
+    let image = base_image();
+    let mut files = oci_layout(&[("multi", &image)]);
+    let manifest = image.manifest();
+    let platform = |arch: &str, manifest: serde_json::Value| {
+        let mut m = manifest;
+        m["platform"] = serde_json::json!({"architecture": arch, "os": "linux"});
+        m
+    };
+    let real = serde_json::to_value(descriptor(
+        oci_spec::image::MediaType::ImageManifest,
+        &manifest,
+    ))
+    .unwrap();
+    let other = serde_json::to_value(descriptor(
+        oci_spec::image::MediaType::ImageManifest,
+        b"not here",
+    ))
+    .unwrap();
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let elsewhere = if arch == "s390x" { "ppc64le" } else { "s390x" };
+    let nested = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [platform(elsewhere, other), platform(arch, real)],
+    }))
+    .unwrap();
+    files.put(
+        &format!("blobs/sha256/{}", hex(&digest(&nested))),
+        nested.clone(),
+    );
+    let mut outer = descriptor(oci_spec::image::MediaType::ImageIndex, &nested);
+    outer.set_annotations(Some(std::collections::HashMap::from([(
+        oci_spec::image::ANNOTATION_REF_NAME.to_string(),
+        "multi:v1".to_string(),
+    )])));
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [outer]});
+    files.0.retain(|(p, _)| p != "index.json");
+    files.put("index.json", serde_json::to_vec(&index).unwrap());
+    let path = files.write_dir(&s.path("multi"));
+    let done = import(&s.store, &path, None, false).unwrap();
+    assert_eq!(done.images[0].reference.to_string(), "multi:v1");
+    assert_eq!(
+        done.images[0].manifest_digest.to_string(),
+        digest(&manifest)
+    );
+
+    // Two levels: refused.
+    let s = Scratch::new("ch09-import-nested-twice");
+    let twice = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [serde_json::to_value(descriptor(oci_spec::image::MediaType::ImageIndex, &nested)).unwrap()],
+    }))
+    .unwrap();
+    files.put(
+        &format!("blobs/sha256/{}", hex(&digest(&twice))),
+        twice.clone(),
+    );
+    let mut outer = descriptor(oci_spec::image::MediaType::ImageIndex, &twice);
+    outer.set_annotations(Some(std::collections::HashMap::from([(
+        oci_spec::image::ANNOTATION_REF_NAME.to_string(),
+        "twice".to_string(),
+    )])));
+    files.0.retain(|(p, _)| p != "index.json");
+    files.put(
+        "index.json",
+        serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "manifests": [outer]})).unwrap(),
+    );
+    let path = files.write_dir(&s.path("twice"));
+    let e = format!("{:#}", import(&s.store, &path, None, false).unwrap_err());
+    assert!(e.contains("only one level"), "{e}");
+    s.assert_empty();
+}
