@@ -648,11 +648,11 @@ impl Archive {
         if compression == "gzip" {
             {
                 // `docker save | gzip`: decompressed once, beside the store's blobs.
-                let temp = TempFile(
-                    store
-                        .root
-                        .join(format!(".import-{}.tar", std::process::id())),
-                );
+                let temp = TempFile(store.root.join(format!(
+                    ".import-{}-{}.tar",
+                    std::process::id(),
+                    crate::store::unique()
+                )));
                 let mut out = fs::File::create(&temp.0)
                     .with_context(|| format!("failed to create {}", temp.0.display()))?;
                 file.seek(SeekFrom::Start(0))?;

@@ -694,3 +694,23 @@ fn a_nested_index_is_followed_one_level_to_this_machines_image() {
     assert!(e.contains("only one level"), "{e}");
     s.assert_empty();
 }
+
+#[test]
+fn docker_v2_media_types_are_read_as_oci_ones() {
+    let s = Scratch::new("ch09-import-docker-v2");
+    let mut image = app_image().gzipped();
+    image.layer_media_type = Some("application/vnd.docker.image.rootfs.diff.tar.gzip".into());
+    let path = oci_layout(&[("v2", &image)]).write_dir(&s.path("v2"));
+    let done = import(&s.store, &path, None, false).unwrap();
+    let v2 = &done.images[0];
+    assert_eq!(
+        v2.manifest.media_type().as_ref().unwrap().to_string(),
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        v2.manifest_digest.to_string(),
+        digest(&image.manifest()),
+        "kept as it came"
+    );
+    assert!(v2.lowers(&s.store)[0].join("app/hello").is_file());
+}
