@@ -44,10 +44,14 @@ pub fn import(
     progress: bool,
 ) -> Result<Imported> {
     let archive = Archive::open(path, store)?;
+    let failed = || format!("failed to import {}", path.display());
     let (found, format) = if archive.has("oci-layout") && archive.has("index.json") {
-        (oci_images(&archive)?, "OCI layout")
+        (oci_images(&archive).with_context(failed)?, "OCI layout")
     } else if archive.has("manifest.json") {
-        (docker_images(&archive)?, "docker-archive")
+        (
+            docker_images(&archive).with_context(failed)?,
+            "docker-archive",
+        )
     } else {
         bail!(
             "{} is not an image: it has neither an oci-layout and index.json (an OCI image layout) nor a manifest.json (docker save)",
@@ -91,7 +95,7 @@ pub fn import(
         }),
         Err(e) => {
             import.undo();
-            Err(e.context(format!("failed to import {}", path.display())))
+            Err(e.context(failed()))
         }
     }
 }
