@@ -44,10 +44,14 @@ pub fn import(
     progress: bool,
 ) -> Result<Imported> {
     let archive = Archive::open(path, store)?;
+    let failed = || format!("failed to import {}", path.display());
     let (found, format) = if archive.has("oci-layout") && archive.has("index.json") {
-        (oci_images(&archive)?, "OCI layout")
+        (oci_images(&archive).with_context(failed)?, "OCI layout")
     } else if archive.has("manifest.json") {
-        (docker_images(&archive)?, "docker-archive")
+        (
+            docker_images(&archive).with_context(failed)?,
+            "docker-archive",
+        )
     } else {
         bail!(
             "{} is not an image: it has neither an oci-layout and index.json (an OCI image layout) nor a manifest.json (docker save)",
@@ -91,7 +95,7 @@ pub fn import(
         }),
         Err(e) => {
             import.undo();
-            Err(e.context(format!("failed to import {}", path.display())))
+            Err(e.context(failed()))
         }
     }
 }
@@ -489,33 +493,46 @@ impl Import<'_> {
         bar: &Progress,
     ) -> Result<(Digest, u64, bool)> {
         let size = self.archive.size(path)?;
-        let (digest, size) = match digest.filter(|d| self.store.blob_path(d).is_file()) {
+        let stored = digest.filter(|d| self.store.blob_path(d).is_file());
+        let (digest, size, gzip, unpacked) = match stored {
+            // The store has the blob: nothing to read (it was checked when put).
             Some(known) => {
-                bar.inc(size); // the store has it: nothing to read
+                bar.inc(size);
+                let blob = self.store.blob_path(known);
+                let unpacked = layer::unpack_layer(self.store, self.lock, &blob, diff_id)?;
+                let mut magic = [0u8; 2];
+                fs::File::open(&blob)?.read_exact(&mut magic)?;
                 (
                     known.clone(),
-                    fs::metadata(self.store.blob_path(known))?.len(),
+                    fs::metadata(&blob)?.len(),
+                    magic == [0x1f, 0x8b],
+                    unpacked,
                 )
             }
-            None => self.put(bar.reader(self.archive.member(path)?), digest)?,
-        };
-        let blob = self.store.blob_path(&digest);
-        let unpacked = layer::unpack_layer(self.store, self.lock, &blob, diff_id);
-        // A docker-archive's layer is named by its path (no digest in it).
-        let unpacked = match digest_in_path(path) {
-            Some(_) => unpacked?,
-            None => unpacked.with_context(|| format!("the archive's {path} ({digest})"))?,
+            None => {
+                let put = layer::put_layer(
+                    self.store,
+                    self.lock,
+                    bar.reader(self.archive.member(path)?),
+                    digest,
+                    diff_id,
+                );
+                // A docker-archive's layer is named by its path (no digest in it).
+                let put = match digest {
+                    Some(_) => put?,
+                    None => put.with_context(|| format!("in the archive's {path}"))?,
+                };
+                if !self.blobs_before.contains(put.digest.digest()) {
+                    self.blobs_put.push(put.digest.clone());
+                }
+                (put.digest, put.size, put.gzip, put.unpacked)
+            }
         };
         if unpacked {
             self.layers_made.push(diff_id.clone());
         } else {
             self.shared += 1;
         }
-        let mut magic = [0u8; 2];
-        let gzip = fs::File::open(&blob)
-            .and_then(|mut f| f.read_exact(&mut magic))
-            .is_ok()
-            && magic == [0x1f, 0x8b];
         Ok((digest, size, gzip))
     }
 
@@ -635,11 +652,11 @@ impl Archive {
         if compression == "gzip" {
             {
                 // `docker save | gzip`: decompressed once, beside the store's blobs.
-                let temp = TempFile(
-                    store
-                        .root
-                        .join(format!(".import-{}.tar", std::process::id())),
-                );
+                let temp = TempFile(store.root.join(format!(
+                    ".import-{}-{}.tar",
+                    std::process::id(),
+                    crate::store::unique()
+                )));
                 let mut out = fs::File::create(&temp.0)
                     .with_context(|| format!("failed to create {}", temp.0.display()))?;
                 file.seek(SeekFrom::Start(0))?;
@@ -715,7 +732,7 @@ impl Archive {
     }
 
     /// The member `path`, to read.
-    fn member(&self, path: &str) -> Result<Box<dyn Read + '_>> {
+    fn member(&self, path: &str) -> Result<Box<dyn Read + Send + '_>> {
         match (self.locate(path)?, self) {
             (Located::Path(p), _) => {
                 Ok(Box::new(fs::File::open(&p).with_context(|| {

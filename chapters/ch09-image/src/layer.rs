@@ -7,13 +7,14 @@ use crate::digest::{require_sha256, HashingReader};
 use crate::store::{Store, StoreLock};
 use anyhow::{anyhow, bail, Context, Result};
 use ch08_overlay::OPAQUE_XATTR;
+use flate2::bufread::MultiGzDecoder;
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, makedev, mknodat, Mode, SFlag};
 use oci_spec::image::Digest;
 use std::ffi::{CString, OsStr};
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use workshop_rootfs::unpack::{self, Options, SetuidBits, Whiteouts};
@@ -35,84 +36,299 @@ pub fn unpack_layer(
     unpack_layer_from(store, lock, file, diff_id)
 }
 
-// ANCHOR: unpack_layer
-/// [`unpack_layer`] from any reader of the layer's bytes (a tar, gzip or
-/// not, told by its first bytes). The tar is hashed as it is unpacked, so
-/// it is read once; it is unpacked beside its place (`layers/.partial-*`)
-/// and renamed into it only once whole and checked, so `layers/HEX` is
-/// always a complete layer, and a failure leaves nothing.
+/// [`unpack_layer`] from any reader of the layer's bytes.
 pub fn unpack_layer_from(
     store: &Store,
-    _lock: &StoreLock,
+    lock: &StoreLock,
     reader: impl Read,
     diff_id: &Digest,
 ) -> Result<bool> {
     require_sha256(diff_id)?;
-    let dir = store.layer_dir(diff_id);
-    if dir.is_dir() {
+    if store.layer_dir(diff_id).is_dir() {
         return Ok(false);
     }
-    reclaim_partials(store)?; // a killed import's, since we hold the lock
-    let partial = dir.with_file_name(format!(
-        ".partial-{}-{}",
+    let mut reader = BufReader::with_capacity(BUFFER, reader);
+    let gzip = is_gzip(&mut reader, diff_id)?;
+    let made = Unpacking::start(store, lock, diff_id)?;
+    let tar = match gzip {
+        true => Box::new(MultiGzDecoder::new(reader)) as Box<dyn Read>,
+        false => Box::new(reader),
+    };
+    let actual = made.unpack(tar)?;
+    made.finish(&actual)?;
+    Ok(true)
+}
+
+/// A layer put into the store by [`put_layer`].
+#[derive(Debug)]
+pub struct PutLayer {
+    /// The blob's digest and size (of its bytes as they came: gzip or not).
+    pub digest: Digest,
+    pub size: u64,
+    pub gzip: bool,
+    /// Whether it was unpacked now (false: the store had the layer).
+    pub unpacked: bool,
+}
+
+// ANCHOR: put_layer
+/// Store the layer blob `reader` yields and unpack it, in one pass: its
+/// bytes are hashed (the blob's digest, checked against `expected` when
+/// known), written to the blob, decompressed if gzip (told by its first
+/// bytes, never a name), hashed again if they were (the diff-id: the digest
+/// of the uncompressed tar; for a tar that is the blob's digest, hashed
+/// once) and unpacked, all as they are read. Both go beside their place
+/// (`.partial-*`) and are renamed into it once whole and checked, so
+/// `layers/HEX` is always a complete layer; a failure leaves nothing.
+pub fn put_layer(
+    store: &Store,
+    lock: &StoreLock,
+    reader: impl Read + Send,
+    expected: Option<&Digest>,
+    diff_id: &Digest,
+) -> Result<PutLayer> {
+    if let Some(expected) = expected {
+        require_sha256(expected)?;
+    }
+    require_sha256(diff_id)?;
+    let blob_tmp = store.root.join(format!(
+        "blobs/sha256/.partial-{}-{}",
         std::process::id(),
         crate::store::unique()
     ));
-    let result = unpack_checked(reader, &partial, diff_id).and_then(|()| {
-        fs::rename(&partial, &dir).with_context(|| {
-            format!(
-                "failed to rename {} to {}",
-                partial.display(),
-                dir.display()
-            )
-        })
-    });
+    let result = put_layer_through(store, lock, reader, &blob_tmp, expected, diff_id);
     if result.is_err() {
-        let _ = workshop_rootfs::remove_tree(&partial);
+        let _ = fs::remove_file(&blob_tmp);
     }
-    result.map(|()| true)
+    result
 }
 
-fn unpack_checked(reader: impl Read, partial: &Path, diff_id: &Digest) -> Result<()> {
-    let mut reader = BufReader::with_capacity(256 * 1024, reader);
-    let magic = reader
-        .fill_buf()
-        .context("failed to read the layer")?
-        .to_vec();
-    let compression = unpack::compression_of(&magic)
-        .with_context(|| format!("the layer {diff_id} cannot be read"))?;
-    let tar: Box<dyn Read> = match compression {
-        "gzip" => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
-        _ => Box::new(reader),
+fn put_layer_through(
+    store: &Store,
+    lock: &StoreLock,
+    reader: impl Read + Send,
+    blob_tmp: &Path,
+    expected: Option<&Digest>,
+    diff_id: &Digest,
+) -> Result<PutLayer> {
+    // Not fsynced: neither is the unpacked tree (nor what `tar -x` writes);
+    // a blob a crash damaged fails its digest when it is read.
+    let file = fs::File::create(blob_tmp)
+        .with_context(|| format!("failed to create {}", blob_tmp.display()))?;
+    let unpacking = match store.layer_dir(diff_id).is_dir() {
+        true => None,
+        false => Some(Unpacking::start(store, lock, diff_id)?),
     };
-    // The diff-id is the digest of the uncompressed tar.
-    let mut hashing = HashingReader::new(tar);
-    let options = Options::for_this_process(SetuidBits::Drop);
-    let done = unpack::unpack_layer_from(
-        EndBlocks::new(&mut hashing),
-        partial,
-        options,
-        &mut OverlayWhiteouts,
-    )
-    .with_context(|| format!("failed to unpack the layer {diff_id}"))?;
-    // The tar ends before its file does (the zero blocks, the padding of
-    // its last record): they are part of the digest too.
-    std::io::copy(&mut hashing, &mut std::io::sink())
-        .with_context(|| format!("failed to read the layer {diff_id}"))?;
-    let (actual, _) = hashing.finish();
+    // Two threads: one reads, hashes and writes the blob, the other
+    // unpacks what it hands over, so hashing costs the unpack no time.
+    let (chunks, from_reader) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    let (digest, size, gzip, uncompressed) = std::thread::scope(|scope| {
+        let reading = scope.spawn(move || read_hash_and_store(reader, file, chunks));
+        let mut tar = Chunks {
+            from: from_reader,
+            chunk: Vec::new(),
+            at: 0,
+        };
+        let unpacked = (|| -> Result<(bool, Option<Digest>)> {
+            let gzip = is_gzip(&mut tar, diff_id)?;
+            let gunzip = |tar| MultiGzDecoder::new(tar);
+            Ok(match (&unpacking, gzip) {
+                (Some(unpacking), true) => (true, Some(unpacking.unpack(gunzip(&mut tar))?)),
+                (None, true) => (true, Some(crate::digest::sha256_of(gunzip(&mut tar))?.0)),
+                // A tar's diff-id is its blob's digest: hashed once, there.
+                (Some(unpacking), false) => {
+                    unpacking.unpack_unhashed(&mut tar)?;
+                    (false, None)
+                }
+                (None, false) => (false, None),
+            })
+        })();
+        drop(tar); // the reader goes on alone: the blob's digest needs it all
+        let read = reading.join().expect("the reading thread does not panic");
+        let (digest, size) = read?;
+        // The blob first: a layer whose bytes are not what the manifest
+        // names is refused as such, whatever its tar holds (even a tar so
+        // damaged that the unpack failed on the way).
+        if let Some(expected) = expected.filter(|e| **e != digest) {
+            bail!("the blob {expected} does not match its digest: its bytes hash to {digest}");
+        }
+        let (gzip, uncompressed) = unpacked?;
+        Ok((digest, size, gzip, uncompressed))
+    })?;
+    let actual = uncompressed.unwrap_or_else(|| digest.clone());
     if actual != *diff_id {
-        bail!("the layer {diff_id} does not match its diff-id: its tar hashes to {actual}");
+        bail!(diff_id_mismatch(diff_id, &actual));
     }
-    if !done.warnings.is_empty() {
-        bail!(
-            "the layer {diff_id} is refused: {} of its entries break the rules of a safe unpack:\n  {}",
-            done.warnings.len(),
-            done.warnings.join("\n  ")
-        );
-    }
-    Ok(())
+    fs::rename(blob_tmp, store.blob_path(&digest))
+        .with_context(|| format!("failed to store the blob {digest}"))?;
+    let unpacked = match unpacking {
+        Some(unpacking) => {
+            unpacking.finish(&actual)?;
+            true
+        }
+        None => false,
+    };
+    Ok(PutLayer {
+        digest,
+        size,
+        gzip,
+        unpacked,
+    })
 }
-// ANCHOR_END: unpack_layer
+
+/// Read `reader` to its end, hashing it and writing it to `blob`, and hand
+/// each chunk on to `chunks` while anyone takes them.
+fn read_hash_and_store(
+    reader: impl Read,
+    blob: fs::File,
+    chunks: std::sync::mpsc::SyncSender<Vec<u8>>,
+) -> Result<(Digest, u64)> {
+    let mut blob = blob; // written a whole chunk at a time: no buffer needed
+    let mut hashed = HashingReader::new(reader);
+    let mut taken = true;
+    loop {
+        let mut chunk = vec![0; CHUNK];
+        let n = match hashed.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(anyhow!(e).context("failed to read the layer")),
+        };
+        chunk.truncate(n);
+        blob.write_all(&chunk).context("failed to write the blob")?;
+        taken = taken && chunks.send(chunk).is_ok();
+    }
+    Ok(hashed.finish())
+}
+
+/// Chunks handed over by the reading thread, read as one stream.
+struct Chunks {
+    from: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl BufRead for Chunks {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.at == self.chunk.len() {
+            match self.from.recv() {
+                Ok(chunk) => (self.chunk, self.at) = (chunk, 0),
+                Err(_) => break, // the reader is done (or failed: it says so)
+            }
+        }
+        Ok(&self.chunk[self.at..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.at = (self.at + n).min(self.chunk.len());
+    }
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+// ANCHOR_END: put_layer
+
+/// Read and written in chunks of this size.
+const BUFFER: usize = 256 * 1024;
+/// Handed from the reading thread to the unpacking one in chunks of this size.
+const CHUNK: usize = 64 * 1024;
+
+/// Whether the layer is gzip (by its first bytes); refuse xz, zstd, bzip2.
+fn is_gzip(reader: &mut impl BufRead, diff_id: &Digest) -> Result<bool> {
+    let magic = reader.fill_buf().context("failed to read the layer")?;
+    let compression = unpack::compression_of(magic)
+        .with_context(|| format!("the layer {diff_id} cannot be read"))?;
+    Ok(compression == "gzip")
+}
+
+fn diff_id_mismatch(diff_id: &Digest, actual: &Digest) -> String {
+    format!("the layer {diff_id} does not match its diff-id: its tar hashes to {actual}")
+}
+
+/// A layer being unpacked into `layers/.partial-*`: removed when dropped,
+/// unless [`Unpacking::finish`] renamed it into place.
+struct Unpacking {
+    partial: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    diff_id: Digest,
+}
+
+impl Unpacking {
+    fn start(store: &Store, _lock: &StoreLock, diff_id: &Digest) -> Result<Unpacking> {
+        reclaim_partials(store)?; // a killed import's, since we hold the lock
+        let dir = store.layer_dir(diff_id);
+        Ok(Unpacking {
+            partial: dir.with_file_name(format!(
+                ".partial-{}-{}",
+                std::process::id(),
+                crate::store::unique()
+            )),
+            dir,
+            diff_id: diff_id.clone(),
+        })
+    }
+
+    /// Unpack the uncompressed `tar`, hashing it; its digest.
+    fn unpack(&self, tar: impl Read) -> Result<Digest> {
+        let mut hashing = HashingReader::new(tar);
+        self.unpack_unhashed(&mut hashing)?;
+        Ok(hashing.finish().0)
+    }
+
+    /// Unpack the uncompressed `tar` (hashed by the caller), and read it to
+    /// its end: the zero blocks and the padding of its last record, which
+    /// the unpack leaves, are part of the digest too.
+    fn unpack_unhashed(&self, mut tar: impl Read) -> Result<()> {
+        let diff_id = &self.diff_id;
+        let options = Options::for_this_process(SetuidBits::Drop);
+        let done = unpack::unpack_layer_from(
+            EndBlocks::new(&mut tar),
+            &self.partial,
+            options,
+            &mut OverlayWhiteouts,
+        )
+        .with_context(|| format!("failed to unpack the layer {diff_id}"))?;
+        std::io::copy(&mut tar, &mut std::io::sink())
+            .with_context(|| format!("failed to read the layer {diff_id}"))?;
+        if !done.warnings.is_empty() {
+            bail!(
+                "the layer {diff_id} is refused: {} of its entries break the rules of a safe unpack:\n  {}",
+                done.warnings.len(),
+                done.warnings.join("\n  ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Check the digest of the tar unpacked, and put the layer in place.
+    fn finish(self, actual: &Digest) -> Result<()> {
+        if *actual != self.diff_id {
+            bail!(diff_id_mismatch(&self.diff_id, actual));
+        }
+        fs::rename(&self.partial, &self.dir).with_context(|| {
+            format!(
+                "failed to rename {} to {}",
+                self.partial.display(),
+                self.dir.display()
+            )
+        })
+    }
+}
+
+impl Drop for Unpacking {
+    fn drop(&mut self) {
+        if self.partial.exists() {
+            let _ = workshop_rootfs::remove_tree(&self.partial);
+        }
+    }
+}
 
 /// A tar stream completed at its end: the padding of its last block and
 /// the two zero blocks that end an archive, when the writer left them out

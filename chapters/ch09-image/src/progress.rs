@@ -22,6 +22,11 @@ pub fn may_show(asked: bool, stderr_is_terminal: bool) -> bool {
     asked && stderr_is_terminal
 }
 
+/// Whether a bar that may be shown is shown, `elapsed` into the work.
+pub fn shown_after(may_show: bool, elapsed: Duration) -> bool {
+    may_show && elapsed > DELAY
+}
+
 impl Progress {
     /// A bar for `total` bytes, labelled `message`; `asked` is false in
     /// `--quiet`.
@@ -49,7 +54,7 @@ impl Progress {
     /// Count `n` more bytes done.
     pub fn inc(&self, n: u64) {
         self.bar.inc(n);
-        if self.may_show && self.bar.is_hidden() && self.bar.elapsed() > DELAY {
+        if self.bar.is_hidden() && shown_after(self.may_show, self.bar.elapsed()) {
             self.bar.set_draw_target(ProgressDrawTarget::stderr());
         }
     }
@@ -97,6 +102,13 @@ mod tests {
         assert!(may_show(true, true));
         assert!(!may_show(false, true), "--quiet");
         assert!(!may_show(true, false), "stderr piped");
+    }
+
+    #[test]
+    fn the_bar_waits_a_second() {
+        assert!(!shown_after(true, Duration::from_millis(900)));
+        assert!(shown_after(true, Duration::from_millis(1100)));
+        assert!(!shown_after(false, Duration::from_secs(60)));
     }
 
     #[test]

@@ -149,10 +149,20 @@ impl TestImage {
             (None, true) => MediaType::ImageLayerGzip,
             (None, false) => MediaType::ImageLayer,
         };
+        // Docker v2's media types throughout, when its layer type is asked for.
+        let docker =
+            matches!(&self.layer_media_type, Some(t) if t.starts_with("application/vnd.docker"));
+        let (manifest_type, config_type) = match docker {
+            true => (
+                MediaType::from("application/vnd.docker.distribution.manifest.v2+json"),
+                MediaType::from("application/vnd.docker.container.image.v1+json"),
+            ),
+            false => (MediaType::ImageManifest, MediaType::ImageConfig),
+        };
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(descriptor(MediaType::ImageConfig, &config))
+            .media_type(manifest_type)
+            .config(descriptor(config_type, &config))
             .layers(
                 self.blobs()
                     .iter()
