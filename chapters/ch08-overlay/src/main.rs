@@ -125,8 +125,10 @@ fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
     say.syscall(&format!(
         "mount(\"overlay\", \"merged\", \"overlay\", 0,\n      \"{}\")",
         ch08_overlay::overlay_options(&layers.lowers, Path::new("diff"), Path::new("work"))?
+            + ch08_overlay::VOLATILE
     ));
     say.note("In lowerdir=a:b the first is the top: a name in a hides the same name in b.");
+    say.note("volatile: the upper goes at exit, so nothing need be synced to disk.");
 
     let passwd = base.join("etc/passwd");
     let before = stat_line(&passwd, Path::new(""));
