@@ -12,6 +12,7 @@
 //!   cgroup v2 and every controller (the kernel comes from `apt-get download`).
 
 mod bench;
+mod bench_images;
 mod book;
 mod rootfs;
 mod verify;

@@ -10,19 +10,29 @@
 //!
 //! This lib holds the three steps: [`Layers::create`] lays out a container's
 //! directories, [`mount_overlay`] mounts them, and [`diff`] reads the upper
-//! back as `docker diff` does (A added, C changed, D deleted).
+//! back as `docker diff` does (A added, C changed, D deleted); and the run of
+//! chapter 7's container over layers ([`run_over_layers`]), which chapter 9
+//! calls with an image's layers.
 
 use anyhow::{bail, Context, Result};
+use ch05_uts::{set_hostname, HostnameOption};
+use ch06_net::netlink::Netlink;
+use ch06_net::{NetworkOptions, Wiring};
+use ch07_cgroups::{start_limited, LimitOptions};
 use nix::libc;
 use nix::mount::{mount, MsFlags};
+use nix::sched::CloneFlags;
 use nix::sys::stat::{major, minor};
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 use std::ffi::CString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use workshop::error::HintExt;
+use workshop::process::{wait_for, Exit};
+use workshop::Narrator;
 
 /// Where the directories of each run's layers are made: one directory per
 /// run, named after the tool's PID.
@@ -138,11 +148,47 @@ pub fn reclaim_stale() -> Result<Vec<PathBuf>> {
         if Path::new("/proc").join(pid.to_string()).exists() || dir.join(KEPT_MARK).exists() {
             continue;
         }
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("failed to remove {}", dir.display()))?;
-        removed.push(dir);
+        if remove_stale_dir(&dir)? {
+            removed.push(dir);
+        }
     }
     Ok(removed)
+}
+
+/// Remove a killed run's directory; `false` when it is gone already: the
+/// runs of other tools (another worktree's, another test's) reclaim the same
+/// directories at the same time, and one of them removing it first is no
+/// failure of ours.
+fn remove_stale_dir(dir: &Path) -> Result<bool> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("failed to remove {}", dir.display())),
+    }
+}
+
+/// Before a run: remove what runs killed with SIGKILL left behind (they
+/// could not clean up), saying what: chapter 7's cgroups, this chapter's
+/// layer directories, chapter 6's veth pairs.
+pub fn reclaim_what_killed_runs_left(nl: &mut Netlink, say: &Narrator) -> Result<()> {
+    for stale in ch07_cgroups::cgroup::reclaim_stale()? {
+        say.note(&format!(
+            "removed {}, a cgroup left by a run that was killed",
+            stale.display()
+        ));
+    }
+    for stale in reclaim_stale()? {
+        say.note(&format!(
+            "removed {}, the layers of a run that was killed",
+            stale.display()
+        ));
+    }
+    for stale in ch06_net::reclaim_stale(nl)? {
+        say.note(&format!(
+            "removed {stale}, the veth pair of a run that has ended"
+        ));
+    }
+    Ok(())
 }
 
 /// `--layer DIR`: an existing directory whose path the overlay options can
@@ -186,12 +232,20 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
 }
 // ANCHOR_END: options
 
+/// An upper removed at exit need not reach the disk: `volatile` (Linux
+/// 5.10) skips the sync of the upper's filesystem when the overlay goes,
+/// most of what an overlay costs on a disk. A kept upper is synced.
+pub const VOLATILE: &str = ",volatile";
+
 // ANCHOR: mount_overlay
 /// Mount the overlay of `layers` on its `merged`: what the container will
 /// pivot into. Call it in the container's own mount namespace (private
 /// mounts, chapter 3), so that it goes when the container does.
 pub fn mount_overlay(layers: &Layers) -> Result<()> {
-    let options = overlay_options(&layers.lowers, &layers.upper, &layers.work)?;
+    let mut options = overlay_options(&layers.lowers, &layers.upper, &layers.work)?;
+    if !layers.kept() {
+        options.push_str(VOLATILE);
+    }
     mount(
         Some("overlay"),
         &layers.merged,
@@ -217,6 +271,75 @@ pub fn enter_layers(layers: &Layers) -> Result<()> {
     ch04_rootfs::enter_rootfs(&layers.merged)
 }
 // ANCHOR_END: enter_layers
+
+/// Chapters 1 to 7: every namespace so far (this chapter adds none).
+pub const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
+    .union(CloneFlags::CLONE_NEWNS)
+    .union(CloneFlags::CLONE_NEWUTS)
+    .union(CloneFlags::CLONE_NEWNET);
+
+/// What a run over layers takes from the command line: chapter 7's options
+/// (limits, network, hostname) and this chapter's `--keep`. A later chapter
+/// flattens it into its own command line to keep them all.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunOptions {
+    /// Keep the container's upper (its `diff`) after it exits, and say where
+    #[arg(long)]
+    pub keep: bool,
+
+    #[command(flatten)]
+    pub limits: LimitOptions,
+
+    #[command(flatten)]
+    pub network: NetworkOptions,
+
+    #[command(flatten)]
+    pub hostname: HostnameOption,
+}
+
+// ANCHOR: run
+/// Chapter 7's container (its cgroup, veth and hostname) whose root is an
+/// overlay of `lowers` (the top first) and an upper of its own; `start` runs
+/// in it after the pivot (chapter 8 execs the command; chapter 9 first sets
+/// the image's user, environment and working directory). Returns the
+/// container's exit code, once its layers are gone (unless `--keep`).
+pub fn run_over_layers(
+    options: &RunOptions,
+    lowers: Vec<PathBuf>,
+    nl: &mut Netlink,
+    say: &Narrator,
+    start: impl FnOnce() -> Result<Infallible>,
+) -> Result<i32> {
+    let layers = Layers::for_this_run(lowers, options.keep)?;
+    let mut wiring = Wiring::new(&options.network)?;
+    let (cgroup, pid) = start_limited(FLAGS, &options.limits.limits(), || {
+        wiring.inside()?; // chapter 6: lo up; with the veth, wait for it, then eth0
+        set_hostname(&options.hostname.name)?; // chapter 5
+        enter_layers(&layers)?; // this chapter, instead of enter_rootfs(&root)
+        start()
+    })?;
+    wiring.connect(nl, pid)?; // chapter 6: a free subnet, claimed, and the cable
+    say.container_started(pid);
+    let exit = wait_for(pid)?;
+    let oom_killed = cgroup
+        .as_ref()
+        .is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
+    if let (Exit::Signal(nix::sys::signal::Signal::SIGKILL), true, Some(memory)) =
+        (exit, oom_killed, options.limits.memory)
+    {
+        say.warn(&format!(
+            "the container was killed by the OOM killer: it needed more than --memory {memory}"
+        ));
+    }
+    if layers.kept() {
+        say.note(&format!(
+            "kept: the container's upper is {}",
+            layers.upper.display()
+        ));
+    }
+    Ok(exit.code()) // `layers` is dropped: its directories go, unless kept
+}
+// ANCHOR_END: run
 
 /// What a container did to one path, as `docker diff` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

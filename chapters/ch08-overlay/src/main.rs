@@ -11,19 +11,18 @@
 use anyhow::Result;
 use ch01_clone::observe;
 use ch04_rootfs::RootfsOption;
-use ch05_uts::{set_hostname, HostnameOption};
+use ch06_net::bring_up_loopback;
 use ch06_net::netlink::Netlink;
-use ch06_net::{bring_up_loopback, reclaim_stale as reclaim_stale_pairs, NetworkOptions, Wiring};
-use ch07_cgroups::cgroup::reclaim_stale;
-use ch07_cgroups::{start_limited, LimitOptions};
-use ch08_overlay::{diff, enter_layers, is_opaque, is_whiteout, parse_layer, Layers};
+use ch08_overlay::{
+    diff, enter_layers, is_opaque, is_whiteout, parse_layer, reclaim_what_killed_runs_left,
+    run_over_layers, Layers, RunOptions, FLAGS,
+};
 use clap::Parser;
-use nix::sched::CloneFlags;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use workshop::cli::Mode;
-use workshop::process::{exec, wait_for, Exit};
+use workshop::process::{exec, Exit};
 use workshop::{ChapterCli, Common, Narrator};
 
 /// Chapter 8: the container's root as an overlay of read-only layers and an
@@ -38,18 +37,9 @@ struct Cli {
     #[arg(long = "layer", value_name = "DIR", value_parser = parse_layer)]
     layers: Vec<PathBuf>,
 
-    /// Keep the container's upper (its `diff`) after it exits, and say where
-    #[arg(long)]
-    keep: bool,
-
+    // `--keep`, and chapter 7's options: limits, network, hostname.
     #[command(flatten)]
-    limits: LimitOptions,
-
-    #[command(flatten)]
-    network: NetworkOptions,
-
-    #[command(flatten)]
-    hostname: HostnameOption,
+    run: RunOptions,
 
     #[command(flatten)]
     rootfs: RootfsOption,
@@ -58,19 +48,13 @@ struct Cli {
     common: Common,
 }
 
-/// Chapters 1 to 7: every namespace so far (this chapter adds none).
-const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
-    .union(CloneFlags::CLONE_NEWNS)
-    .union(CloneFlags::CLONE_NEWUTS)
-    .union(CloneFlags::CLONE_NEWNET);
-
 impl ChapterCli for Cli {
     fn common(&self) -> &Common {
         &self.common
     }
 
     fn reject_conflicts(&self) {
-        self.network.reject_conflicts::<Cli>();
+        self.run.network.reject_conflicts::<Cli>();
     }
 }
 
@@ -83,60 +67,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
-    for stale in reclaim_stale()? {
-        say.note(&format!(
-            "removed {}, a cgroup left by a run that was killed",
-            stale.display()
-        ));
-    }
-    for stale in ch08_overlay::reclaim_stale()? {
-        say.note(&format!(
-            "removed {}, the layers of a run that was killed",
-            stale.display()
-        ));
-    }
-    let root = cli.rootfs.resolve(|line| say.note(line))?;
     let mut nl = Netlink::open()?;
-    for stale in reclaim_stale_pairs(&mut nl)? {
-        say.note(&format!(
-            "removed {stale}, the veth pair of a run that has ended"
-        ));
-    }
+    reclaim_what_killed_runs_left(&mut nl, say)?;
+    let root = cli.rootfs.resolve(|line| say.note(line))?;
     // The lowers, the top first: the --layer options, then the rootfs.
     let lowers: Vec<PathBuf> = cli.layers.iter().cloned().chain([root]).collect();
     match cli.common.mode() {
         Mode::Demo => demo(lowers, say).map(|()| 0),
-        // ANCHOR: run
+        // Chapter 7's container over the layers (the lib's run_over_layers).
         Mode::Run(argv) | Mode::Shell(argv) => {
-            let layers = Layers::for_this_run(lowers, cli.keep)?;
-            let mut wiring = Wiring::new(&cli.network)?;
-            let (cgroup, pid) = start_limited(FLAGS, &cli.limits.limits(), || {
-                wiring.inside()?; // chapter 6: lo up; with the veth, wait for it, then eth0
-                set_hostname(&cli.hostname.name)?; // chapter 5
-                enter_layers(&layers)?; // this chapter, instead of enter_rootfs(&root)
-                exec(&argv)
-            })?;
-            wiring.connect(&mut nl, pid)?; // chapter 6: a free subnet, claimed, and the cable
-            say.container_started(pid);
-            let exit = wait_for(pid)?;
-            let oom_killed = cgroup
-                .as_ref()
-                .is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
-            if let (Exit::Signal(nix::sys::signal::Signal::SIGKILL), true, Some(memory)) =
-                (exit, oom_killed, cli.limits.memory)
-            {
-                say.warn(&format!(
-                    "the container was killed by the OOM killer: it needed more than --memory {memory}"
-                ));
-            }
-            if layers.kept() {
-                say.note(&format!(
-                    "kept: the container's upper is {}",
-                    layers.upper.display()
-                ));
-            }
-            Ok(exit.code()) // `layers` is dropped: its directories go, unless kept
-        } // ANCHOR_END: run
+            run_over_layers(&cli.run, lowers, &mut nl, say, || exec(&argv))
+        }
     }
 }
 
@@ -184,8 +125,10 @@ fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
     say.syscall(&format!(
         "mount(\"overlay\", \"merged\", \"overlay\", 0,\n      \"{}\")",
         ch08_overlay::overlay_options(&layers.lowers, Path::new("diff"), Path::new("work"))?
+            + ch08_overlay::VOLATILE
     ));
     say.note("In lowerdir=a:b the first is the top: a name in a hides the same name in b.");
+    say.note("volatile: the upper goes at exit, so nothing need be synced to disk.");
 
     let passwd = base.join("etc/passwd");
     let before = stat_line(&passwd, Path::new(""));

@@ -244,3 +244,18 @@ fn diff_reads_the_upper_the_kernel_wrote() {
     );
     assert!(lower.0.join("etc/gone").exists() && lower.0.join("var/lib/b").exists());
 }
+
+/// Two runs reclaim the same killed run's directory at once: the one that
+/// finds it gone already has nothing to do, and no error.
+#[test]
+fn a_stale_directory_another_run_removed_first_is_no_error() {
+    let scratch = Scratch::new();
+    let dir = scratch.0.join("12345");
+    std::fs::create_dir_all(dir.join("diff/a")).unwrap();
+    assert!(remove_stale_dir(&dir).unwrap(), "it removed it");
+    assert!(!dir.exists());
+    assert!(
+        !remove_stale_dir(&dir).unwrap(),
+        "gone already: not an error"
+    );
+}

@@ -21,15 +21,20 @@
 //! - [`commit`]: a new image from an image and one change (a layer, a config).
 //! - [`build`]: a Containerfile, step by step, with a layer cache.
 //! - [`save`]: an image out, as an OCI layout or a docker-archive.
+//! - [`run`]: an image run: its layers as chapter 8's lowers, its config as the process.
+//! - [`cli`]: the command line (plumbing): the contract's options and docker's subcommands.
 
 pub mod build;
+pub mod cli;
 pub mod commit;
 pub mod config;
 pub mod digest;
 pub mod import;
 pub mod layer;
 pub mod pack;
+pub mod progress;
 pub mod reference;
+pub mod run;
 pub mod save;
 pub mod store;
 

@@ -455,3 +455,164 @@ pub(crate) fn unique() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::image::{ImageConfigurationBuilder, ImageManifestBuilder, RootFsBuilder};
+    use workshop_testkit::TempDir;
+
+    fn reference(text: &str) -> Reference {
+        text.parse().unwrap()
+    }
+
+    /// An image of one layer blob (not unpacked: these tests need no root),
+    /// its config telling it apart by `cmd`; its manifest's descriptor.
+    fn image(store: &Store, layer: &[u8], cmd: &str) -> Descriptor {
+        let (diff_id, size) = store.put_blob(layer, None).unwrap();
+        fs::create_dir_all(store.layer_dir(&diff_id)).unwrap();
+        let config = ImageConfigurationBuilder::default()
+            .config(
+                oci_spec::image::ConfigBuilder::default()
+                    .cmd(vec![cmd.to_string()])
+                    .build()
+                    .unwrap(),
+            )
+            .rootfs(
+                RootFsBuilder::default()
+                    .diff_ids(vec![diff_id.to_string()])
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let config = store.put_json(&config, MediaType::ImageConfig).unwrap();
+        let layer = DescriptorBuilder::default()
+            .media_type(MediaType::ImageLayer)
+            .digest(diff_id)
+            .size(size)
+            .build()
+            .unwrap();
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(config)
+            .layers(vec![layer])
+            .build()
+            .unwrap();
+        store.put_json(&manifest, MediaType::ImageManifest).unwrap()
+    }
+
+    fn entries(dir: &Path) -> usize {
+        fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn a_tag_names_one_manifest_and_a_new_one_replaces_it() {
+        let dir = TempDir::new("ch09-store-tag");
+        let store = Store::open(dir.path()).unwrap();
+        let (one, two) = (image(&store, b"one", "1"), image(&store, b"two", "2"));
+        let lock = store.lock().unwrap();
+        assert_eq!(store.tag(&lock, &reference("app:v1"), &one).unwrap(), None);
+        assert_eq!(
+            store.tag(&lock, &reference("app:v1"), &one).unwrap(),
+            None,
+            "the same again"
+        );
+        let before = store.tag(&lock, &reference("app:v1"), &two).unwrap();
+        assert_eq!(before.as_ref(), Some(one.digest()));
+        assert_eq!(
+            store.index().unwrap().manifests().len(),
+            1,
+            "one entry per name"
+        );
+        let app = store.resolve(&reference("app:v1")).unwrap();
+        assert_eq!(&app.manifest_digest, two.digest());
+        assert_eq!(app.diff_ids().len(), 1);
+    }
+
+    #[test]
+    fn resolve_names_the_images_there_are() {
+        let dir = TempDir::new("ch09-store-resolve");
+        let store = Store::open(dir.path()).unwrap();
+        let e = store
+            .resolve(&reference("nothing"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none yet"), "{e}");
+        let one = image(&store, b"one", "1");
+        let lock = store.lock().unwrap();
+        store.tag(&lock, &reference("b:1"), &one).unwrap();
+        store.tag(&lock, &reference("a:1"), &one).unwrap();
+        let e = store.resolve(&reference("c")).unwrap_err().to_string();
+        assert!(
+            e.contains("no image c:latest") && e.contains("there are: a:1, b:1"),
+            "{e}"
+        );
+        let names: Vec<String> = store
+            .images()
+            .unwrap()
+            .iter()
+            .map(|i| i.reference.to_string())
+            .collect();
+        assert_eq!(names, ["a:1", "b:1"]);
+    }
+
+    #[test]
+    fn remove_takes_the_name_and_only_what_no_other_image_uses() {
+        let dir = TempDir::new("ch09-store-remove");
+        let store = Store::open(dir.path()).unwrap();
+        let (one, two) = (image(&store, b"one", "1"), image(&store, b"two", "2"));
+        {
+            let lock = store.lock().unwrap();
+            store.tag(&lock, &reference("one"), &one).unwrap();
+            store.tag(&lock, &reference("one:again"), &one).unwrap();
+            store.tag(&lock, &reference("two"), &two).unwrap();
+        }
+        // 2 manifests, 2 configs, 2 layer blobs; 2 layer directories.
+        assert_eq!(entries(&dir.path().join("blobs/sha256")), 6);
+        let removed = store.remove(&reference("one")).unwrap();
+        assert!(
+            removed.blobs.is_empty() && removed.layers.is_empty(),
+            "one:again keeps it"
+        );
+        let removed = store.remove(&reference("one:again")).unwrap();
+        assert_eq!((removed.blobs.len(), removed.layers.len()), (3, 1));
+        assert!(!store.layer_dir(&removed.layers[0]).exists());
+        assert_eq!(entries(&dir.path().join("blobs/sha256")), 3);
+        assert_eq!(entries(&dir.path().join("layers")), 1);
+        store.resolve(&reference("two")).unwrap();
+        let e = store.remove(&reference("one")).unwrap_err().to_string();
+        assert!(e.contains("no image one:latest"), "{e}");
+    }
+
+    #[test]
+    fn a_partial_blob_of_a_running_import_is_left_to_it() {
+        let dir = TempDir::new("ch09-store-partial");
+        let store = Store::open(dir.path()).unwrap();
+        fs::write(dir.path().join("blobs/sha256/.partial-1-0"), "half").unwrap();
+        fs::create_dir(dir.path().join("layers/.partial-1-0")).unwrap();
+        let lock = store.lock().unwrap();
+        let removed = store.collect_garbage(&lock).unwrap();
+        assert!(removed.blobs.is_empty() && removed.layers.is_empty());
+        assert!(dir.path().join("blobs/sha256/.partial-1-0").exists());
+    }
+
+    #[test]
+    fn a_blob_that_does_not_hash_to_its_digest_is_not_kept() {
+        let dir = TempDir::new("ch09-store-put");
+        let store = Store::open(dir.path()).unwrap();
+        let (abc, _) = crate::digest::sha256_of(&b"abc"[..]).unwrap();
+        let e = store
+            .put_blob(&b"abd"[..], Some(&abc))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&abc.to_string()) && e.contains("does not match"),
+            "{e}"
+        );
+        assert_eq!(entries(&dir.path().join("blobs/sha256")), 0);
+        store.put_blob(&b"abc"[..], Some(&abc)).unwrap();
+        assert_eq!(store.read_blob(&abc).unwrap(), b"abc");
+    }
+}
