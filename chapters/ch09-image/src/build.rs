@@ -19,25 +19,23 @@ mod containerfile;
 pub use containerfile::{parse, Instruction, Op};
 
 use crate::commit::{self, NewLayer};
+use crate::config::Process;
 use crate::digest::sha256_of;
 use crate::pack::{pack_upper, settle_upper};
 use crate::reference::Reference;
 use crate::store::{write_atomically, Image, Removed, Store};
 use anyhow::{anyhow, bail, Context, Result};
 use ch01_clone::observe;
-use ch08_overlay::{enter_layers, in_lowers, is_whiteout, Layers};
-use nix::sched::CloneFlags;
-use oci_spec::image::{Config, DescriptorBuilder, Digest, MediaType};
+use ch08_overlay::{enter_layers, in_lowers, is_whiteout, Layers, FLAGS};
+use oci_spec::image::{DescriptorBuilder, Digest, MediaType};
 use sha2::{Digest as _, Sha256};
-use std::convert::Infallible;
-use std::ffi::CString;
 use std::fs;
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
-use workshop::process::{ExecFailed, Exit};
+use workshop::process::Exit;
 
 /// What a build did.
 #[derive(Debug)]
@@ -56,16 +54,6 @@ pub const CACHE_DIR: &str = "cache";
 /// Where a build's steps work: `tmp/KIND-PID-N`, on the store's filesystem
 /// so that an upper moves into `layers/` with a rename.
 const TMP_DIR: &str = "tmp";
-
-/// A `RUN` step's container: chapter 8's, lo only (no network, as docker's
-/// `--network none`), its own hostname.
-const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
-    .union(CloneFlags::CLONE_NEWNS)
-    .union(CloneFlags::CLONE_NEWUTS)
-    .union(CloneFlags::CLONE_NEWNET);
-
-/// `PATH` when the image's config sets none (docker's default).
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The image so far.
 struct State {
@@ -272,7 +260,14 @@ fn run_step(
     let mut staged = None; // the new layer's directory, as an upper
     match &step.op {
         Op::Run(argv) => {
-            staged = Some(run_in_container(store, lowers, argv, &config)?);
+            // The config so far as `run` would start it, but RUN's command
+            // is the whole command: no Entrypoint before it (docker's rule).
+            let mut for_run = image_config.clone();
+            let mut without_entrypoint = config.clone();
+            without_entrypoint.set_entrypoint(None);
+            for_run.set_config(Some(without_entrypoint));
+            let process = crate::config::process(&for_run, argv, &lowers)?;
+            staged = Some(run_in_container(store, lowers, &process)?);
             *containers += 1;
         }
         Op::Copy { sources, dest } => {
@@ -347,38 +342,22 @@ struct Staged {
 }
 
 // ANCHOR: run_in_container
-/// Run `argv` in a container over `lowers` (the image so far), with the
-/// config's environment, working directory and user; its upper, if it
-/// exits 0. Anything else fails the step, with the exit code and the end
-/// of what it printed.
-fn run_in_container(
-    store: &Store,
-    lowers: Vec<PathBuf>,
-    argv: &[String],
-    config: &Config,
-) -> Result<Staged> {
+/// Run `process` (the step's command with the config's environment,
+/// working directory and user) in a container over `lowers` (the image so
+/// far), lo its only network; its upper, if it exits 0. Anything else
+/// fails the step, with the exit code and the end of what it printed.
+fn run_in_container(store: &Store, lowers: Vec<PathBuf>, process: &Process) -> Result<Staged> {
     if lowers.is_empty() {
         bail!("RUN needs a layer to run in, and FROM scratch has none yet: COPY a shell in first");
     }
-    let env = config.env().clone().unwrap_or_default();
-    let cwd = PathBuf::from("/").join(config.working_dir().clone().unwrap_or_default());
-    let user = numeric_user(config.user().as_deref().unwrap_or(""))?;
     let layers = Layers::create(&tmp_dir(store, "run")?, lowers, false)?;
     let seen = observe(FLAGS, || {
         ch06_net::bring_up_loopback()?; // lo only: no way out
         ch05_uts::set_hostname("build")?;
         enter_layers(&layers)?; // chapter 8: the overlay, then pivot_root into it
-        fs::create_dir_all(&cwd) // as docker does for a WORKDIR not there yet
-            .and_then(|()| std::env::set_current_dir(&cwd))
-            .with_context(|| format!("failed to enter the working directory {}", cwd.display()))?;
         let null = fs::File::open("/dev/null").context("failed to open /dev/null")?;
         nix::unistd::dup2_stdin(null).context("failed to dup2 /dev/null onto stdin")?;
-        if let Some((uid, gid)) = user {
-            nix::unistd::setgroups(&[]).context("failed to setgroups")?;
-            nix::unistd::setgid(gid.into()).context("failed to setgid")?;
-            nix::unistd::setuid(uid.into()).context("failed to setuid")?;
-        }
-        exec_with_env(argv, &env)
+        process.exec() // the working directory (made if missing), the user, the image's env
     })?;
     if seen.exit != Exit::Code(0) {
         let output = seen.output.trim_end();
@@ -386,7 +365,7 @@ fn run_in_container(
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         bail!(
             "{} ended with {}{}",
-            argv.join(" "),
+            process.argv.join(" "),
             seen.exit,
             if tail.is_empty() {
                 String::new()
@@ -402,59 +381,6 @@ fn run_in_container(
     })
 }
 // ANCHOR_END: run_in_container
-
-/// `uid[:gid]` of a config's `User` (None: root, as it is when empty).
-fn numeric_user(user: &str) -> Result<Option<(u32, u32)>> {
-    if user.is_empty() {
-        return Ok(None);
-    }
-    let (uid, gid) = user.split_once(':').unwrap_or((user, "0"));
-    match (uid.parse(), gid.parse()) {
-        (Ok(uid), Ok(gid)) => Ok(Some((uid, gid))),
-        _ => bail!("the image's User {user:?}: only a numeric uid[:gid] is supported"),
-    }
-}
-
-/// Exec `argv` with the environment `env` (`KEY=VALUE`), the program looked
-/// up in `env`'s `PATH` (the image's, not ours). Returns only on failure.
-fn exec_with_env(argv: &[String], env: &[String]) -> Result<Infallible> {
-    let Some(program) = argv.first() else {
-        bail!("no command to run")
-    };
-    let not_found = |errno| ExecFailed {
-        command: program.clone(),
-        errno,
-    };
-    let path = if program.contains('/') {
-        PathBuf::from(program)
-    } else {
-        let search = env
-            .iter()
-            .find_map(|kv| kv.strip_prefix("PATH="))
-            .unwrap_or(DEFAULT_PATH);
-        search
-            .split(':')
-            .map(|dir| Path::new(dir).join(program))
-            .find(|p| {
-                p.metadata()
-                    .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
-            })
-            .ok_or_else(|| not_found(nix::errno::Errno::ENOENT))?
-    };
-    let cstrings = |words: &[String]| -> Result<Vec<CString>> {
-        words
-            .iter()
-            .map(|w| CString::new(w.as_bytes()).with_context(|| format!("{w:?} holds a NUL byte")))
-            .collect()
-    };
-    let mut env = env.to_vec();
-    if !env.iter().any(|kv| kv.starts_with("PATH=")) {
-        env.push(format!("PATH={DEFAULT_PATH}"));
-    }
-    let path = CString::new(path.as_os_str().as_bytes())?;
-    let Err(errno) = nix::unistd::execve(&path, &cstrings(argv)?, &cstrings(&env)?);
-    Err(not_found(errno).into())
-}
 
 // ANCHOR: copy
 /// Lay out what `COPY sources dest` adds, as an upper would hold it: the
@@ -796,13 +722,5 @@ mod tests {
         assert_eq!(normalise(Path::new("/a/./b/../c/")), Path::new("/a/c"));
         assert_eq!(normalise(Path::new("/../../etc")), Path::new("/etc"));
         assert_eq!(normalise(Path::new("/")), Path::new("/"));
-    }
-
-    #[test]
-    fn a_user_is_numeric() {
-        assert_eq!(numeric_user("").unwrap(), None);
-        assert_eq!(numeric_user("1000").unwrap(), Some((1000, 0)));
-        assert_eq!(numeric_user("1000:100").unwrap(), Some((1000, 100)));
-        assert!(numeric_user("nobody").is_err());
     }
 }
