@@ -66,6 +66,15 @@ WORKDIR /app
 CMD [\"cat\", \"/app/hello.txt\"]
 ";
 
+/// The host has no mount under `dir`: a step's overlay went with its
+/// container's mount namespace.
+fn assert_no_mount_under(dir: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dir = dir.to_string_lossy();
+    let left: Vec<&str> = mountinfo.lines().filter(|l| l.contains(&*dir)).collect();
+    assert!(left.is_empty(), "mounts left on the host: {left:#?}");
+}
+
 fn build_ok(fixture: &Fixture, context: &Path, tag: &str) -> Built {
     build(&fixture.store, context, None, &reference(tag), false)
         .unwrap_or_else(|e| panic!("build {tag}: {e:#}"))
@@ -81,6 +90,7 @@ fn five_steps_then_a_rebuild_is_all_cached_with_no_container() {
     symlink("/etc/passwd", context.join("conf/link")).unwrap(); // kept as a link, not followed
 
     let first = build_ok(&fixture, &context, "workshop/app:v1");
+    assert_no_mount_under(fixture.dir.path());
     assert_eq!(
         (first.steps, first.cached, first.containers),
         (5, 0, 1),
@@ -278,6 +288,7 @@ fn a_failing_run_names_its_step_and_exit_code_and_tags_nothing() {
         Vec::<String>::new(),
         "the run's directories are gone"
     );
+    assert_no_mount_under(fixture.dir.path());
 }
 
 fn copy_cannot_reach_out_of_the_context() {
