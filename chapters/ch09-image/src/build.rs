@@ -127,6 +127,7 @@ pub fn build(
             step.line,
             step.text
         );
+        workshop::process::stop_if_interrupted()?; // a Ctrl-C between steps stops here
         bar.step(n, &what);
         let key = cache_key(&context, &state, step).with_context(|| what.clone())?;
         match cached_image(store, &key) {
