@@ -245,6 +245,27 @@ fn skopeo_reads_our_docker_archive() {
         config["rootfs"]["diff_ids"],
         serde_json::to_value(&image.config).unwrap()["rootfs"]["diff_ids"]
     );
+    // A copy reads every layer (a short or broken tar fails it). (A policy
+    // is for pulls from registries; here both ends are local files.)
+    let copy = fixture.dir.path().join("copied");
+    tool(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            &at,
+            &format!("oci:{}:copied", copy.display()),
+        ],
+    );
+    let copied = json(&tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--config",
+            &format!("oci:{}:copied", copy.display()),
+        ],
+    ));
+    assert_eq!(copied["rootfs"], config["rootfs"]);
 }
 
 fn saving_twice_into_one_layout_keeps_both_names() {
