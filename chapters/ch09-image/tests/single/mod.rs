@@ -29,10 +29,32 @@ pub fn run_tests(tests: &[Test]) {
         }
         return;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // libtest's own options, so that `cargo test -- NAME --exact --skip X`
+    // means here what it means elsewhere.
+    let (mut filters, mut skips, mut exact) = (Vec::new(), Vec::new(), false);
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--exact" => exact = true,
+            "--skip" => skips.extend(words.next()),
+            "--color" | "--format" | "--test-threads" | "--logfile" => {
+                words.next(); // its value
+            }
+            w if w.starts_with('-') => {}
+            _ => filters.push(word),
+        }
+    }
+    let matches = |name: &str, pattern: &String| {
+        if exact {
+            name == pattern
+        } else {
+            name.contains(pattern.as_str())
+        }
+    };
     let chosen: Vec<&Test> = tests
         .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+        .filter(|(name, _)| !skips.iter().any(|s| matches(name, s)))
         .collect();
     println!(
         "\nrunning {} tests (one at a time, on the main thread)",
