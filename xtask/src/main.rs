@@ -75,7 +75,7 @@ pub fn root() -> PathBuf {
 }
 
 /// The chapters, in order: (package name, directory under chapters/).
-pub const CHAPTERS: [&str; 8] = [
+pub const CHAPTERS: [&str; 9] = [
     "ch01-clone",
     "ch02-namespaces",
     "ch03-mount",
@@ -84,6 +84,7 @@ pub const CHAPTERS: [&str; 8] = [
     "ch06-net",
     "ch07-cgroups",
     "ch08-overlay",
+    "ch09-image",
 ];
 
 /// `cargo` as the one that runs us.

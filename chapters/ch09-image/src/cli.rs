@@ -88,6 +88,9 @@ pub enum Sub {
         #[arg(value_name = "DIR")]
         context: PathBuf,
     },
+    /// Remove the build cache (docker builder prune), then the layers no
+    /// image uses any more
+    Prune,
     /// Write an image out, as an OCI layout (a directory) or a docker-archive tar
     Save {
         #[arg(value_name = "NAME[:TAG]")]

@@ -149,16 +149,13 @@ pub fn write_image(
 }
 
 /// `docker import` of a directory: an image of one layer holding the files
-/// of `dir` (chapter 4's rootfs, for one), named `reference`.
+/// of `dir` (chapter 4's rootfs, for one), named `reference`. The tar is
+/// packed as a build step's upper is (a fixed order, every mtime 0), so the
+/// same files make the same layer and the same image, whenever imported.
 pub fn import_rootfs(store: &Store, dir: &Path, reference: &Reference) -> Result<Image> {
     let layer = store_layer_tar(store, |out| {
-        let mut tar = tar::Builder::new(out);
-        tar.follow_symlinks(false);
-        tar.mode(tar::HeaderMode::Complete);
-        tar.append_dir_all(".", dir)
-            .with_context(|| format!("failed to pack {}", dir.display()))?;
-        tar.finish()?;
-        Ok(())
+        crate::pack::pack_upper(dir, out)
+            .with_context(|| format!("failed to pack {}", dir.display()))
     })?;
     let lock = store.lock()?;
     if !store.layer_dir(&layer.diff_id).is_dir() {

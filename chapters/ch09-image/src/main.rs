@@ -96,6 +96,18 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
             println!("{} {}", built.image.reference, built.image.id);
             return Ok(0);
         }
+        Some(Sub::Prune) => {
+            let removed = build::prune_cache(&store)?;
+            say.note(&format!(
+                "the build cache is empty: {} blob(s) and {} layer(s) no image uses were removed",
+                removed.blobs.len(),
+                removed.layers.len()
+            ));
+            for digest in removed.blobs.iter().chain(&removed.layers) {
+                println!("Deleted: {digest}");
+            }
+            return Ok(0);
+        }
         Some(Sub::Save {
             image,
             output,
@@ -181,19 +193,23 @@ fn demo(store: &Store, say: &Narrator) -> Result<()> {
         ));
     }
     let base = base_image(store, say)?;
-    say.host(&format!("{BASE_IMAGE}: id {}", base.id));
+    let short = |hex: &str| format!("{}…", &hex[..12]);
+    say.host(&format!(
+        "{BASE_IMAGE}: id sha256:{} (its config's digest)",
+        short(base.id.digest())
+    ));
     say.host(&format!(
         "manifest: blobs/sha256/{}",
-        base.manifest_digest.digest()
+        short(base.manifest_digest.digest())
     ));
     for diff_id in base.diff_ids() {
-        say.host(&format!("layer:    layers/{}/", diff_id.digest()));
+        say.host(&format!("layer:    layers/{}/", short(diff_id.digest())));
     }
     say.note(&format!(
         "(paths relative to the store, {})",
         store.root.display()
     ));
-    say.note("Everything is named by the sha256 of what it holds: the same bytes, the same name.");
+    say.note("Everything is named by the sha256 of what it holds (64 hex digits, 12 shown here): the same bytes, the same name.");
 
     say.step("an image of our own: one more layer, and a config")?;
     let image = demo_image(store, &base)?;
@@ -226,13 +242,21 @@ fn demo(store: &Store, say: &Narrator) -> Result<()> {
     ));
     say.note("The top layer first, as in chapter 8: its /etc/passwd hides the base's.");
     say.host(&format!(
-        "process: {:?} as {}:{} in {}, env {:?}",
+        "process: {:?} as {}:{} in {}",
         process.argv,
         process.uid,
         process.gid,
         process.cwd.display(),
-        process.env
     ));
+    let env: Vec<&str> = process
+        .env
+        .iter()
+        .map(|e| match e.strip_prefix("PATH=") {
+            Some(path) if path == config::DEFAULT_PATH => "PATH=(docker's default)",
+            _ => e.as_str(),
+        })
+        .collect();
+    say.host(&format!("env: {}", env.join("  ")));
     let layers = Layers::for_this_run(lowers, false)?;
     let seen = observe(FLAGS, || {
         bring_up_loopback()?; // no cable in the demo: lo only
@@ -242,7 +266,165 @@ fn demo(store: &Store, say: &Narrator) -> Result<()> {
     say.container(seen.output.trim_end());
     drop(layers);
     say.note("`app` is a name only the image knows: the host's /etc/passwd was never read.");
-    // The next steps (a build, a cached rebuild, save, two images on one
-    // base and the store's du against their sum) go here, each its own step.
-    say.finish("Try it: ch09-image run workshop/demo, or ch09-image run --shell workshop/demo.")
+    build_demo(store, say)?;
+    say.finish(
+        "Try it: ch09-image run workshop/demo, ch09-image build -t NAME DIR, ch09-image images.\n\
+         Next, chapter 10: a bridge for many containers, and published ports.",
+    )
+}
+
+/// A scratch store for the demo's builds, under the store's `tmp/` (where a
+/// killed build's directories are reclaimed by the next build): every demo
+/// builds from nothing, and it goes at the end.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = workshop_rootfs::remove_tree(&self.0);
+    }
+}
+
+/// The entries of a layer's tar, as the image holds it.
+fn tar_entries(store: &Store, diff_id: &oci_spec::image::Digest) -> Result<Vec<String>> {
+    let file = std::fs::File::open(store.blob_path(diff_id))?;
+    let mut names = Vec::new();
+    for entry in tar::Archive::new(file).entries()? {
+        names.push(entry?.path()?.display().to_string());
+    }
+    Ok(names)
+}
+
+/// Bytes of the files of `dirs`, each directory counted once.
+fn bytes_of(dirs: &[std::path::PathBuf]) -> Result<u64> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut bytes = 0;
+    for dir in dirs {
+        if seen.insert(dir.clone()) {
+            bytes += workshop_rootfs::stats(dir)?.bytes;
+        }
+    }
+    Ok(bytes)
+}
+
+const CONTAINERFILE: &str = "\
+FROM workshop/busybox
+ENV GREETING=hello
+RUN echo hi >/built && rm /etc/group && rm -r /root && mkdir /root
+COPY hello.txt /srv/hello.txt
+WORKDIR /srv
+CMD [\"cat\", \"hello.txt\"]
+";
+
+/// The demo's second half: a build, the same build again, two images on
+/// one base, and the image saved as an OCI layout.
+fn build_demo(store: &Store, say: &Narrator) -> Result<()> {
+    say.step("build an image from a Containerfile")?;
+    let scratch = Scratch(
+        store
+            .root
+            .join(format!("tmp/demo-{}-0", std::process::id())),
+    );
+    let s = Store::open(&scratch.0.join("store"))?;
+    let rootfs = workshop_rootfs::ensure_default(|line| say.note(line))?;
+    ch09_image::commit::import_rootfs(&s, &rootfs, &BASE_IMAGE.parse().expect("valid"))?;
+    let context = scratch.0.join("context");
+    std::fs::create_dir_all(&context)?;
+    std::fs::write(context.join("Containerfile"), CONTAINERFILE)?;
+    std::fs::write(context.join("hello.txt"), "hello from COPY\n")?;
+    say.note("(in a scratch store of its own, so that every demo builds from nothing)");
+    say.host(&format!("Containerfile:\n{}", CONTAINERFILE.trim_end()));
+    let tag: Reference = "workshop/built:latest".parse().expect("valid");
+    let started = std::time::Instant::now();
+    let built = build::build(&s, &context, None, &tag, false)?;
+    say.host(&format!(
+        "{}: {} steps, {} container(s) started, {} from the cache, {} layers",
+        built.image.reference,
+        built.steps,
+        built.containers,
+        built.cached,
+        built.image.diff_ids().len()
+    ));
+    say.note(&format!(
+        "(it took {:.0} ms: one container per RUN)",
+        started.elapsed().as_secs_f64() * 1e3
+    ));
+    let diff_ids = built.image.diff_ids();
+    if let Some(run_layer) = diff_ids.get(1) {
+        let entries = tar_entries(&s, run_layer)?;
+        say.host(&format!(
+            "the RUN layer's tar ({}…): {}",
+            &run_layer.digest()[..12],
+            entries.join("  ")
+        ));
+        say.note("In a layer tar a deletion is a file .wh.NAME and an opaque directory holds .wh..wh..opq (the OCI's words); unpacked as a lower, they are chapter 8's 0/0 device and xattr again.");
+    }
+
+    say.step("build it again: nothing changed, so nothing runs")?;
+    let started = std::time::Instant::now();
+    let again = build::build(&s, &context, None, &tag, false)?;
+    say.host(&format!(
+        "{} steps, {} container(s) started, {} from the cache, in {:.1} ms; {}",
+        again.steps,
+        again.containers,
+        again.cached,
+        started.elapsed().as_secs_f64() * 1e3,
+        if again.image.id == built.image.id {
+            "the same image id".to_string()
+        } else {
+            format!("a new image id, {}", again.image.id)
+        }
+    ));
+    say.note("Each step's key is the sha256 of the image before it, the instruction and, for COPY, the files: the same key, the same step, taken from the cache.");
+
+    say.step("two images on one base: the base is on disk once")?;
+    let other_context = scratch.0.join("other");
+    std::fs::create_dir_all(&other_context)?;
+    std::fs::write(
+        other_context.join("Containerfile"),
+        "FROM workshop/busybox\nRUN echo other > /other\n",
+    )?;
+    let other = build::build(
+        &s,
+        &other_context,
+        None,
+        &"workshop/other".parse().expect("valid"),
+        false,
+    )?;
+    say.host(table(&image_lines(&s)?).trim_end());
+    let each: u64 = [&built.image, &other.image]
+        .iter()
+        .map(|image| bytes_of(&image.lowers(&s)))
+        .sum::<Result<u64>>()?;
+    let store_bytes = workshop_rootfs::stats(&s.root.join("layers"))?.bytes;
+    say.host(&format!(
+        "the store's layers: {} KiB; the two images, each on its own: {} KiB",
+        store_bytes >> 10,
+        each >> 10
+    ));
+    say.note("Both are FROM workshop/busybox: its layer is one directory that both stack.");
+
+    say.step("save: an OCI image layout that other tools read")?;
+    let out = scratch.0.join("saved");
+    save::save_oci(&s, &built.image, &out)?;
+    let mut files = Vec::new();
+    workshop_rootfs::walk(&out, &mut |path, meta| {
+        if meta.is_file() {
+            let rel = path
+                .strip_prefix(&out)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            let shown = match rel.strip_prefix("blobs/sha256/") {
+                Some(hex) => format!("blobs/sha256/{}…", &hex[..12.min(hex.len())]),
+                None => rel,
+            };
+            files.push(format!("{shown} ({} bytes)", meta.len()));
+        }
+        Ok(())
+    })?;
+    files.sort();
+    say.host(&files.join("\n"));
+    say.note("skopeo reads it, and umoci unpacks it to the same tree our overlay shows (cargo test -p ch09-image --test interop runs both):");
+    say.shell("skopeo inspect oci:DIR:workshop/built:latest");
+    Ok(())
 }
