@@ -669,8 +669,14 @@ impl Archive {
                 unzipped = Some(temp);
             }
         }
-        let members = index_tar(&tar_path)
-            .with_context(|| format!("{} is neither a directory nor a tar file", path.display()))?;
+        // The tar reader's own words would quote the file's first bytes
+        // (a text file's lines, a binary's garbage): say what it is not.
+        let members = index_tar(&tar_path).map_err(|_| {
+            anyhow::anyhow!(
+                "{} is not an image: neither a directory nor a tar file (gzipped or not)",
+                path.display()
+            )
+        })?;
         Ok(Archive::Tar {
             file: tar_path,
             members,

@@ -348,6 +348,21 @@ fn what_is_not_an_image_is_refused_clearly() {
     expect(&plain, None, "is not an image");
     std::fs::create_dir(s.path("empty")).unwrap();
     expect(&s.path("empty"), None, "is not an image");
+    // A text file: refused without its lines quoted back (the tar reader's
+    // own error holds the header's bytes: `import /etc/passwd` printed them).
+    let text = s.path("passwd");
+    std::fs::write(
+        &text,
+        "root:x:0:0:root:/root:/bin/sh\nsecret line\n".repeat(20),
+    )
+    .unwrap();
+    let e = format!("{:#}", import(&s.store, &text, None, false).unwrap_err());
+    assert!(e.contains("is not an image"), "{e}");
+    assert!(
+        !e.contains("secret line") && !e.contains("root:x"),
+        "the file's bytes in: {e}"
+    );
+    s.assert_empty();
     // An xz file.
     let xz = s.path("image.tar.xz");
     std::fs::write(&xz, [0xfd, b'7', b'z', b'X', b'Z', 0, 0, 0]).unwrap();
