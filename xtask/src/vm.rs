@@ -123,7 +123,7 @@ const ALL_PASSED: &str = "vm-test: all test executables passed:";
 #[derive(Args)]
 pub struct VmTestArgs {
     /// Kill the VM if it has not powered off after this many seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1200)]
     timeout: u64,
     /// Test only this package (repeatable; default: all the VM's packages)
     #[arg(long, short = 'p', value_name = "PACKAGE")]
