@@ -202,6 +202,9 @@ impl Process {
             .with_context(|| format!("failed to setresgid to {}", self.gid))?;
         nix::unistd::setresuid(uid, uid, uid)
             .with_context(|| format!("failed to setresuid to {}", self.uid))?;
+        // The kernel forgets PR_SET_PDEATHSIG with the uid: ask again, so
+        // that the container still dies with a SIGKILLed tool.
+        workshop::process::rearm_parent_death_signal()?;
         nix::unistd::chdir(&self.cwd)
             .with_context(|| format!("failed to chdir to {}", self.cwd.display()))?;
         self.execve()
