@@ -160,7 +160,7 @@ fn ex9_2_a_blob_is_verified_while_it_is_copied() {
     let name = "blobs/sha256/the-layer-of-ex9-2";
     // Each case in a directory of its own: (what copy_verified returned, the
     // names in the directory after it, whether the blob was read to its end,
-    // what the file at `to` holds).
+    // what the file at `to` holds, how many bytes of the blob were read).
     let run = |case: &str, data: &[u8], digest: &str| {
         let dir = tmp.path().join(case);
         std::fs::create_dir(&dir).unwrap();
@@ -176,11 +176,11 @@ fn ex9_2_a_blob_is_verified_while_it_is_copied() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        (result, names, feed.ended, std::fs::read(&to).ok())
+        (result, names, feed.ended, std::fs::read(&to).ok(), feed.at)
     };
 
     // A good blob: copied whole, its size returned, nothing else left.
-    let (result, names, ended, copied) = run("good", &data, &format!("sha256:{real}"));
+    let (result, names, ended, copied, _) = run("good", &data, &format!("sha256:{real}"));
     if let Err(error) = &result {
         let short_hex = error.split("sha256:").skip(1).any(|rest| {
             let hex = rest.chars().take_while(char::is_ascii_hexdigit).count();
@@ -211,7 +211,7 @@ fn ex9_2_a_blob_is_verified_while_it_is_copied() {
         data.len()
     );
     assert_eq!(names, ["blob"], "only `to` should be left in its directory");
-    let (result, names, _, copied) = run("empty", b"", &format!("sha256:{}", hex_sha256(b"")));
+    let (result, names, _, copied, _) = run("empty", b"", &format!("sha256:{}", hex_sha256(b"")));
     assert!(
         result == Ok(0) && names == ["blob"] && copied.is_some_and(|c| c.is_empty()),
         "an empty blob with the empty digest is a blob too: copied (an empty file), size 0; \
@@ -223,7 +223,7 @@ fn ex9_2_a_blob_is_verified_while_it_is_copied() {
     let flipped = if last.ends_with('0') { '1' } else { '0' };
     last.pop();
     last.push(flipped);
-    let (result, names, _, _) = run("mismatch", &data, &format!("sha256:{last}"));
+    let (result, names, _, _, _) = run("mismatch", &data, &format!("sha256:{last}"));
     let error = result.expect_err(
         "\n\ncopy_verified accepted a blob whose digest differs from the manifest's in the \
          last hex digit: compare all 64 digits (a short id of 12 is for people, not for \
@@ -265,11 +265,18 @@ fn ex9_2_a_blob_is_verified_while_it_is_copied() {
     .into_iter()
     .enumerate()
     {
-        let (result, names, _, _) = run(&format!("bad-digest-{case}"), &data, &digest);
+        let (result, names, _, _, read) = run(&format!("bad-digest-{case}"), &data, &digest);
         assert!(
             result.is_err() && names.is_empty(),
             "\n\ncopy_verified(.., {digest:?}, ..) gave {:?} and left {names:?}: {idea}\n",
             result.map(|n| format!("Ok({n})"))
+        );
+        assert!(
+            read == 0,
+            "\n\ncopy_verified(.., {digest:?}, ..) read {read} bytes of the blob before \
+             refusing it: a digest that is not `sha256:` and 64 lowercase hex digits can \
+             be refused before reading anything ({idea}); a blob of gigabytes should not \
+             be read for nothing\n"
         );
     }
 }

@@ -100,6 +100,11 @@ pub const VARIANTS: &[Variant] = &[
         "any-algorithm",
         "takes the hex after the colon whatever the algorithm says",
     ).because("sha256: only"),
+    wrong(
+        "9.2",
+        "late-format",
+        "never looks at the digest's form: copies and hashes the whole blob, then compares `sha256:HEX` with the string, which refuses a bad digest only at the end",
+    ).because("before reading anything"),
     right(
         "9.2",
         "hashing-writer",
@@ -289,6 +294,11 @@ pub fn copy_verified(blob: impl Read, name: &str, digest: &str, to: &Path) -> Re
             ..Copier::RIGHT
         }
         .run(blob, name, digest, to),
+        Some("late-format") => Copier {
+            late_format: true,
+            ..Copier::RIGHT
+        }
+        .run(blob, name, digest, to),
         Some("hashing-writer") => hashing_writer(blob, name, digest, to),
         Some("hashing-reader") => hashing_reader(blob, name, digest, to),
         Some(other) => unknown("9.2", other),
@@ -307,6 +317,8 @@ struct Copier {
     in_place: bool,
     any_case: bool,
     any_algorithm: bool,
+    /// No look at the digest's form first: only the comparison at the end.
+    late_format: bool,
 }
 
 impl Copier {
@@ -319,16 +331,17 @@ impl Copier {
         in_place: false,
         any_case: false,
         any_algorithm: false,
+        late_format: false,
     };
 
     fn run(self, mut blob: impl Read, name: &str, digest: &str, to: &Path) -> Result<u64> {
         let (algorithm, expected) = digest.split_once(':').context("no algorithm")?;
         let hex_ok = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
         let hex_ok = |c: char| hex_ok(c) || (self.any_case && c.is_ascii_hexdigit());
-        if (algorithm != "sha256" && !self.any_algorithm)
-            || expected.len() < self.compare.min(64)
-            || (self.compare == 64 && expected.len() != 64)
-            || !expected.chars().all(hex_ok)
+        if !self.late_format && (algorithm != "sha256" && !self.any_algorithm)
+            || !self.late_format && expected.len() < self.compare.min(64)
+            || !self.late_format && (self.compare == 64 && expected.len() != 64)
+            || !self.late_format && !expected.chars().all(hex_ok)
         {
             bail!("{name}: {digest} is not a sha256 digest");
         }
@@ -362,7 +375,9 @@ impl Copier {
             })
             .collect();
         let n = self.compare.min(expected.len());
-        let same = if self.any_case {
+        let same = if self.late_format {
+            format!("sha256:{got}") == digest
+        } else if self.any_case {
             got.get(..n)
                 .is_some_and(|g| g.eq_ignore_ascii_case(&expected[..n]))
         } else {
