@@ -123,9 +123,9 @@ fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
     say.host("upper (its own): diff/   work: work/   mount point: merged/");
     say.note("(paths below are relative to the run's own directory)");
     say.syscall(&format!(
-        "mount(\"overlay\", \"merged\", \"overlay\", 0,\n      \"{}\")",
-        ch08_overlay::overlay_options(&layers.lowers, Path::new("diff"), Path::new("work"))?
-            + ch08_overlay::VOLATILE
+        "mount(\"overlay\", \"merged\", \"overlay\", 0,\n      \"{}\"\n      \"{}\")",
+        ch08_overlay::overlay_options(&layers.lowers, Path::new("diff"), Path::new("work"))?,
+        ch08_overlay::VOLATILE
     ));
     say.note("In lowerdir=a:b the first is the top: a name in a hides the same name in b.");
     say.note("volatile: the upper goes at exit, so nothing need be synced to disk.");

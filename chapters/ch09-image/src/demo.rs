@@ -147,7 +147,7 @@ pub fn demo(store: &Store, say: &Narrator) -> Result<()> {
     say.note("`app` is a name only the image knows: the host's /etc/passwd was never read.");
     build_demo(store, say)?;
     say.finish(
-        "Try it: ch09-image run workshop/demo, ch09-image build -t NAME DIR, ch09-image images.\n\
+        "Try it: cargo run -p ch09-image -- run --network none workshop/demo\n\
          Next, chapter 10: a bridge for many containers, and published ports.",
     )
 }

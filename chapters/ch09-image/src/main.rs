@@ -66,9 +66,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         Some(Sub::Rmi { image }) => {
             let removed = store.remove(image)?;
             println!("Untagged: {image}");
-            for digest in removed.blobs.iter().chain(&removed.layers) {
-                println!("Deleted: {digest}");
-            }
+            print_removed(&removed);
             return Ok(0);
         }
         Some(Sub::Run {
@@ -101,9 +99,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 removed.blobs.len(),
                 removed.layers.len()
             ));
-            for digest in removed.blobs.iter().chain(&removed.layers) {
-                println!("Deleted: {digest}");
-            }
+            print_removed(&removed);
             return Ok(0);
         }
         Some(Sub::Save {
@@ -113,6 +109,10 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
         }) => {
             let image = store.resolve(image)?;
             match format {
+                Format::Oci if output.exists() && !output.is_dir() => bail!(
+                    "{} is a file, and an OCI layout is a directory; for one tar file, as docker save writes, add --format docker-archive",
+                    output.display()
+                ),
                 Format::Oci => save::save_oci(&store, &image, output)?,
                 Format::DockerArchive => save::save_docker_archive(&store, &image, output)?,
             }
@@ -129,4 +129,15 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     reclaim_what_killed_runs_left(&mut nl, say)?;
     let base = base_image(&store, say)?;
     run_image(&store, &base, &argv, shell, &cli.run, &mut nl, say)
+}
+
+/// What `rmi` and `prune` removed: blobs by digest, as docker says it, and
+/// the unpacked layers' directories.
+fn print_removed(removed: &ch09_image::store::Removed) {
+    for digest in &removed.blobs {
+        println!("Deleted: {digest}");
+    }
+    for diff_id in &removed.layers {
+        println!("Deleted layer directory: layers/{}", diff_id.digest());
+    }
 }
