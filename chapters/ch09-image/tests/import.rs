@@ -517,6 +517,28 @@ fn an_oci_layout_made_by_umoci_and_a_docker_archive_made_by_skopeo_are_imported(
     let skopeo = s.store.resolve(&reference("skopeo/busybox:v1")).unwrap();
     assert_eq!(skopeo.diff_ids(), umoci.diff_ids());
     assert_eq!(skopeo.id, umoci.id, "the same config");
+
+    // And it runs here: umoci's whiteout hides /etc/passwd, its opaque /srv
+    // holds only `new`.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ch09-image"))
+        .arg("--store")
+        .arg(&s.store.root)
+        .args(["--quiet", "run", "--network", "none", "skopeo/busybox:v1"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "ls /srv; test -e /etc/passwd || echo no passwd",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "new\nno passwd\n");
 }
 
 /// A layer of `files` files of `size` bytes each, of pseudo-random bytes
