@@ -351,6 +351,7 @@ fn run_in_container(store: &Store, lowers: Vec<PathBuf>, process: &Process) -> R
     if lowers.is_empty() {
         bail!("RUN needs a layer to run in, and FROM scratch has none yet: COPY a shell in first");
     }
+    let _held = store.hold_layers(&lowers)?; // an rmi or prune meanwhile leaves them be
     let layers = Layers::create(&tmp_dir(store, "run")?, lowers, false)?;
     let seen = observe(FLAGS, || {
         ch06_net::bring_up_loopback()?; // lo only: no way out

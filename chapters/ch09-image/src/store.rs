@@ -57,6 +57,14 @@ pub struct Removed {
     pub layers: Vec<Digest>,
 }
 
+/// The layers a running container stands on, each held with a shared
+/// flock on its directory until dropped: [`Store::collect_garbage`] leaves
+/// a layer so held where it is (as docker refuses to remove an image a
+/// container uses), and removes it once it is free and unused.
+pub struct LayersInUse {
+    _held: Vec<nix::fcntl::Flock<fs::File>>,
+}
+
 /// An exclusive hold on the store (flock on `lock`), released on drop.
 pub struct StoreLock {
     _lock: nix::fcntl::Flock<fs::File>,
@@ -141,6 +149,25 @@ impl Store {
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, errno)| anyhow!("failed to lock {}: {errno}", path.display()))?;
         Ok(StoreLock { _lock: lock })
+    }
+
+    /// Hold `lowers` (layer directories of this store) for a container that
+    /// runs over them; refused if one is gone (its image was removed).
+    pub fn hold_layers(&self, lowers: &[PathBuf]) -> Result<LayersInUse> {
+        let _lock = self.lock()?; // no garbage collection between the check and the hold
+        let mut held = Vec::new();
+        for dir in lowers {
+            let file = fs::File::open(dir).with_context(|| {
+                format!(
+                    "the layer {} is gone (its image was removed?)",
+                    dir.display()
+                )
+            })?;
+            let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
+                .map_err(|(_, errno)| anyhow!("failed to lock {}: {errno}", dir.display()))?;
+            held.push(lock);
+        }
+        Ok(LayersInUse { _held: held })
     }
 
     /// Where the blob `digest` lives.
@@ -392,6 +419,9 @@ impl Store {
                 }
                 let path = entry.path();
                 if entry.file_type()?.is_dir() {
+                    if in_use(&path) {
+                        continue; // a running container stands on it: a later collection takes it
+                    }
                     workshop_rootfs::remove_tree(&path)?;
                 } else {
                     fs::remove_file(&path)
@@ -421,6 +451,15 @@ impl Store {
         }
         Ok(sizes)
     }
+}
+
+/// Whether a running container holds the layer directory `dir`
+/// ([`Store::hold_layers`]): an exclusive flock on it cannot be had now.
+fn in_use(dir: &Path) -> bool {
+    let Ok(file) = fs::File::open(dir) else {
+        return false;
+    };
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
 }
 
 /// The `org.opencontainers.image.ref.name` of an index entry.
@@ -584,6 +623,27 @@ mod tests {
         store.resolve(&reference("two")).unwrap();
         let e = store.remove(&reference("one")).unwrap_err().to_string();
         assert!(e.contains("no image one:latest"), "{e}");
+    }
+
+    #[test]
+    fn rmi_leaves_the_layers_of_a_running_container_until_it_ends() {
+        let dir = TempDir::new("ch09-store-in-use");
+        let store = Store::open(dir.path()).unwrap();
+        let one = image(&store, b"one", "1");
+        store
+            .tag(&store.lock().unwrap(), &reference("one"), &one)
+            .unwrap();
+        let lowers = store.resolve(&reference("one")).unwrap().lowers(&store);
+        let held = store.hold_layers(&lowers).unwrap(); // as `run` does
+        let removed = store.remove(&reference("one")).unwrap();
+        assert!(removed.layers.is_empty(), "{removed:?}");
+        assert!(lowers[0].is_dir(), "the container's root is still there");
+        drop(held); // the container ended
+        let removed = store.collect_garbage(&store.lock().unwrap()).unwrap();
+        assert_eq!(removed.layers.len(), 1);
+        assert!(!lowers[0].exists());
+        let e = store.hold_layers(&lowers).err().unwrap().to_string();
+        assert!(e.contains("is gone"), "{e}");
     }
 
     #[test]
