@@ -60,6 +60,7 @@ pub fn import(
     };
     let found = named(found, name, path)?;
     let lock = store.lock()?;
+    store.reclaim_killed(&lock)?; // what an import killed before left
     let mut import = Import {
         store,
         lock: &lock,

@@ -386,7 +386,8 @@ impl Store {
     /// Remove blobs and layer directories that no named image uses, nor
     /// the build cache (its steps' images: `build::prune_cache` lets them
     /// go). The caller holds the lock.
-    pub fn collect_garbage(&self, _lock: &StoreLock) -> Result<Removed> {
+    pub fn collect_garbage(&self, lock: &StoreLock) -> Result<Removed> {
+        self.reclaim_killed(lock)?;
         let mut blobs_used = BTreeSet::new();
         let mut layers_used = BTreeSet::new();
         for image in self
@@ -431,6 +432,38 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+
+    /// Remove the files an import killed halfway left: its blobs being
+    /// written (`blobs/sha256/.partial-PID-N`) and its gzipped archive
+    /// decompressed (`.import-PID-N.tar`), once process PID is gone. (Its
+    /// `layers/.partial-*` go when the next layer is unpacked.) The caller
+    /// holds the lock.
+    pub fn reclaim_killed(&self, _lock: &StoreLock) -> Result<()> {
+        for (dir, prefix) in [("blobs/sha256", ".partial-"), ("", ".import-")] {
+            let dir = self.root.join(dir);
+            for entry in
+                fs::read_dir(&dir).with_context(|| format!("failed to read {}", dir.display()))?
+            {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name
+                    .strip_prefix(prefix)
+                    .and_then(|rest| rest.split('-').next())
+                    .and_then(|pid| pid.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    == Err(nix::errno::Errno::ESRCH);
+                if gone && entry.file_type()?.is_file() {
+                    let path = entry.path();
+                    fs::remove_file(&path)
+                        .with_context(|| format!("failed to remove {}", path.display()))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The size on disk of each unpacked layer, by diff-id hex (for `images`).
@@ -644,6 +677,27 @@ mod tests {
         assert!(!lowers[0].exists());
         let e = store.hold_layers(&lowers).err().unwrap().to_string();
         assert!(e.contains("is gone"), "{e}");
+    }
+
+    #[test]
+    fn what_a_killed_import_left_is_reclaimed() {
+        let dir = TempDir::new("ch09-store-killed");
+        let store = Store::open(dir.path()).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap(); // reaped: its pid names no process now
+        let left = [
+            format!("blobs/sha256/.partial-{dead}-0"),
+            format!(".import-{dead}-1.tar"),
+        ];
+        for file in &left {
+            fs::write(dir.path().join(file), "half").unwrap();
+        }
+        let lock = store.lock().unwrap();
+        store.collect_garbage(&lock).unwrap();
+        for file in &left {
+            assert!(!dir.path().join(file).exists(), "{file} is left");
+        }
     }
 
     #[test]
