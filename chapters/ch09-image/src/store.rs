@@ -82,13 +82,18 @@ impl Image {
     }
 
     /// The unpacked layers as overlay lowers: the top first, as
-    /// `lowerdir=` wants them.
+    /// `lowerdir=` wants them. A layer the image has twice (two steps that
+    /// made the same tar: `RUN touch /a` twice) is stacked once, where it
+    /// is highest: overlayfs refuses a directory twice (ELOOP), and the
+    /// copy below changes nothing, as the one above shows all it holds.
     pub fn lowers(&self, store: &Store) -> Vec<PathBuf> {
-        self.diff_ids()
-            .iter()
-            .rev()
-            .map(|d| store.layer_dir(d))
-            .collect()
+        let mut lowers: Vec<PathBuf> = Vec::new();
+        for dir in self.diff_ids().iter().rev().map(|d| store.layer_dir(d)) {
+            if !lowers.contains(&dir) {
+                lowers.push(dir);
+            }
+        }
+        lowers
     }
 }
 

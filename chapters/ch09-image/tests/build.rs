@@ -49,6 +49,10 @@ fn main() {
             a_prune_during_a_build_never_names_a_half_image,
         ),
         (
+            "two_steps_that_make_the_same_layer_still_run",
+            two_steps_that_make_the_same_layer_still_run,
+        ),
+        (
             "from_scratch_with_copy_only_makes_an_image",
             from_scratch_with_copy_only_makes_an_image,
         ),
@@ -476,6 +480,22 @@ fn a_prune_during_a_build_never_names_a_half_image() {
             assert!(fixture.store.resolve(&tag).is_err(), "named after: {e}");
         }
     }
+}
+
+fn two_steps_that_make_the_same_layer_still_run() {
+    let fixture = Fixture::new("ch09-build-same-layer");
+    // The second touch copies /a up again: the same tar (mtimes are 0 in
+    // it), so the same diff-id twice in the image.
+    let context = fixture.context(
+        "context",
+        "FROM workshop/busybox\nRUN touch /a\nRUN touch /a\nRUN ls /a\n",
+        &[],
+    );
+    let built = build_ok(&fixture, &context, "workshop/same-layer");
+    let diff_ids = built.image.diff_ids();
+    assert_eq!(diff_ids.len(), 4);
+    assert_eq!(diff_ids[1], diff_ids[2], "the two touches made one layer");
+    assert_eq!(built.image.lowers(&fixture.store).len(), 3, "stacked once");
 }
 
 fn from_scratch_with_copy_only_makes_an_image() {
