@@ -357,10 +357,13 @@ impl Store {
         let mut images = Vec::new();
         for d in self.index()?.manifests() {
             if let Some(name) = ref_name(d) {
-                let reference = name
+                let reference: Reference = name
                     .parse()
                     .map_err(|e| anyhow!("index.json names an image {name:?}: {e}"))?;
-                images.push(self.image(reference, d.digest())?);
+                let image = self.image(reference.clone(), d.digest()).with_context(|| {
+                    format!("the image {reference} is damaged: `rmi {reference}` removes it")
+                })?;
+                images.push(image);
             }
         }
         images.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -371,9 +374,15 @@ impl Store {
     /// no remaining image uses, nor the build cache (`build::prune_cache`).
     pub fn remove(&self, reference: &Reference) -> Result<Removed> {
         let lock = self.lock()?;
-        self.resolve(reference)?;
         let mut index = self.index()?;
         let name = reference.to_string();
+        if !index
+            .manifests()
+            .iter()
+            .any(|d| ref_name(d).as_deref() == Some(name.as_str()))
+        {
+            self.resolve(reference)?; // the error that names the images there are
+        }
         let kept: Vec<Descriptor> = index
             .manifests()
             .iter()
@@ -703,6 +712,29 @@ mod tests {
         for file in &left {
             assert!(!dir.path().join(file).exists(), "{file} is left");
         }
+    }
+
+    #[test]
+    fn a_damaged_image_is_named_and_rmi_removes_it() {
+        let dir = TempDir::new("ch09-store-damaged");
+        let store = Store::open(dir.path()).unwrap();
+        let (one, two) = (image(&store, b"one", "1"), image(&store, b"two", "2"));
+        {
+            let lock = store.lock().unwrap();
+            store.tag(&lock, &reference("one"), &one).unwrap();
+            store.tag(&lock, &reference("two"), &two).unwrap();
+        }
+        fs::remove_file(store.blob_path(one.digest())).unwrap(); // its manifest
+        let e = format!("{:#}", store.images().unwrap_err());
+        assert!(e.contains("`rmi one:latest` removes it"), "{e}");
+        store.remove(&reference("one")).unwrap();
+        let names: Vec<String> = store
+            .images()
+            .unwrap()
+            .iter()
+            .map(|i| i.reference.to_string())
+            .collect();
+        assert_eq!(names, ["two:latest"]);
     }
 
     #[test]
