@@ -114,6 +114,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
+        store.refuse_a_foreign_directory()?;
         for dir in [store.root.join("blobs/sha256"), store.root.join("layers")] {
             fs::create_dir_all(&dir)
                 .with_context(|| format!("failed to create {}", dir.display()))?;
@@ -138,6 +139,29 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// A store is made in a new or empty directory only (or one a store
+    /// began): `--store ~` or `--store /etc` must not scatter blobs/,
+    /// layers/ and index.json among the files already there.
+    fn refuse_a_foreign_directory(&self) -> Result<()> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Ok(()); // not there yet: made below
+        };
+        if self.root.join("oci-layout").exists() {
+            return Ok(());
+        }
+        let own = ["blobs", "layers", "lock", "index.json", "cache", "tmp"];
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if !own.contains(&name.as_str()) && !name.starts_with('.') {
+                bail!(
+                    "{} is not an image store: it has no oci-layout and holds {name:?}; give a new or empty directory",
+                    self.root.display()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Hold the store's lock: every change of `index.json` or `layers/`
@@ -735,6 +759,26 @@ mod tests {
             .map(|i| i.reference.to_string())
             .collect();
         assert_eq!(names, ["two:latest"]);
+    }
+
+    #[test]
+    fn a_store_is_made_in_a_new_or_empty_directory_only() {
+        let dir = TempDir::new("ch09-store-foreign");
+        fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let e = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("not an image store") && e.contains("notes.txt"),
+            "{e}"
+        );
+        assert!(!dir.path().join("blobs").exists(), "nothing made there");
+        Store::open(&dir.path().join("new")).unwrap();
+        Store::open(&dir.path().join("new")).unwrap(); // a store: opened again
+        fs::create_dir(dir.path().join("empty")).unwrap();
+        Store::open(&dir.path().join("empty")).unwrap();
+        // A store whose making was cut before its oci-layout is finished.
+        fs::create_dir_all(dir.path().join("cut/blobs/sha256")).unwrap();
+        fs::create_dir_all(dir.path().join("cut/layers")).unwrap();
+        Store::open(&dir.path().join("cut")).unwrap();
     }
 
     #[test]
