@@ -118,10 +118,15 @@ struct Feed {
     data: Vec<u8>,
     at: usize,
     ended: bool,
+    /// The copy's `to`, and whether it was there while the blob was still
+    /// being read (before its digest could be checked).
+    to: std::path::PathBuf,
+    to_early: bool,
 }
 
 impl std::io::Read for Feed {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.to_early |= self.to.exists();
         let n = buf.len().min(4093).min(self.data.len() - self.at);
         buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
         self.at += n;
@@ -159,8 +164,9 @@ fn ex9_2_a_blob_is_verified_while_it_is_copied() {
     let real = hex_sha256(&data);
     let name = "blobs/sha256/the-layer-of-ex9-2";
     // Each case in a directory of its own: (what copy_verified returned, the
-    // names in the directory after it, whether the blob was read to its end,
-    // what the file at `to` holds, how many bytes of the blob were read).
+    // names in the directory after it, (whether the blob was read to its end,
+    // whether `to` was there before that), what the file at `to` holds, how
+    // many bytes of the blob were read).
     let run = |case: &str, data: &[u8], digest: &str| {
         let dir = tmp.path().join(case);
         std::fs::create_dir(&dir).unwrap();
@@ -169,6 +175,8 @@ fn ex9_2_a_blob_is_verified_while_it_is_copied() {
             data: data.to_vec(),
             at: 0,
             ended: false,
+            to: to.clone(),
+            to_early: false,
         };
         let result = copy_verified(&mut feed, name, digest, &to).map_err(|e| format!("{e:#}"));
         let mut names: Vec<String> = std::fs::read_dir(&dir)
@@ -176,11 +184,12 @@ fn ex9_2_a_blob_is_verified_while_it_is_copied() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        (result, names, feed.ended, std::fs::read(&to).ok(), feed.at)
+        let read = (feed.ended, feed.to_early);
+        (result, names, read, std::fs::read(&to).ok(), feed.at)
     };
 
     // A good blob: copied whole, its size returned, nothing else left.
-    let (result, names, ended, copied, _) = run("good", &data, &format!("sha256:{real}"));
+    let (result, names, (ended, early), copied, _) = run("good", &data, &format!("sha256:{real}"));
     if let Err(error) = &result {
         let short_hex = error.split("sha256:").skip(1).any(|rest| {
             let hex = rest.chars().take_while(char::is_ascii_hexdigit).count();
@@ -211,6 +220,12 @@ fn ex9_2_a_blob_is_verified_while_it_is_copied() {
         data.len()
     );
     assert_eq!(names, ["blob"], "only `to` should be left in its directory");
+    assert!(
+        !early,
+        "\n\n`to` was there while the blob was still being read, before its digest was \
+         checked: a crash (or a reader) then finds unchecked bytes under the blob's name; \
+         write a temporary file beside it and rename it to `to` once the digest matched\n"
+    );
     let (result, names, _, copied, _) = run("empty", b"", &format!("sha256:{}", hex_sha256(b"")));
     assert!(
         result == Ok(0) && names == ["blob"] && copied.is_some_and(|c| c.is_empty()),

@@ -53,7 +53,8 @@ pub fn apply_whiteout(layer: &Path, entry: &Path) -> Result<bool> {
 /// - the bytes do not hash to `digest`: an error that names the blob and
 ///   both digests (the expected one and what the bytes gave), and no file at
 ///   `to` (nor any temporary one beside it);
-/// - the bytes match: `to` holds them, and nothing else is left beside it.
+/// - the bytes match: `to` holds them, and nothing else is left beside it;
+///   `to` appears only then (never while the blob is still being read).
 ///
 /// Hints:
 /// - `sha2::Sha256::new()`, `.update(&bytes)` for each piece read,

@@ -148,13 +148,23 @@ pub fn build(
     let Some(image) = state.image else {
         bail!("{name} makes nothing: FROM scratch needs a step after it");
     };
-    let size = fs::metadata(store.blob_path(&image.manifest_digest))?.len();
+    let lock = store.lock()?;
+    // A prune or rmi between two steps may have taken a step's image (it was
+    // in the cache only): never name an image the store no longer holds.
+    let manifest = fs::metadata(store.blob_path(&image.manifest_digest));
+    let (Ok(manifest), true) = (manifest, whole(store, &image)) else {
+        bail!(
+            "the store changed during the build (a prune or rmi took a step's image): build again"
+        );
+    };
+    let size = manifest.len();
     let descriptor = DescriptorBuilder::default()
         .media_type(MediaType::ImageManifest)
         .digest(image.manifest_digest.clone())
         .size(size)
         .build()?;
-    store.tag(&store.lock()?, tag, &descriptor)?;
+    store.tag(&lock, tag, &descriptor)?;
+    drop(lock);
     Ok(Built {
         image: Image {
             reference: tag.clone(),
@@ -197,13 +207,19 @@ fn cached_image(store: &Store, key: &str) -> Option<Image> {
     let text = fs::read_to_string(store.root.join(CACHE_DIR).join(key)).ok()?;
     let digest: Digest = text.trim().parse().ok()?;
     let image = store.image(cache_label(key), &digest).ok()?;
-    let complete = image
-        .manifest
-        .layers()
-        .iter()
-        .all(|l| store.blob_path(l.digest()).is_file())
-        && image.diff_ids().iter().all(|d| store.layer_dir(d).is_dir());
-    complete.then_some(image)
+    whole(store, &image).then_some(image)
+}
+
+/// Whether the store holds all of `image`: its config, its layer blobs
+/// and their unpacked directories.
+fn whole(store: &Store, image: &Image) -> bool {
+    store.blob_path(&image.id).is_file()
+        && image
+            .manifest
+            .layers()
+            .iter()
+            .all(|l| store.blob_path(l.digest()).is_file())
+        && image.diff_ids().iter().all(|d| store.layer_dir(d).is_dir())
 }
 
 /// The name a cached step's image carries in memory (never in the index).
@@ -351,6 +367,7 @@ fn run_in_container(store: &Store, lowers: Vec<PathBuf>, process: &Process) -> R
     if lowers.is_empty() {
         bail!("RUN needs a layer to run in, and FROM scratch has none yet: COPY a shell in first");
     }
+    let _held = store.hold_layers(&lowers)?; // an rmi or prune meanwhile leaves them be
     let layers = Layers::create(&tmp_dir(store, "run")?, lowers, false)?;
     let seen = observe(FLAGS, || {
         ch06_net::bring_up_loopback()?; // lo only: no way out

@@ -148,6 +148,13 @@ fn user(spec: &str, lowers: &[PathBuf]) -> Result<User> {
             },
         };
     }
+    // (uid_t)-1 is no id: setresuid and setresgid take it as "leave this
+    // one as it is", and the process would stay root.
+    for (what, id) in [("uid", uid), ("gid", gid)] {
+        if id == u32::MAX {
+            bail!("the image's User {spec:?}: the {what} {id} is (uid_t)-1, which setresuid and setresgid read as \"unchanged\" (the process would stay root): refused");
+        }
+    }
     let mut supplementary = vec![gid];
     if let Some(name) = &name {
         for f in &groups {
@@ -379,6 +386,17 @@ mod tests {
         );
         assert!(ids("app", &[]).is_err());
         assert!(ids("1:x y", &[]).is_err());
+    }
+
+    #[test]
+    fn minus_one_as_a_uid_or_gid_is_refused_not_run_as_root() {
+        for spec in ["4294967295", "1000:4294967295", "4294967295:1000"] {
+            let e = ids(spec, &[]).unwrap_err().to_string();
+            assert!(e.contains("(uid_t)-1"), "{spec}: {e}");
+        }
+        let l = layer("ghost:x:4294967295:1:ghost:/:/bin/sh\n", "");
+        let e = ids("ghost", &[l.path().to_path_buf()]).unwrap_err();
+        assert!(e.to_string().contains("(uid_t)-1"), "{e}");
     }
 
     #[test]

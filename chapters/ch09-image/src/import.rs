@@ -60,6 +60,7 @@ pub fn import(
     };
     let found = named(found, name, path)?;
     let lock = store.lock()?;
+    store.reclaim_killed(&lock)?; // what an import killed before left
     let mut import = Import {
         store,
         lock: &lock,
@@ -502,12 +503,23 @@ impl Import<'_> {
                 let unpacked = layer::unpack_layer(self.store, self.lock, &blob, diff_id)?;
                 let mut magic = [0u8; 2];
                 fs::File::open(&blob)?.read_exact(&mut magic)?;
-                (
-                    known.clone(),
-                    fs::metadata(&blob)?.len(),
-                    magic == [0x1f, 0x8b],
-                    unpacked,
-                )
+                let gzip = magic == [0x1f, 0x8b];
+                if !unpacked {
+                    // Both were in the store: that this blob is that layer is
+                    // the archive's word only, until checked (the unpack
+                    // checks it when it runs).
+                    let tar = match gzip {
+                        false => known.clone(),
+                        true => {
+                            let file = BufReader::new(fs::File::open(&blob)?);
+                            crate::digest::sha256_of(flate2::bufread::MultiGzDecoder::new(file))?.0
+                        }
+                    };
+                    if tar != *diff_id {
+                        bail!("the layer {known} is not the diff-id {diff_id} the config names: its tar hashes to {tar}");
+                    }
+                }
+                (known.clone(), fs::metadata(&blob)?.len(), gzip, unpacked)
             }
             None => {
                 let put = layer::put_layer(

@@ -27,8 +27,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     let store = match &cli.store {
-        Some(dir) => Store::open(dir)
-            .with_context(|| format!("--store {}: not an image store", dir.display()))?,
+        Some(dir) => Store::open(dir).with_context(|| format!("--store {}", dir.display()))?,
         None => Store::open_default()?,
     };
     let progress = !say.is_quiet();

@@ -60,6 +60,7 @@ pub fn run_image(
         process.gid,
         process.cwd.display()
     ));
+    let _held = store.hold_layers(&lowers)?; // an rmi meanwhile leaves them be
     run_over_layers(options, lowers, nl, say, || process.exec())
 }
 // ANCHOR_END: run_image

@@ -57,6 +57,14 @@ pub struct Removed {
     pub layers: Vec<Digest>,
 }
 
+/// The layers a running container stands on, each held with a shared
+/// flock on its directory until dropped: [`Store::collect_garbage`] leaves
+/// a layer so held where it is (as docker refuses to remove an image a
+/// container uses), and removes it once it is free and unused.
+pub struct LayersInUse {
+    _held: Vec<nix::fcntl::Flock<fs::File>>,
+}
+
 /// An exclusive hold on the store (flock on `lock`), released on drop.
 pub struct StoreLock {
     _lock: nix::fcntl::Flock<fs::File>,
@@ -74,13 +82,18 @@ impl Image {
     }
 
     /// The unpacked layers as overlay lowers: the top first, as
-    /// `lowerdir=` wants them.
+    /// `lowerdir=` wants them. A layer the image has twice (two steps that
+    /// made the same tar: `RUN touch /a` twice) is stacked once, where it
+    /// is highest: overlayfs refuses a directory twice (ELOOP), and the
+    /// copy below changes nothing, as the one above shows all it holds.
     pub fn lowers(&self, store: &Store) -> Vec<PathBuf> {
-        self.diff_ids()
-            .iter()
-            .rev()
-            .map(|d| store.layer_dir(d))
-            .collect()
+        let mut lowers: Vec<PathBuf> = Vec::new();
+        for dir in self.diff_ids().iter().rev().map(|d| store.layer_dir(d)) {
+            if !lowers.contains(&dir) {
+                lowers.push(dir);
+            }
+        }
+        lowers
     }
 }
 
@@ -101,6 +114,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
         };
+        store.refuse_a_foreign_directory()?;
         for dir in [store.root.join("blobs/sha256"), store.root.join("layers")] {
             fs::create_dir_all(&dir)
                 .with_context(|| format!("failed to create {}", dir.display()))?;
@@ -127,6 +141,29 @@ impl Store {
         Ok(store)
     }
 
+    /// A store is made in a new or empty directory only (or one a store
+    /// began): `--store ~` or `--store /etc` must not scatter blobs/,
+    /// layers/ and index.json among the files already there.
+    fn refuse_a_foreign_directory(&self) -> Result<()> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Ok(()); // not there yet: made below
+        };
+        if self.root.join("oci-layout").exists() {
+            return Ok(());
+        }
+        let own = ["blobs", "layers", "lock", "index.json", "cache", "tmp"];
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if !own.contains(&name.as_str()) && !name.starts_with('.') {
+                bail!(
+                    "{} is not an image store: it has no oci-layout and holds {name:?}; give a new or empty directory",
+                    self.root.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Hold the store's lock: every change of `index.json` or `layers/`
     /// happens under it, so two imports or builds at once cannot lose a tag
     /// or unpack a layer twice into the same place.
@@ -141,6 +178,25 @@ impl Store {
         let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, errno)| anyhow!("failed to lock {}: {errno}", path.display()))?;
         Ok(StoreLock { _lock: lock })
+    }
+
+    /// Hold `lowers` (layer directories of this store) for a container that
+    /// runs over them; refused if one is gone (its image was removed).
+    pub fn hold_layers(&self, lowers: &[PathBuf]) -> Result<LayersInUse> {
+        let _lock = self.lock()?; // no garbage collection between the check and the hold
+        let mut held = Vec::new();
+        for dir in lowers {
+            let file = fs::File::open(dir).with_context(|| {
+                format!(
+                    "the layer {} is gone (its image was removed?)",
+                    dir.display()
+                )
+            })?;
+            let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockShared)
+                .map_err(|(_, errno)| anyhow!("failed to lock {}: {errno}", dir.display()))?;
+            held.push(lock);
+        }
+        Ok(LayersInUse { _held: held })
     }
 
     /// Where the blob `digest` lives.
@@ -325,10 +381,13 @@ impl Store {
         let mut images = Vec::new();
         for d in self.index()?.manifests() {
             if let Some(name) = ref_name(d) {
-                let reference = name
+                let reference: Reference = name
                     .parse()
                     .map_err(|e| anyhow!("index.json names an image {name:?}: {e}"))?;
-                images.push(self.image(reference, d.digest())?);
+                let image = self.image(reference.clone(), d.digest()).with_context(|| {
+                    format!("the image {reference} is damaged: `rmi {reference}` removes it")
+                })?;
+                images.push(image);
             }
         }
         images.sort_by(|a, b| a.reference.cmp(&b.reference));
@@ -339,9 +398,15 @@ impl Store {
     /// no remaining image uses, nor the build cache (`build::prune_cache`).
     pub fn remove(&self, reference: &Reference) -> Result<Removed> {
         let lock = self.lock()?;
-        self.resolve(reference)?;
         let mut index = self.index()?;
         let name = reference.to_string();
+        if !index
+            .manifests()
+            .iter()
+            .any(|d| ref_name(d).as_deref() == Some(name.as_str()))
+        {
+            self.resolve(reference)?; // the error that names the images there are
+        }
         let kept: Vec<Descriptor> = index
             .manifests()
             .iter()
@@ -359,7 +424,8 @@ impl Store {
     /// Remove blobs and layer directories that no named image uses, nor
     /// the build cache (its steps' images: `build::prune_cache` lets them
     /// go). The caller holds the lock.
-    pub fn collect_garbage(&self, _lock: &StoreLock) -> Result<Removed> {
+    pub fn collect_garbage(&self, lock: &StoreLock) -> Result<Removed> {
+        self.reclaim_killed(lock)?;
         let mut blobs_used = BTreeSet::new();
         let mut layers_used = BTreeSet::new();
         for image in self
@@ -392,6 +458,9 @@ impl Store {
                 }
                 let path = entry.path();
                 if entry.file_type()?.is_dir() {
+                    if in_use(&path) {
+                        continue; // a running container stands on it: a later collection takes it
+                    }
                     workshop_rootfs::remove_tree(&path)?;
                 } else {
                     fs::remove_file(&path)
@@ -401,6 +470,38 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+
+    /// Remove the files an import killed halfway left: its blobs being
+    /// written (`blobs/sha256/.partial-PID-N`) and its gzipped archive
+    /// decompressed (`.import-PID-N.tar`), once process PID is gone. (Its
+    /// `layers/.partial-*` go when the next layer is unpacked.) The caller
+    /// holds the lock.
+    pub fn reclaim_killed(&self, _lock: &StoreLock) -> Result<()> {
+        for (dir, prefix) in [("blobs/sha256", ".partial-"), ("", ".import-")] {
+            let dir = self.root.join(dir);
+            for entry in
+                fs::read_dir(&dir).with_context(|| format!("failed to read {}", dir.display()))?
+            {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Some(pid) = name
+                    .strip_prefix(prefix)
+                    .and_then(|rest| rest.split('-').next())
+                    .and_then(|pid| pid.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                    == Err(nix::errno::Errno::ESRCH);
+                if gone && entry.file_type()?.is_file() {
+                    let path = entry.path();
+                    fs::remove_file(&path)
+                        .with_context(|| format!("failed to remove {}", path.display()))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The size on disk of each unpacked layer, by diff-id hex (for `images`).
@@ -421,6 +522,15 @@ impl Store {
         }
         Ok(sizes)
     }
+}
+
+/// Whether a running container holds the layer directory `dir`
+/// ([`Store::hold_layers`]): an exclusive flock on it cannot be had now.
+fn in_use(dir: &Path) -> bool {
+    let Ok(file) = fs::File::open(dir) else {
+        return false;
+    };
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
 }
 
 /// The `org.opencontainers.image.ref.name` of an index entry.
@@ -584,6 +694,91 @@ mod tests {
         store.resolve(&reference("two")).unwrap();
         let e = store.remove(&reference("one")).unwrap_err().to_string();
         assert!(e.contains("no image one:latest"), "{e}");
+    }
+
+    #[test]
+    fn rmi_leaves_the_layers_of_a_running_container_until_it_ends() {
+        let dir = TempDir::new("ch09-store-in-use");
+        let store = Store::open(dir.path()).unwrap();
+        let one = image(&store, b"one", "1");
+        store
+            .tag(&store.lock().unwrap(), &reference("one"), &one)
+            .unwrap();
+        let lowers = store.resolve(&reference("one")).unwrap().lowers(&store);
+        let held = store.hold_layers(&lowers).unwrap(); // as `run` does
+        let removed = store.remove(&reference("one")).unwrap();
+        assert!(removed.layers.is_empty(), "{removed:?}");
+        assert!(lowers[0].is_dir(), "the container's root is still there");
+        drop(held); // the container ended
+        let removed = store.collect_garbage(&store.lock().unwrap()).unwrap();
+        assert_eq!(removed.layers.len(), 1);
+        assert!(!lowers[0].exists());
+        let e = store.hold_layers(&lowers).err().unwrap().to_string();
+        assert!(e.contains("is gone"), "{e}");
+    }
+
+    #[test]
+    fn what_a_killed_import_left_is_reclaimed() {
+        let dir = TempDir::new("ch09-store-killed");
+        let store = Store::open(dir.path()).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap(); // reaped: its pid names no process now
+        let left = [
+            format!("blobs/sha256/.partial-{dead}-0"),
+            format!(".import-{dead}-1.tar"),
+        ];
+        for file in &left {
+            fs::write(dir.path().join(file), "half").unwrap();
+        }
+        let lock = store.lock().unwrap();
+        store.collect_garbage(&lock).unwrap();
+        for file in &left {
+            assert!(!dir.path().join(file).exists(), "{file} is left");
+        }
+    }
+
+    #[test]
+    fn a_damaged_image_is_named_and_rmi_removes_it() {
+        let dir = TempDir::new("ch09-store-damaged");
+        let store = Store::open(dir.path()).unwrap();
+        let (one, two) = (image(&store, b"one", "1"), image(&store, b"two", "2"));
+        {
+            let lock = store.lock().unwrap();
+            store.tag(&lock, &reference("one"), &one).unwrap();
+            store.tag(&lock, &reference("two"), &two).unwrap();
+        }
+        fs::remove_file(store.blob_path(one.digest())).unwrap(); // its manifest
+        let e = format!("{:#}", store.images().unwrap_err());
+        assert!(e.contains("`rmi one:latest` removes it"), "{e}");
+        store.remove(&reference("one")).unwrap();
+        let names: Vec<String> = store
+            .images()
+            .unwrap()
+            .iter()
+            .map(|i| i.reference.to_string())
+            .collect();
+        assert_eq!(names, ["two:latest"]);
+    }
+
+    #[test]
+    fn a_store_is_made_in_a_new_or_empty_directory_only() {
+        let dir = TempDir::new("ch09-store-foreign");
+        fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let e = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("not an image store") && e.contains("notes.txt"),
+            "{e}"
+        );
+        assert!(!dir.path().join("blobs").exists(), "nothing made there");
+        Store::open(&dir.path().join("new")).unwrap();
+        Store::open(&dir.path().join("new")).unwrap(); // a store: opened again
+        fs::create_dir(dir.path().join("empty")).unwrap();
+        Store::open(&dir.path().join("empty")).unwrap();
+        // A store whose making was cut before its oci-layout is finished.
+        fs::create_dir_all(dir.path().join("cut/blobs/sha256")).unwrap();
+        fs::create_dir_all(dir.path().join("cut/layers")).unwrap();
+        Store::open(&dir.path().join("cut")).unwrap();
     }
 
     #[test]

@@ -45,6 +45,14 @@ fn main() {
             rmi_keeps_what_the_cache_points_to_until_it_is_pruned,
         ),
         (
+            "a_prune_during_a_build_never_names_a_half_image",
+            a_prune_during_a_build_never_names_a_half_image,
+        ),
+        (
+            "two_steps_that_make_the_same_layer_still_run",
+            two_steps_that_make_the_same_layer_still_run,
+        ),
+        (
             "from_scratch_with_copy_only_makes_an_image",
             from_scratch_with_copy_only_makes_an_image,
         ),
@@ -433,6 +441,61 @@ fn rmi_keeps_what_the_cache_points_to_until_it_is_pruned() {
         rebuilt.image.id, first.image.id,
         "the same steps make the same image (reproducible layers)"
     );
+}
+
+fn a_prune_during_a_build_never_names_a_half_image() {
+    let fixture = Fixture::new("ch09-build-prune-race");
+    let context = fixture.context(
+        "context",
+        "FROM workshop/busybox\nCOPY a.txt /a.txt\nRUN sleep 2\nENV X=1\n",
+        &[("a.txt", "A\n")],
+    );
+    let tag = reference("workshop/race");
+    let tmp = fixture.store.root.join("tmp");
+    let outcome = std::thread::scope(|scope| {
+        let building = scope.spawn(|| build(&fixture.store, &context, None, &tag, false));
+        // The RUN's container is up (its directory is there): the COPY's
+        // step image is in the cache only, which a prune forgets.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while names(&tmp).is_empty() && !building.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        prune_cache(&fixture.store).unwrap();
+        building.join().unwrap()
+    });
+    match outcome {
+        Ok(_) => {
+            let image = fixture.store.resolve(&tag).unwrap();
+            for layer in image.manifest.layers() {
+                assert!(
+                    fixture.store.blob_path(layer.digest()).is_file(),
+                    "{tag} is named, but its layer blob {} is gone",
+                    layer.digest()
+                );
+            }
+        }
+        Err(e) => {
+            let e = format!("{e:#}");
+            assert!(e.contains("build again"), "{e}");
+            assert!(fixture.store.resolve(&tag).is_err(), "named after: {e}");
+        }
+    }
+}
+
+fn two_steps_that_make_the_same_layer_still_run() {
+    let fixture = Fixture::new("ch09-build-same-layer");
+    // The second touch copies /a up again: the same tar (mtimes are 0 in
+    // it), so the same diff-id twice in the image.
+    let context = fixture.context(
+        "context",
+        "FROM workshop/busybox\nRUN touch /a\nRUN touch /a\nRUN ls /a\n",
+        &[],
+    );
+    let built = build_ok(&fixture, &context, "workshop/same-layer");
+    let diff_ids = built.image.diff_ids();
+    assert_eq!(diff_ids.len(), 4);
+    assert_eq!(diff_ids[1], diff_ids[2], "the two touches made one layer");
+    assert_eq!(built.image.lowers(&fixture.store).len(), 3, "stacked once");
 }
 
 fn from_scratch_with_copy_only_makes_an_image() {

@@ -254,6 +254,32 @@ fn a_layer_that_does_not_match_its_diff_id_is_refused_and_nothing_is_kept() {
 }
 
 #[test]
+fn a_stored_layer_blob_is_not_taken_for_another_stored_layer() {
+    let s = Scratch::new("ch09-import-swapped-layer");
+    for gzip in [false, true] {
+        let honest = if gzip {
+            app_image().gzipped()
+        } else {
+            app_image()
+        };
+        let path = oci_layout(&[("app", &honest)]).write_dir(&s.path(&format!("app-{gzip}")));
+        import(&s.store, &path, None, false).unwrap();
+        // The store now has both layers, blobs and directories: an image
+        // whose manifest names the app layer's blob under the base's diff-id.
+        let mut lying = TestImage::new(vec![app_layer()]);
+        lying.gzip = gzip;
+        lying.diff_ids = Some(vec![digest(&busybox_layer())]);
+        let path = oci_layout(&[("lying", &lying)]).write_dir(&s.path(&format!("lying-{gzip}")));
+        let e = format!("{:#}", import(&s.store, &path, None, false).unwrap_err());
+        assert!(
+            e.contains("diff-id") && e.contains(&digest(&app_layer())),
+            "gzip {gzip}: {e}"
+        );
+        assert!(s.store.resolve(&reference("lying")).is_err(), "gzip {gzip}");
+    }
+}
+
+#[test]
 fn hostile_layers_are_refused_and_write_nothing_outside() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("dotdot", layer_of(Tarball::new().file("../x", b"x", 0o644))),

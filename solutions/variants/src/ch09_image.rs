@@ -89,7 +89,17 @@ pub const VARIANTS: &[Variant] = &[
         "9.2",
         "in-place",
         "writes straight to `to`, and leaves it there when the digest does not match",
+    ).because("before its digest was checked"),
+    wrong(
+        "9.2",
+        "partial-left",
+        "a temporary file renamed once the digest matched, but left behind when it does not",
     ).because("left the file"),
+    wrong(
+        "9.2",
+        "in-place-removed",
+        "writes straight to `to` and removes it when the digest does not match: until then `to` holds unchecked bytes (a crash, or a reader, takes them for the blob)",
+    ).because("before its digest was checked"),
     wrong(
         "9.2",
         "any-case",
@@ -284,6 +294,17 @@ pub fn copy_verified(blob: impl Read, name: &str, digest: &str, to: &Path) -> Re
             ..Copier::RIGHT
         }
         .run(blob, name, digest, to),
+        Some("partial-left") => Copier {
+            keep_bad: true,
+            ..Copier::RIGHT
+        }
+        .run(blob, name, digest, to),
+        Some("in-place-removed") => Copier {
+            in_place: true,
+            remove_bad: true,
+            ..Copier::RIGHT
+        }
+        .run(blob, name, digest, to),
         Some("any-case") => Copier {
             any_case: true,
             ..Copier::RIGHT
@@ -315,6 +336,10 @@ struct Copier {
     say_name: bool,
     say_actual: bool,
     in_place: bool,
+    /// With `in_place`: `to` is removed when the digest does not match.
+    remove_bad: bool,
+    /// The temporary file is left when the digest does not match.
+    keep_bad: bool,
     any_case: bool,
     any_algorithm: bool,
     /// No look at the digest's form first: only the comparison at the end.
@@ -329,6 +354,8 @@ impl Copier {
         say_name: true,
         say_actual: true,
         in_place: false,
+        remove_bad: false,
+        keep_bad: false,
         any_case: false,
         any_algorithm: false,
         late_format: false,
@@ -384,7 +411,7 @@ impl Copier {
             got.get(..n) == Some(&expected[..n])
         };
         if !same {
-            if !self.in_place {
+            if (!self.in_place && !self.keep_bad) || self.remove_bad {
                 let _ = std::fs::remove_file(&tmp);
             }
             let who = if self.say_name { name } else { "the blob" };
