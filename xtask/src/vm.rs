@@ -107,7 +107,11 @@ const KERNEL_META_PACKAGE: &str = "linux-image-amd64";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
 const QEMU: &str = "qemu-system-x86_64";
 const BUSYBOX: &str = "/bin/busybox";
-const MEMORY_MIB: u32 = 2048;
+/// The initramfs (677 MiB of static test executables with chapter 9) lives
+/// twice in memory while /init copies it into a tmpfs, and the tests write
+/// their rootfs copies and image stores there too: with 2048 MiB the last
+/// package (the exercise checks) could no longer start its probe.
+const MEMORY_MIB: u32 = 4096;
 const CPUS: u32 = 2;
 /// The kernel's command line. `panic=-1` with qemu's `-no-reboot`: a panic
 /// (or an /init that dies) ends qemu at once instead of hanging.
