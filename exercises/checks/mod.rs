@@ -12,6 +12,8 @@ mod ch04;
 mod ch05;
 mod ch06;
 mod ch07;
+mod ch08;
+mod ch09;
 mod mybox;
 mod namesake;
 

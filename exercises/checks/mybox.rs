@@ -16,9 +16,13 @@ fn file_of(exercise: &str) -> &'static str {
         Some("5") => "ch05_uts.rs",
         Some("6") => "ch06_net.rs",
         Some("7") => "ch07_cgroups.rs",
+        Some("8") => "ch08_overlay.rs",
         _ => "the chapter's file",
     }
 }
+
+/// The file the container writes at its root.
+const WRITTEN: &str = "written-by-mybox";
 
 #[test]
 fn mybox_your_container_end_to_end() {
@@ -26,7 +30,8 @@ fn mybox_your_container_end_to_end() {
     let _turn = super::TURN.lock().unwrap_or_else(|e| e.into_inner());
     let host = workshop_testkit::HostSnapshot::take();
     let host_dir = env!("CARGO_MANIFEST_DIR");
-    // Inside: PID 1, its own /proc, the rootfs as /, its hostname, a tmpfs on
+    // Inside: PID 1, its own /proc, an overlay over the rootfs as / (a write
+    // there stays out of the rootfs), its hostname, a tmpfs on
     // /tmp, a ping over the veth, then a bounded fork loop in a subshell
     // under --pids-limit 5 (the shell, the subshell and 3 sleeps; the 4th
     // sleep is refused and the subshell stops there), and exit 7.
@@ -35,12 +40,15 @@ fn mybox_your_container_end_to_end() {
          echo procs=$(ps -e -o pid= | wc -l); \
          test -e /{marker} && echo marker=yes || echo marker=no; \
          test -e {host_dir} && echo host_files=visible || echo host_files=absent; \
+         echo root_fs=$(grep \" / \" /proc/mounts | tail -n1 | cut -d\" \" -f3); \
+         echo written > /{written}; \
          echo hostname=$(hostname); \
-         echo tmp=$(grep -w /tmp /proc/mounts | cut -d\" \" -f3); \
+         echo tmp=$(grep \" /tmp \" /proc/mounts | cut -d\" \" -f3); \
          ping -c1 -W2 10.200.0.1 >/dev/null 2>&1; echo ping=$?; \
          ( i=0; while [ $i -lt 10 ]; do sleep 2 & i=$((i+1)); echo forked=$i; done ) 2>&1; \
          exit 7",
         marker = workshop_rootfs::MARKER,
+        written = WRITTEN,
     );
     let script = format!(
         "{mybox} --hostname mybox-check --network veth --pids-limit 5 -- sh -c '{inside}'; \
@@ -48,6 +56,13 @@ fn mybox_your_container_end_to_end() {
         mybox = crate::MYBOX,
     );
     let out = workshop_testkit::run_in_net_sandbox(&script, Duration::from_secs(60));
+    // What the container wrote at its / must not be in the rootfs (8.1's
+    // overlay takes it); removed if it is, so that the next run starts clean.
+    let rootfs_file = workshop_rootfs::default_dir()
+        .expect("the default rootfs")
+        .join(WRITTEN);
+    let in_rootfs = rootfs_file.exists();
+    let _ = std::fs::remove_file(&rootfs_file);
     host.assert_unchanged("mybox");
     let text = workshop_testkit::stdout_of(&out);
     let said = workshop_testkit::stderr_of(&out);
@@ -85,6 +100,16 @@ fn mybox_your_container_end_to_end() {
         get("host_files"),
         "absent",
         "the host's files ({host_dir}) should be out of reach after pivot_root{context}"
+    );
+    assert_eq!(
+        get("root_fs"),
+        "overlay",
+        "/ should be an overlay over the rootfs (8.1){context}"
+    );
+    assert!(
+        !in_rootfs,
+        "the file the container wrote at /{WRITTEN} is in the workshop rootfs: its writes \
+         should go to the overlay's upper (8.1){context}"
     );
     assert_eq!(
         get("hostname"),

@@ -42,6 +42,9 @@ fn run(scenario: &str) -> Result<()> {
         "ch06-route" => ch06_route(),
         "ch07-pids" => ch07_pids(),
         "ch07-events" => ch07_events(),
+        "ch08-mount" => ch08_mount(),
+        "ch08-diff" => ch08_diff(),
+        "ch09-whiteouts" => ch09_whiteouts(),
         other => bail!("unknown probe scenario {other:?}"),
     }
 }
@@ -1205,5 +1208,379 @@ fn ch07_events() -> Result<()> {
     for (key, result) in [("before", before), ("after", after)] {
         println!("{key}={}", answer(result));
     }
+    Ok(())
+}
+
+/// A scratch directory for chapter 8 on the host, empty: the probe mounts a
+/// tmpfs on it in a namespace of its own, and lays its layers there.
+fn ch08_scratch(what: &str) -> Result<PathBuf> {
+    let dir = PathBuf::from(format!("/tmp/workshop-probe-{what}-{}", std::process::id()));
+    std::fs::create_dir(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// In a fresh mount namespace: cut it from the real host (private), then a
+/// tmpfs of the probe's own on `dir`, which holds every layer.
+fn ch08_own_tmpfs(dir: &std::path::Path) -> Result<()> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("probe: failed to make its namespace private")?;
+    mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("size=8m"),
+    )
+    .context("probe: failed to mount its tmpfs")
+}
+
+/// Write `text` to `dir/rel`, making the directories on the way.
+fn ch08_write(dir: &std::path::Path, rel: &str, text: &str) -> Result<()> {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&path, text)
+        .with_context(|| format!("probe: failed to write {}", path.display()))
+}
+
+/// What is at `path`, not following a link: `missing`, `whiteout` (a 0/0
+/// character device), `file`, `dir`, `symlink` or `other`.
+fn ch08_kind(path: &std::path::Path) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Err(_) => "missing",
+        Ok(m) if m.file_type().is_char_device() && m.rdev() == 0 => "whiteout",
+        Ok(m) if m.is_file() => "file",
+        Ok(m) if m.is_dir() => "dir",
+        Ok(m) if m.file_type().is_symlink() => "symlink",
+        Ok(_) => "other",
+    }
+}
+
+/// The topmost mount at `point`: its filesystem type and its superblock's
+/// options (`rw,lowerdir=...,upperdir=...`), as /proc/self/mountinfo has them.
+fn ch08_mount_at(point: &std::path::Path) -> Result<Option<(String, String)>> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .context("probe: failed to read /proc/self/mountinfo")?;
+    let point = point.to_string_lossy();
+    Ok(text
+        .lines()
+        .rev()
+        .filter_map(|line| line.split_once(" - "))
+        .find(|(head, _)| head.split(' ').nth(4) == Some(&*point))
+        .map(|(_, tail)| {
+            // overlay overlay rw,lowerdir=...
+            let f: Vec<&str> = tail.split(' ').collect();
+            (
+                f.first().unwrap_or(&"").to_string(),
+                f.get(2).unwrap_or(&"").to_string(),
+            )
+        }))
+}
+
+/// What an I/O call gave: `ok` or the errno's name.
+fn ch08_io(result: std::io::Result<()>) -> String {
+    match result {
+        Ok(()) => "ok".into(),
+        Err(e) => e.raw_os_error().map_or(e.to_string(), |n| {
+            format!("{:?}", nix::errno::Errno::from_raw(n))
+        }),
+    }
+}
+
+/// Exercise 8.1: three lowers, an upper, a work directory and a mount point
+/// on the probe's own tmpfs, in a stand-in host (a throwaway namespace, made
+/// shared as systemd makes hosts); the code under test runs in a copy of it,
+/// and the probe reads what the kernel made, then looks from the stand-in host.
+fn ch08_mount() -> Result<()> {
+    let dir = ch08_scratch("overlay")?;
+    let seen = observe(CloneFlags::CLONE_NEWNS, || {
+        ch08_own_tmpfs(&dir)?;
+        let lowers: Vec<PathBuf> = ["layer-top", "layer-mid", "layer-base"]
+            .iter()
+            .map(|n| dir.join(n))
+            .collect();
+        for lower in &lowers {
+            let name = lower.file_name().unwrap_or_default().to_string_lossy();
+            ch08_write(lower, "layer", &name)?;
+        }
+        ch08_write(&lowers[1], "mid-and-base", "mid")?;
+        ch08_write(&lowers[2], "mid-and-base", "base")?;
+        ch08_write(&lowers[2], "etc/base-file", "base\n")?;
+        ch08_write(&lowers[2], "to-delete", "delete me\n")?;
+        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        for d in [&upper, &work, &merged] {
+            std::fs::create_dir(d)?;
+        }
+        // The stand-in host shares its mounts, and the container's
+        // namespace is a copy of it whose mounts are still peers of its own.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .context("probe: failed to make the stand-in host shared")?;
+        let host = std::fs::File::open("/proc/self/ns/mnt")?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("probe: failed to unshare")?;
+        let shown: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+        println!("lowers={}", shown.join(":"));
+        println!("upper={}", upper.display());
+        println!("work={}", work.display());
+        let base_file = lowers[2].join("etc/base-file");
+        let inode = std::fs::metadata(&base_file)?.ino();
+
+        let done = under_test::ch08_overlay::mount_overlay(&lowers, &upper, &work, &merged);
+        let names = |d: &std::path::Path| all_names(d).unwrap_or_default().join(",");
+        if let Err(e) = done {
+            println!("error={}", answer::<u8>(Err(e)));
+            println!("upper_names={}", names(&upper));
+            std::process::exit(0)
+        }
+        match ch08_mount_at(&merged)? {
+            Some((fstype, options)) => {
+                println!("merged_fstype={fstype}");
+                println!("merged_options={options}");
+            }
+            None => println!("merged_fstype=none"),
+        }
+        let read = |rel: &str| {
+            std::fs::read_to_string(merged.join(rel)).unwrap_or_else(|_| "missing".into())
+        };
+        println!("read_layer={}", read("layer"));
+        println!("read_mid_and_base={}", read("mid-and-base"));
+        // The first write to a lower's file: copied up, changed there.
+        let wrote = std::fs::OpenOptions::new()
+            .append(true)
+            .open(merged.join("etc/base-file"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"written\n"));
+        println!("write={}", ch08_io(wrote));
+        let in_upper = upper.join("etc/base-file");
+        println!("upper_copy_kind={}", ch08_kind(&in_upper));
+        println!(
+            "upper_copy={:?}",
+            std::fs::read_to_string(&in_upper).unwrap_or_default()
+        );
+        println!(
+            "lower_after={:?}",
+            std::fs::read_to_string(&base_file).unwrap_or_default()
+        );
+        println!(
+            "lower_inode_same={}",
+            std::fs::metadata(&base_file).is_ok_and(|m| m.ino() == inode)
+        );
+        let deleted = std::fs::remove_file(merged.join("to-delete"));
+        println!("delete={}", ch08_io(deleted));
+        println!("upper_deleted_kind={}", ch08_kind(&upper.join("to-delete")));
+        println!(
+            "lower_deleted_kind={}",
+            ch08_kind(&lowers[2].join("to-delete"))
+        );
+        println!("upper_names={}", names(&upper));
+        println!("work_names={}", names(&work));
+        // And from the stand-in host: is anything mounted on merged there?
+        nix::sched::setns(&host, CloneFlags::CLONE_NEWNS).context("probe: setns host")?;
+        println!(
+            "host_sees={}",
+            ch08_mount_at(&merged)?.map_or("nothing".into(), |(fstype, _)| fstype)
+        );
+        std::process::exit(0)
+    });
+    // Every layer lived on the tmpfs of the child's namespaces: on the host
+    // the directory is empty, and goes.
+    let host_entries = all_names(&dir).map(|n| n.len()).unwrap_or(0);
+    let _ = std::fs::remove_dir(&dir);
+    relay(seen?)?;
+    println!("host_entries={host_entries}");
+    println!("left_behind={}", dir.exists());
+    Ok(())
+}
+
+/// Exercise 8.2: an upper the kernel wrote. Two lowers (the top one whites
+/// out a name of the base, as an image layer does), an overlay over them on
+/// the probe's tmpfs, and through it: a copy-up, new files, deletions, a
+/// directory removed and made again (opaque), a symbolic link. Then the
+/// code under test reads the upper.
+fn ch08_diff() -> Result<()> {
+    let dir = ch08_scratch("diff")?;
+    let seen = observe(CloneFlags::CLONE_NEWNS, || {
+        ch08_own_tmpfs(&dir)?;
+        let (top, base) = (dir.join("top"), dir.join("base"));
+        for (rel, text) in [
+            ("bin/sh", "sh"),
+            ("etc/hosts", "127.0.0.1 localhost\n"),
+            ("etc/passwd", "root:x:0:0::/root:/bin/sh\n"),
+            ("home/user/notes", "notes\n"),
+            ("old-file", "old\n"),
+            ("gone-in-top", "whited out by the top layer\n"),
+            ("var/log/app.log", "app\n"),
+            ("var/log/old.log", "old\n"),
+            ("var/log/archive/2024.log", "2024\n"),
+        ] {
+            ch08_write(&base, rel, text)?;
+        }
+        ch08_write(&top, "etc/motd", "hello\n")?;
+        ch08_write(&top, "top-file", "top\n")?;
+        nix::sys::stat::mknod(
+            &top.join("gone-in-top"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .context("probe: failed to make a whiteout in the top layer")?;
+        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        for d in [&upper, &work, &merged] {
+            std::fs::create_dir(d)?;
+        }
+        let lowers = vec![top.clone(), base.clone()];
+        let options = ch08_overlay::overlay_options(&lowers, &upper, &work)?;
+        mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(options.as_str()),
+        )
+        .with_context(|| format!("probe: failed to mount overlay ({options})"))?;
+        let m = |rel: &str| merged.join(rel);
+        let append = |rel: &str| -> Result<()> {
+            let mut f = std::fs::OpenOptions::new().append(true).open(m(rel))?;
+            std::io::Write::write_all(&mut f, b"# changed\n")?;
+            Ok(())
+        };
+        append("etc/hosts")?; // copied up: C, and C for /etc
+        append("top-file")?;
+        std::fs::remove_file(m("old-file"))?; // a whiteout
+        std::fs::remove_file(m("home/user/notes"))?;
+        std::fs::write(m("gone-in-top"), "back\n")?; // hidden below: new
+        std::fs::create_dir(m("new-dir"))?;
+        std::fs::write(m("new-dir/inner.txt"), "inner\n")?;
+        std::os::unix::fs::symlink("etc", m("link-to-etc"))?;
+        std::fs::remove_dir_all(m("var/log"))?; // removed and made again: opaque
+        std::fs::create_dir(m("var/log"))?;
+        std::fs::write(m("var/log/app.log"), "a new log\n")?;
+        std::fs::write(m("var/log/new.log"), "new\n")?;
+        nix::mount::umount(&merged).context("probe: failed to unmount the overlay")?;
+        println!("whiteout_made={}", ch08_kind(&upper.join("old-file")));
+        println!(
+            "opaque_made={}",
+            ch08_overlay::is_opaque(&upper.join("var/log"))
+        );
+        match under_test::ch08_overlay::diff(&upper, &lowers) {
+            Ok(lines) => {
+                println!("lines={}", lines.len());
+                for (i, line) in lines.iter().enumerate() {
+                    println!("line_{i}={line}");
+                }
+            }
+            Err(e) => println!("error={}", answer::<u8>(Err(e))),
+        }
+        std::process::exit(0)
+    });
+    let host_entries = all_names(&dir).map(|n| n.len()).unwrap_or(0);
+    let _ = std::fs::remove_dir(&dir);
+    relay(seen?)?;
+    println!("host_entries={host_entries}");
+    println!("left_behind={}", dir.exists());
+    Ok(())
+}
+
+/// The entries of exercise 9.1's layer tar, in the order the probe gives
+/// them: whiteouts at the top and deep down, two opaque markers, and
+/// ordinary names (two only look like whiteouts).
+const CH09_ENTRIES: [&str; 8] = [
+    "etc/.wh.passwd",
+    ".wh.old-file",
+    "usr/share/doc/.wh.README",
+    "etc/.wh..wh..opq",
+    "var/cache/.wh..wh..opq",
+    "etc/hosts",
+    "notes/my.wh.file",
+    "bin/wh.sh",
+];
+
+/// The paths of the layer the check asks about, after every entry.
+const CH09_PATHS: [&str; 15] = [
+    "etc/passwd",
+    "etc/.wh.passwd",
+    "old-file",
+    ".wh.old-file",
+    "usr/share/doc/README",
+    "usr/share/doc/.wh.README",
+    "etc/.wh..opq",
+    "etc/.wh..wh..opq",
+    "etc/keep",
+    "var/cache",
+    "var/cache/.wh..opq",
+    "var/cache/.wh..wh..opq",
+    "etc/hosts",
+    "notes",
+    "bin",
+];
+
+/// The value of xattr `name` of `path` (not following a link), or `none`.
+fn xattr_of(path: &std::path::Path, name: &str) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(p), Ok(n)) = (
+        std::ffi::CString::new(path.as_os_str().as_bytes()),
+        std::ffi::CString::new(name),
+    ) else {
+        return "none".into();
+    };
+    let mut value = [0u8; 64];
+    // SAFETY: NUL-terminated strings alive for the call; the kernel writes
+    // at most value.len() bytes into value.
+    let len = unsafe {
+        nix::libc::lgetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    if len < 0 {
+        return "none".into();
+    }
+    String::from_utf8_lossy(&value[..len as usize]).into_owned()
+}
+
+/// Exercise 9.1: a layer directory on the probe's own tmpfs (a file of the
+/// layer's own already in etc/, as an unpacker writes entries in tar
+/// order), each entry given to the code under test, then what it made.
+fn ch09_whiteouts() -> Result<()> {
+    let dir = ch08_scratch("whiteouts")?;
+    let seen = observe(CloneFlags::CLONE_NEWNS, || {
+        ch08_own_tmpfs(&dir)?;
+        let layer = dir.join("layer");
+        ch08_write(&layer, "etc/keep", "this layer's own\n")?;
+        for entry in CH09_ENTRIES {
+            let applied =
+                under_test::ch09_image::apply_whiteout(&layer, std::path::Path::new(entry));
+            println!("returned {entry}={}", answer(applied));
+        }
+        for rel in CH09_PATHS {
+            println!("kind {rel}={}", ch08_kind(&layer.join(rel)));
+        }
+        for rel in ["etc", "var/cache"] {
+            for ns in ["trusted", "user"] {
+                let value = xattr_of(&layer.join(rel), &format!("{ns}.overlay.opaque"));
+                println!("{ns}.overlay.opaque {rel}={value}");
+            }
+        }
+        std::process::exit(0)
+    });
+    let host_entries = all_names(&dir).map(|n| n.len()).unwrap_or(0);
+    let _ = std::fs::remove_dir(&dir);
+    relay(seen?)?;
+    println!("host_entries={host_entries}");
+    println!("left_behind={}", dir.exists());
     Ok(())
 }

@@ -7,3 +7,5 @@ pub mod ch04_rootfs;
 pub mod ch05_uts;
 pub mod ch06_net;
 pub mod ch07_cgroups;
+pub mod ch08_overlay;
+pub mod ch09_image;

@@ -190,6 +190,11 @@ pub fn run(args: Args) -> Result<()> {
             }
         };
     let limits = ["--cpus", "0.5", "--pids-limit", "100", "--memory", "256M"];
+    eprintln!("bench: a store of the bench's own, with an image of 3 layers");
+    let images = crate::bench_images::Images::prepare(
+        &release.join("ch09-image"),
+        &root().join("target/bench/images"),
+    )?;
     let none = ["--network", "none"];
     let none_limited: Vec<&str> = none.iter().chain(&limits).copied().collect();
     let ladder = vec![
@@ -235,6 +240,19 @@ pub fn run(args: Args) -> Result<()> {
             &none_limited,
             false,
         ),
+        chapter(
+            "ch08 none",
+            "+ an overlay root: the rootfs as its lower, an upper of its own",
+            "ch08-overlay",
+            &none_limited,
+            false,
+        ),
+        Candidate {
+            name: "ch09 none".into(),
+            what: "+ an image of 3 layers (ch08's overlay, the image's config), from the store",
+            argv: images.run_argv(&none_limited),
+            times: Vec::new(),
+        },
         // The veth needs a network namespace of its own around the run (so
         // that nothing reaches this machine's network): compare it with the
         // same wrapper around the container without it.
@@ -332,6 +350,8 @@ pub fn run(args: Args) -> Result<()> {
         ("UTS namespace + hostname", "ch04", "ch05"),
         ("network namespace, lo up", "ch05", "ch06 none"),
         ("cgroup with three limits", "ch06 none", "ch07 none"),
+        ("an overlay root", "ch07 none", "ch08 none"),
+        ("an image of 3 layers", "ch08 none", "ch09 none"),
         (
             "veth pair, subnet, addresses",
             "sandbox ch07 none",
@@ -360,6 +380,25 @@ pub fn run(args: Args) -> Result<()> {
             ));
         }
     }
+
+    for (name, target) in [("ch08 none", None), ("ch09 none", Some(1.2))] {
+        if let (Some(t), Some(base)) = (find(name), find("ch07 none")) {
+            let ratio = ms(t) / ms(base);
+            line(format!(
+                "{name} takes {ratio:.2}× ch07 none's time{}",
+                target.map_or(String::new(), |t: f64| format!(
+                    " (issue 13 asks at most {t}×: {})",
+                    if ratio <= t { "met" } else { "NOT met" }
+                ))
+            ));
+        }
+    }
+    line(String::new());
+    eprintln!("bench: images: a rebuild, an import of 100 MB, the store's disk use");
+    for figure in images.figures()? {
+        line(figure);
+    }
+    let _ = std::fs::remove_dir_all(&images.work);
 
     if !args.no_build_times {
         line(String::new());

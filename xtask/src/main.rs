@@ -12,6 +12,7 @@
 //!   cgroup v2 and every controller (the kernel comes from `apt-get download`).
 
 mod bench;
+mod bench_images;
 mod book;
 mod rootfs;
 mod verify;
@@ -74,7 +75,7 @@ pub fn root() -> PathBuf {
 }
 
 /// The chapters, in order: (package name, directory under chapters/).
-pub const CHAPTERS: [&str; 7] = [
+pub const CHAPTERS: [&str; 9] = [
     "ch01-clone",
     "ch02-namespaces",
     "ch03-mount",
@@ -82,6 +83,8 @@ pub const CHAPTERS: [&str; 7] = [
     "ch05-uts",
     "ch06-net",
     "ch07-cgroups",
+    "ch08-overlay",
+    "ch09-image",
 ];
 
 /// `cargo` as the one that runs us.

@@ -129,6 +129,34 @@ fn clone3_error(flags: CloneFlags, errno: Errno) -> anyhow::Error {
     }
 }
 
+/// Chapter 7's options, `--cpus`, `--pids-limit` and `--memory`, as a clap
+/// group: a later chapter flattens it into its own command line to keep them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitOptions {
+    /// CPU share, in CPUs: 0.2 is 20% of one CPU (quota 20000 per period 100000)
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<cgroup::CpuQuota>,
+
+    /// The most tasks (processes and threads) the container may have at once
+    #[arg(long, value_name = "N", value_parser = cgroup::parse_pids_limit)]
+    pub pids_limit: Option<u64>,
+
+    /// The most memory the container may use, e.g. 64M or 1G (no swap beyond it)
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<cgroup::MemoryLimit>,
+}
+
+impl LimitOptions {
+    /// The limits asked for, as [`start_limited`] takes them.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            cpu: self.cpus,
+            pids: self.pids_limit,
+            memory: self.memory,
+        }
+    }
+}
+
 // ANCHOR: start_limited
 /// The cgroup first (nothing else exists if a controller is missing), then
 /// the container, in the cgroup before it runs anything: every process it

@@ -13,9 +13,9 @@ use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::netlink::Netlink;
 use ch06_net::{bring_up_loopback, reclaim_stale as reclaim_stale_pairs, NetworkOptions, Wiring};
 use ch07_cgroups::cgroup::{
-    self, parse_pids_limit, reclaim_stale, v1, v2, Cgroup, CpuQuota, Limits, MemoryLimit, Version,
+    self, reclaim_stale, v1, v2, Cgroup, CpuQuota, Limits, MemoryLimit, Version,
 };
-use ch07_cgroups::{allocate, burn_cpu, errno_name, fork_bomb, start_limited, Bomb};
+use ch07_cgroups::{allocate, burn_cpu, errno_name, fork_bomb, start_limited, Bomb, LimitOptions};
 use clap::Parser;
 use nix::sched::CloneFlags;
 use std::convert::Infallible;
@@ -33,17 +33,8 @@ use workshop::{ChapterCli, Common, Narrator};
     after_help = "Example: ch07-cgroups --cpus 0.2 --pids-limit 20 --memory 64M -- sh"
 )]
 struct Cli {
-    /// CPU share, in CPUs: 0.2 is 20% of one CPU (quota 20000 per period 100000)
-    #[arg(long, value_name = "CPUS")]
-    cpus: Option<CpuQuota>,
-
-    /// The most tasks (processes and threads) the container may have at once
-    #[arg(long, value_name = "N", value_parser = parse_pids_limit)]
-    pids_limit: Option<u64>,
-
-    /// The most memory the container may use, e.g. 64M or 1G (no swap beyond it)
-    #[arg(long, value_name = "SIZE")]
-    memory: Option<MemoryLimit>,
+    #[command(flatten)]
+    limits: LimitOptions,
 
     #[command(flatten)]
     network: NetworkOptions,
@@ -97,11 +88,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     match cli.common.mode() {
         Mode::Demo => demo(cli, &root, say).map(|()| 0),
         Mode::Run(argv) | Mode::Shell(argv) => {
-            let limits = Limits {
-                cpu: cli.cpus,
-                pids: cli.pids_limit,
-                memory: cli.memory,
-            };
+            let limits = cli.limits.limits();
             let mut wiring = Wiring::new(&cli.network)?;
             let (cgroup, pid) = start_limited(FLAGS, &limits, || {
                 wiring.inside()?; // chapter 6: lo up; with the veth, wait for it, then eth0
@@ -116,7 +103,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
                 .as_ref()
                 .is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
             if let (Exit::Signal(nix::sys::signal::Signal::SIGKILL), true, Some(memory)) =
-                (exit, oom_killed, cli.memory)
+                (exit, oom_killed, cli.limits.memory)
             {
                 say.warn(&format!(
                     "the container was killed by the OOM killer: it needed more than --memory {memory}"
@@ -346,5 +333,7 @@ fn demo(_cli: &Cli, root: &Path, say: &Narrator) -> Result<()> {
         say.warn("a workshop cgroup is still there");
     }
 
-    say.finish("That is a container: namespaces for what it sees, cgroups for what it uses.")
+    say.finish(
+        "Next, chapter 8: layers, what a container is made of (an overlay over a shared rootfs).",
+    )
 }

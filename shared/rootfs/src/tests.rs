@@ -3,6 +3,7 @@
 //! The end-to-end builds that run a shell inside are in tests/rootfs.rs.
 
 use super::*;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::symlink;
 use std::sync::atomic::AtomicUsize;
 use workshop::error::Hinted;
@@ -879,4 +880,90 @@ fn stats_count_files_links_dirs_and_bytes() {
         stats.to_string(),
         "0.0 MiB in 2 files, 1 symlinks, 2 directories"
     );
+}
+
+/// Records each whiteout as the path of its directory (read back from the
+/// fd through /proc) and the name.
+#[derive(Default)]
+struct Marks(Vec<String>);
+
+impl unpack::Whiteouts for Marks {
+    fn whiteout(&mut self, dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> Result<()> {
+        let dir = fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
+        self.0
+            .push(format!("{} -{}", dir.display(), name.to_string_lossy()));
+        Ok(())
+    }
+    fn opaque(&mut self, dir: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+        let dir = fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
+        self.0.push(format!("{} opaque", dir.display()));
+        Ok(())
+    }
+}
+
+#[test]
+fn whiteouts_reach_the_hook_on_their_directory_and_bad_ones_are_refused() {
+    let sandbox = Sandbox::new("tar-whiteouts");
+    let mut tar = Tarball::new();
+    tar.dir("etc/", 0o755)
+        .file("etc/.wh.motd", b"", 0o644)
+        .file("./var/cache/.wh..wh..opq", b"", 0o644)
+        .file(".wh.gone", b"", 0o644)
+        // Refused: no name, a climbing name, a reserved one, not a file,
+        // through a symlink, and a path with `..`.
+        .file(".wh.", b"", 0o644)
+        .file(".wh...", b"", 0o644)
+        .file(".wh..wh.x", b"", 0o644)
+        .symlink(".wh.link", "/etc")
+        .dir("etc/.wh..wh..opq/", 0o755)
+        .symlink("evil", "/")
+        .file("evil/.wh.passwd", b"", 0o644)
+        .file("evil/.wh..wh..opq", b"", 0o644)
+        .file("../.wh.x", b"", 0o644);
+    let mut marks = Marks::default();
+    let target = sandbox.target();
+    let done =
+        unpack::unpack_layer_from(&tar.bytes()[..], &target, options(false), &mut marks).unwrap();
+    let t = target.display();
+    assert_eq!(
+        marks.0,
+        [
+            format!("{t}/etc -motd"),
+            format!("{t}/var/cache opaque"),
+            format!("{t} -gone"),
+        ]
+    );
+    assert_eq!((done.whiteouts, done.opaque), (1 + 1, 1));
+    assert_eq!(done.warnings.len(), 8, "{:#?}", done.warnings);
+    for (warning, why) in done.warnings.iter().zip([
+        "names no file",
+        "names no file",
+        "reserved",
+        "regular file",
+        "regular file",
+        "is a symlink",
+        "is a symlink",
+        "`..`",
+    ]) {
+        assert!(warning.contains(why), "{warning:?} should say {why:?}");
+    }
+    // No whiteout entry lands as a file; the rest of the layer does.
+    let mut names = Vec::new();
+    walk(&target, &mut |p, _| {
+        names.push(p.strip_prefix(&target).unwrap().display().to_string());
+        Ok(())
+    })
+    .unwrap();
+    names.sort();
+    assert_eq!(names, ["", "etc", "evil", "var", "var/cache"]);
+}
+
+#[test]
+fn without_the_hook_whiteout_names_are_plain_files() {
+    let sandbox = Sandbox::new("tar-no-whiteouts");
+    let mut tar = Tarball::new();
+    tar.file(".wh.gone", b"x", 0o644);
+    let done = unpack::unpack_from(&tar.bytes()[..], &sandbox.target(), options(false)).unwrap();
+    assert_eq!(done.whiteouts, 0);
+    assert!(sandbox.target().join(".wh.gone").is_file());
 }

@@ -48,6 +48,12 @@
 //!   its mode with fchmod on an fd opened O_DIRECTORY|O_NOFOLLOW, deepest
 //!   first. Not as root, directories stay writable by their owner, who must
 //!   be able to delete the tree.
+//! - Whiteouts (an image layer's `.wh.NAME` and `.wh..wh..opq`, unpacked
+//!   with [`unpack_layer_from`]): the entry must be a regular file whose
+//!   NAME is one plain name (not `.`, `..`, nor itself a `.wh.` name); its
+//!   directory is reached as any other entry's, and the caller's
+//!   [`Whiteouts`] marks it on that directory's fd. Without it they are
+//!   plain files, as in a rootfs tarball.
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::errno::Errno;
@@ -58,7 +64,8 @@ use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Whether the setuid and setgid bits of an image's files survive the import.
@@ -111,7 +118,26 @@ pub struct Unpacked {
     pub warnings: Vec<String>,
     /// "gzip" or "uncompressed".
     pub compression: &'static str,
+    /// Whiteouts (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) passed
+    /// to the caller's [`Whiteouts`].
+    pub whiteouts: usize,
+    pub opaque: usize,
 }
+
+/// How an image layer's deletions are marked in the unpacked tree (an
+/// overlay lower wants a 0/0 character device and an xattr). The unpacker
+/// finds the entries and checks them by its rules; this only marks, on the
+/// fd of the directory the entry is in.
+pub trait Whiteouts {
+    /// `.wh.NAME` in `dir`: NAME is deleted from the layers below.
+    fn whiteout(&mut self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<()>;
+    /// `.wh..wh..opq` in `dir`: the layers below' contents of `dir` are hidden.
+    fn opaque(&mut self, dir: BorrowedFd<'_>) -> Result<()>;
+}
+
+/// The whiteout prefix of the OCI image spec, and its opaque marker.
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
 /// Unpack the tar or tar.gz file `archive` into `dest` (created if missing).
 /// Compression is told from the first bytes, never from the file name.
@@ -138,7 +164,7 @@ pub fn unpack(archive: &Path, dest: &Path, options: Options) -> Result<Unpacked>
 }
 
 /// "gzip", "uncompressed", or an error naming a compression we do not read.
-fn compression_of(magic: &[u8]) -> Result<&'static str> {
+pub fn compression_of(magic: &[u8]) -> Result<&'static str> {
     let other = |name: &str, tool: &str| -> Result<&'static str> {
         bail!("the image is compressed with {name}, which is not supported here; decompress it first (`{tool} FILE`), or use a .tar or .tar.gz")
     };
@@ -157,6 +183,26 @@ fn compression_of(magic: &[u8]) -> Result<&'static str> {
 
 /// Unpack a tar stream into `dest` (created if missing).
 pub fn unpack_from(reader: impl Read, dest: &Path, options: Options) -> Result<Unpacked> {
+    unpack_with(reader, dest, options, None)
+}
+
+/// Unpack an image layer's tar stream into `dest`, its whiteout entries
+/// marked by `whiteouts` instead of written as files.
+pub fn unpack_layer_from(
+    reader: impl Read,
+    dest: &Path,
+    options: Options,
+    whiteouts: &mut dyn Whiteouts,
+) -> Result<Unpacked> {
+    unpack_with(reader, dest, options, Some(whiteouts))
+}
+
+fn unpack_with<'a>(
+    reader: impl Read,
+    dest: &'a Path,
+    options: Options,
+    whiteouts: Option<&'a mut dyn Whiteouts>,
+) -> Result<Unpacked> {
     fs::create_dir_all(dest).with_context(|| format!("failed to create {}", dest.display()))?;
     let root = nix::fcntl::open(dest, DIRECTORY, Mode::empty())
         .with_context(|| format!("failed to open {} (O_DIRECTORY|O_NOFOLLOW)", dest.display()))?;
@@ -171,6 +217,7 @@ pub fn unpack_from(reader: impl Read, dest: &Path, options: Options) -> Result<U
         dir_modes: Vec::new(),
         files: HashSet::new(),
         buffer: vec![0; COPY_CHUNK],
+        whiteouts,
     };
     let mut archive = tar::Archive::new(reader);
     let entries = archive
@@ -207,6 +254,8 @@ struct Unpacker<'a> {
     /// (dev, ino) of each regular file written: what a hard link may name.
     files: HashSet<(u64, u64)>,
     buffer: Vec<u8>,
+    /// Set for an image layer: marks its whiteouts.
+    whiteouts: Option<&'a mut dyn Whiteouts>,
 }
 
 /// Why an entry was not written: a rule refused it (a warning, and the
@@ -242,6 +291,17 @@ impl Unpacker<'_> {
         };
         use tar::EntryType as T;
         let kind = entry.header().entry_type();
+        if self.whiteouts.is_some() && name.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            let outcome = self.whiteout(parents, name, kind);
+            match outcome {
+                Ok(()) => {}
+                Err(Skip::Refused(why)) => {
+                    self.done.warnings.push(format!("skipped {shown}: {why}"))
+                }
+                Err(Skip::Failed(e)) => return Err(e.context(format!("at the entry {shown}"))),
+            }
+            return Ok(());
+        }
         match kind {
             T::Char | T::Block | T::Fifo => {
                 self.done.devices += 1;
@@ -266,6 +326,41 @@ impl Unpacker<'_> {
             Ok(()) => self.done.written += 1,
             Err(Skip::Refused(why)) => self.done.warnings.push(format!("skipped {shown}: {why}")),
             Err(Skip::Failed(e)) => return Err(e.context(format!("at the entry {shown}"))),
+        }
+        Ok(())
+    }
+
+    /// A whiteout entry `.wh.NAME` or `.wh..wh..opq` in `parents`: checked,
+    /// then marked on its directory's fd by the caller's [`Whiteouts`].
+    fn whiteout(
+        &mut self,
+        parents: &[OsString],
+        name: &OsStr,
+        kind: tar::EntryType,
+    ) -> Result<(), Skip> {
+        if kind != tar::EntryType::Regular && kind != tar::EntryType::Continuous {
+            return refused(format!(
+                "a whiteout must be a regular file, not a {kind:?} entry"
+            ));
+        }
+        let deleted = OsStr::from_bytes(&name.as_bytes()[WHITEOUT_PREFIX.len()..]);
+        let opaque = name == OPAQUE_MARKER;
+        if !opaque {
+            if deleted.is_empty() || deleted == "." || deleted == ".." {
+                return refused(format!("a whiteout of {deleted:?} names no file"));
+            }
+            if deleted.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+                return refused("names starting with `.wh..wh.` are reserved");
+            }
+        }
+        let dir = self.open_dir(parents, true)?;
+        let marks = self.whiteouts.as_mut().expect("checked by the caller");
+        if opaque {
+            marks.opaque(dir.as_fd())?;
+            self.done.opaque += 1;
+        } else {
+            marks.whiteout(dir.as_fd(), deleted)?;
+            self.done.whiteouts += 1;
         }
         Ok(())
     }
@@ -620,7 +715,6 @@ fn owner_of(header: &tar::Header) -> (u32, u32) {
 }
 
 fn bytes_to_path(bytes: &[u8]) -> PathBuf {
-    use std::os::unix::ffi::OsStrExt;
     PathBuf::from(OsStr::from_bytes(bytes))
 }
 

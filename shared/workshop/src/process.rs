@@ -98,6 +98,8 @@ pub fn in_child(body: impl FnOnce() -> Result<Infallible>) -> isize {
         if lifeline.tool_is_gone()? {
             leave_quietly(); // what PR_SET_PDEATHSIG would have done
         }
+        // Kept (close-on-exec) for a change of user before the exec.
+        *CHILDS_LIFELINE.lock().unwrap_or_else(|e| e.into_inner()) = Some(lifeline);
         if interactive() {
             nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))
                 .context("failed to setpgid")?;
@@ -180,6 +182,23 @@ fn take_lifeline() -> Result<ChildsLifeline> {
 
 /// The read end of the parent's lifeline, held by a child.
 struct ChildsLifeline(OwnedFd);
+
+/// In a child, its lifeline, kept until the exec closes it.
+static CHILDS_LIFELINE: std::sync::Mutex<Option<ChildsLifeline>> = std::sync::Mutex::new(None);
+
+/// In a child, after it changed its user (setresuid, as an image's `User`
+/// asks): the kernel clears PR_SET_PDEATHSIG on a change of credentials, so
+/// a SIGKILLed tool would leave the container running on. Ask again, then
+/// look at the lifeline as [`in_child`] does, for a tool that died between.
+pub fn rearm_parent_death_signal() -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .context("failed to set PR_SET_PDEATHSIG again after the change of user")?;
+    let lifeline = CHILDS_LIFELINE.lock().unwrap_or_else(|e| e.into_inner());
+    if lifeline.as_ref().map(|l| l.tool_is_gone()).transpose()? == Some(true) {
+        leave_quietly();
+    }
+    Ok(())
+}
 
 impl ChildsLifeline {
     /// Whether every write end is closed: the tool has exited (or is exiting).

@@ -16,6 +16,8 @@ pub mod ch04_rootfs;
 pub mod ch05_uts;
 pub mod ch06_net;
 pub mod ch07_cgroups;
+pub mod ch08_overlay;
+pub mod ch09_image;
 
 /// One answer to one exercise.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +77,8 @@ pub fn all() -> Vec<Variant> {
         ch05_uts::VARIANTS,
         ch06_net::VARIANTS,
         ch07_cgroups::VARIANTS,
+        ch08_overlay::VARIANTS,
+        ch09_image::VARIANTS,
     ]
     .concat()
 }

@@ -28,8 +28,10 @@ options:
   -h, --help          this text
 
 Every run: new PID, mount, network and IPC namespaces (ch01_clone::clone_child),
-then, each with your function: private mounts [3.1], the workshop rootfs with
-pivot_root [4.1], /proc [3.2], a tmpfs on /tmp [3.3], and the exit code [1.2].
+then, each with your function: private mounts [3.1], an overlay with the
+workshop rootfs as its lower and an upper of the run's own [8.1] (removed at
+exit: the rootfs is never written), pivot_root into it [4.1], /proc [3.2], a
+tmpfs on /tmp [3.3], and the exit code [1.2].
 Before it runs, mybox lists which of these are yours and which are still
 todo!(); a todo!() step is left out, and it says what the container lacks.
 
@@ -118,6 +120,7 @@ const STEPS: &[(&str, &str, &str)] = &[
     ("3.2", "mount_proc", "ch03_mount.rs"),
     ("3.3", "mount_tmpfs", "ch03_mount.rs"),
     ("4.1", "pivot_into", "ch04_rootfs.rs"),
+    ("8.1", "mount_overlay", "ch08_overlay.rs"),
     ("5.1", "validate_hostname", "ch05_uts.rs"),
     ("5.2", "spawn_with_hostname", "ch05_uts.rs"),
     ("6.1", "host_address", "ch06_net.rs"),
@@ -141,6 +144,10 @@ fn call(id: &str, nowhere: &Path) -> Result<()> {
         "3.2" => under_test::ch03_mount::mount_proc()?,
         "3.3" => under_test::ch03_mount::mount_tmpfs(nowhere, 1)?,
         "4.1" => under_test::ch04_rootfs::pivot_into(nowhere)?,
+        "8.1" => {
+            let lowers = [nowhere.to_path_buf()];
+            under_test::ch08_overlay::mount_overlay(&lowers, nowhere, nowhere, nowhere)?
+        }
         "5.1" => {
             let _ = under_test::ch05_uts::validate_hostname("mybox");
         }
@@ -241,6 +248,13 @@ fn plan(o: &Options, s: &Solved) -> Plan {
         &["3.1"],
         "pivot_into: / is the workshop rootfs",
         "pivot_into: no pivot_root, the container sees the host's files",
+    );
+    say(
+        &mut lines,
+        "8.1",
+        &["3.1", "4.1"],
+        "mount_overlay: / an overlay, the rootfs its read-only lower",
+        "mount_overlay: no overlay, the container writes into the workshop rootfs itself",
     );
     say(
         &mut lines,
@@ -422,6 +436,18 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
     } else {
         None
     };
+    // 8.1: the rootfs becomes the overlay's one lower, under an upper of this
+    // run's own (chapter 8's directories, removed when `layers` is dropped).
+    let layers = match &rootfs {
+        Some(root) if s.has("8.1") => {
+            ch08_overlay::reclaim_stale()?; // what a killed run left
+            Some(ch08_overlay::Layers::for_this_run(
+                vec![root.clone()],
+                false,
+            )?)
+        }
+        _ => None,
+    };
     let veth = if o.veth && s.has("6.1") && s.has("6.2") {
         let (container, prefix) = o.ip.unwrap_or((Ipv4Addr::new(10, 200, 0, 2), 24));
         let host = under_test::ch06_net::host_address(container, prefix)
@@ -458,7 +484,16 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
         }
         if mounts {
             under_test::ch03_mount::make_mounts_private()?;
-            if let Some(root) = &rootfs {
+            if let Some(rootfs) = &rootfs {
+                let root = match &layers {
+                    Some(l) => {
+                        under_test::ch08_overlay::mount_overlay(
+                            &l.lowers, &l.upper, &l.work, &l.merged,
+                        )?;
+                        &l.merged
+                    }
+                    None => rootfs,
+                };
                 ch04_rootfs::populate_dev(root)?; // the chapter's: /dev/null and friends
                 under_test::ch04_rootfs::pivot_into(root)?;
             }
