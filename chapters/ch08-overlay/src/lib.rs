@@ -62,6 +62,9 @@ pub struct Layers {
     /// The mount point of the merged view.
     pub merged: PathBuf,
     keep: bool,
+    /// The directory of every run's directory (RUNS_DIR), removed with the
+    /// last run's, so that the host keeps no trace of the runs.
+    runs_dir: Option<PathBuf>,
 }
 
 impl Layers {
@@ -71,15 +74,22 @@ impl Layers {
         if lowers.is_empty() {
             bail!("an overlay needs at least one lower layer");
         }
-        if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("failed to create {}", parent.display()))?;
-        }
         // A new directory, never an old one: a kept run whose PID came round
-        // again must not lend this run its upper.
-        std::fs::create_dir(dir)
-            .with_context(|| format!("failed to create {}", dir.display()))
-            .hint("a run's layers are left there (--keep): look, then remove them")?;
+        // again must not lend this run its upper. Its parent may go between
+        // the two calls (the last run before us removing it): make it again.
+        for attempt in 1.. {
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("failed to create {}", parent.display()))?;
+            }
+            match std::fs::create_dir(dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 10 => continue,
+                made => made
+                    .with_context(|| format!("failed to create {}", dir.display()))
+                    .hint("a run's layers are left there (--keep): look, then remove them")?,
+            }
+            break;
+        }
         // Made only now: from here on, dropping it removes the directory.
         let layers = Layers {
             dir: dir.to_path_buf(),
@@ -88,6 +98,7 @@ impl Layers {
             work: dir.join("work"),
             merged: dir.join("merged"),
             keep,
+            runs_dir: None,
         };
         for d in [&layers.upper, &layers.work, &layers.merged] {
             std::fs::create_dir_all(d)
@@ -98,11 +109,16 @@ impl Layers {
 
     /// The layers of this run: under [`RUNS_DIR`], named after our PID.
     pub fn for_this_run(lowers: Vec<PathBuf>, keep: bool) -> Result<Layers> {
-        Layers::create(
-            &Path::new(RUNS_DIR).join(std::process::id().to_string()),
-            lowers,
-            keep,
-        )
+        Layers::in_runs_dir(Path::new(RUNS_DIR), lowers, keep)
+    }
+
+    /// The layers of this run in `runs_dir`, named after our PID; `runs_dir`
+    /// goes with the last run that used it.
+    pub fn in_runs_dir(runs_dir: &Path, lowers: Vec<PathBuf>, keep: bool) -> Result<Layers> {
+        let mut layers =
+            Layers::create(&runs_dir.join(std::process::id().to_string()), lowers, keep)?;
+        layers.runs_dir = Some(runs_dir.to_path_buf());
+        Ok(layers)
     }
 
     /// Whether the directories stay after the run (`--keep`).
@@ -123,6 +139,10 @@ impl Drop for Layers {
             // The overlay itself was mounted in the container's mount
             // namespace, and went with it: only directories are left.
             let _ = std::fs::remove_dir_all(&self.dir);
+            if let Some(runs_dir) = &self.runs_dir {
+                // Only when empty: another run's directory keeps it.
+                let _ = std::fs::remove_dir(runs_dir);
+            }
         }
     }
 }

@@ -188,6 +188,31 @@ fn layers_are_removed_when_dropped_unless_kept() {
     assert!(scratch.0.join("run-true/diff/file").exists());
 }
 
+/// The runs directory goes with the last run that used it (the host keeps
+/// no empty /tmp/workshop-overlay), and not before: another run's directory,
+/// or a kept one, keeps it.
+#[test]
+fn the_runs_directory_goes_with_the_last_run() {
+    let scratch = Scratch::new();
+    let runs = scratch.0.join("runs");
+    let lower = vec![scratch.0.clone()];
+    let layers = Layers::in_runs_dir(&runs, lower.clone(), false).unwrap();
+    let other = runs.join("another-run");
+    std::fs::create_dir(&other).unwrap();
+    drop(layers);
+    assert!(
+        runs.is_dir(),
+        "removed while another run's directory was in it"
+    );
+    std::fs::remove_dir(&other).unwrap();
+    let layers = Layers::in_runs_dir(&runs, lower.clone(), false).unwrap();
+    drop(layers);
+    assert!(!runs.exists(), "the last run left {}", runs.display());
+    let kept = Layers::in_runs_dir(&runs, lower, true).unwrap();
+    drop(kept);
+    assert!(runs.is_dir(), "a kept run's directory keeps it");
+}
+
 /// The kernel's own upper: a real overlay, mounted in a mount namespace of a
 /// thread of its own (gone with the thread), written through, then read back.
 /// What it deleted, changed and made opaque is what diff says, and the lower
