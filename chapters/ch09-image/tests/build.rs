@@ -475,8 +475,12 @@ fn a_prune_during_a_build_never_names_a_half_image() {
             }
         }
         Err(e) => {
+            // Either the build saw the store change at its end, or (the
+            // prune came before the RUN held its layers: a slow machine) the
+            // RUN found the COPY's layer gone; either way it says so, and
+            // names nothing.
             let e = format!("{e:#}");
-            assert!(e.contains("build again"), "{e}");
+            assert!(e.contains("build again") || e.contains("is gone"), "{e}");
             assert!(fixture.store.resolve(&tag).is_err(), "named after: {e}");
         }
     }

@@ -114,14 +114,16 @@ impl Cgroup {
         }
         let dir = parent.join(std::process::id().to_string());
         // The parent is shared, and the last run to end removes it: it can go
-        // between our mkdir of it and of our cgroup in it (ENOENT). Make it
-        // again, a few times; a parent that keeps vanishing is an error.
+        // between our mkdir of it and of our cgroup in it (ENOENT), or while
+        // we write its cgroup.subtree_control (ENODEV: a cgroup being
+        // removed). Make it again, a few times; a parent that keeps
+        // vanishing is an error.
         let mut vanished = 0;
         loop {
             make_dir(parent)?;
             match enable_controllers(parent, &wanted).and_then(|()| make_new_dir(&dir)) {
                 Ok(()) => break,
-                Err(e) if vanished < 5 && is_not_found(&e) => vanished += 1,
+                Err(e) if vanished < 5 && is_gone(&e) => vanished += 1,
                 Err(e) => return Err(e),
             }
         }
@@ -173,11 +175,14 @@ impl Drop for Cgroup {
     }
 }
 
-/// Whether an error is, at its root, ENOENT (a directory that is gone).
-fn is_not_found(err: &anyhow::Error) -> bool {
+/// Whether an error is, at its root, ENOENT (a directory that is gone) or
+/// ENODEV (a file of a cgroup that is being removed).
+fn is_gone(err: &anyhow::Error) -> bool {
     err.root_cause()
         .downcast_ref::<std::io::Error>()
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        .is_some_and(|e| {
+            e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ENODEV)
+        })
 }
 
 /// The workshop parent and the cgroups in it.
