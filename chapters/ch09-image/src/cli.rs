@@ -19,6 +19,8 @@ use workshop::{ChapterCli, Common};
     // run options and COMMAND belong to the base image's run: given with a
     // subcommand, reject_conflicts refuses them (args_conflicts_with_subcommands
     // would refuse the global ones too: `-q images` would run `images`).
+    subcommand_value_name = "SUBCOMMAND",
+    subcommand_help_heading = "Subcommands",
     mut_arg("quiet", |a| a.global(true)),
     mut_arg("color", |a| a.global(true)),
     after_help = "Examples:\n  ch09-image -- sh                    (the base image, workshop/busybox)\n  \
@@ -57,6 +59,7 @@ pub enum Sub {
     Images,
     /// Remove an image, and the layers no other image uses
     Rmi {
+        /// The image to remove (the tag is `latest` when left out)
         #[arg(value_name = "NAME[:TAG]")]
         image: Reference,
     },
@@ -67,6 +70,7 @@ pub enum Sub {
         /// Start an interactive shell (/bin/sh) in the image, as its user
         #[arg(long, conflicts_with = "command")]
         shell: bool,
+        /// The image to run, NAME[:TAG] (`images` lists them)
         #[arg(value_name = "IMAGE")]
         image: Reference,
         /// The command: it replaces the image's Cmd, after its Entrypoint
@@ -85,6 +89,7 @@ pub enum Sub {
         /// The Containerfile, if not DIR/Containerfile or DIR/Dockerfile
         #[arg(short = 'f', long = "file", value_name = "FILE")]
         file: Option<PathBuf>,
+        /// The build context: COPY reads its files from here, and no further
         #[arg(value_name = "DIR")]
         context: PathBuf,
     },
@@ -93,10 +98,13 @@ pub enum Sub {
     Prune,
     /// Write an image out, as an OCI layout (a directory) or a docker-archive tar
     Save {
+        /// The image to write out
         #[arg(value_name = "NAME[:TAG]")]
         image: Reference,
+        /// Where: a directory for an OCI layout, a file for a docker-archive
         #[arg(short = 'o', long = "output", value_name = "PATH")]
         output: PathBuf,
+        /// oci: an OCI image layout (skopeo, umoci); docker-archive: one tar, as docker save writes
         #[arg(long, value_enum, default_value_t = Format::Oci)]
         format: Format,
     },
