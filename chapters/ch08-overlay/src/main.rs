@@ -68,12 +68,16 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
     let mut nl = Netlink::open()?;
-    reclaim_what_killed_runs_left(&mut nl, say)?;
+    if cli.common.mode() != Mode::Demo {
+        // The demo does it after its first step header, so that what it
+        // writes before that is the same however the last runs ended.
+        reclaim_what_killed_runs_left(&mut nl, say)?;
+    }
     let root = cli.rootfs.resolve(|line| say.note(line))?;
     // The lowers, the top first: the --layer options, then the rootfs.
     let lowers: Vec<PathBuf> = cli.layers.iter().cloned().chain([root]).collect();
     match cli.common.mode() {
-        Mode::Demo => demo(lowers, say).map(|()| 0),
+        Mode::Demo => demo(lowers, &mut nl, say).map(|()| 0),
         // Chapter 7's container over the layers (the lib's run_over_layers).
         Mode::Run(argv) | Mode::Shell(argv) => {
             run_over_layers(&cli.run, lowers, &mut nl, say, || exec(&argv))
@@ -101,7 +105,7 @@ fn stat_line(path: &Path, under: &Path) -> String {
     }
 }
 
-fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
+fn demo(lowers: Vec<PathBuf>, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     say.title("Chapter 8 · overlay: what a container is made of");
     let base = lowers
         .last()
@@ -110,6 +114,7 @@ fn demo(lowers: Vec<PathBuf>, say: &Narrator) -> Result<()> {
     let layers = Layers::for_this_run(lowers, false)?;
 
     say.step("the layers of one container")?;
+    reclaim_what_killed_runs_left(nl, say)?;
     say.host(&format!(
         "lower (read-only, shared): {}",
         layers
