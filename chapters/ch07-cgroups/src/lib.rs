@@ -194,6 +194,25 @@ pub fn start_limited(
 }
 // ANCHOR_END: start_limited
 
+/// After the container ended with `exit`: if the OOM killer ended it (a
+/// SIGKILL, and its cgroup counted an OOM kill), say so, naming the
+/// `--memory` it was given. A later chapter's run says it the same way.
+pub fn warn_if_oom_killed(
+    cgroup: Option<&Cgroup>,
+    exit: workshop::process::Exit,
+    memory: Option<&cgroup::MemoryLimit>,
+    say: &workshop::Narrator,
+) {
+    let oom_killed = cgroup.is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
+    if let (workshop::process::Exit::Signal(Signal::SIGKILL), true, Some(memory)) =
+        (exit, oom_killed, memory)
+    {
+        say.warn(&format!(
+            "the container was killed by the OOM killer: it needed more than --memory {memory}"
+        ));
+    }
+}
+
 // ANCHOR: burn
 /// A CPU burner: spin for `wall` of wall-clock time. Alone on a CPU it would
 /// use all of `wall`; under a quota it gets only its share.

@@ -15,7 +15,10 @@ use ch06_net::{bring_up_loopback, reclaim_stale as reclaim_stale_pairs, NetworkO
 use ch07_cgroups::cgroup::{
     self, reclaim_stale, v1, v2, Cgroup, CpuQuota, Limits, MemoryLimit, Version,
 };
-use ch07_cgroups::{allocate, burn_cpu, errno_name, fork_bomb, start_limited, Bomb, LimitOptions};
+use ch07_cgroups::{
+    allocate, burn_cpu, errno_name, fork_bomb, start_limited, warn_if_oom_killed, Bomb,
+    LimitOptions,
+};
 use clap::Parser;
 use nix::sched::CloneFlags;
 use std::convert::Infallible;
@@ -99,16 +102,7 @@ fn run(cli: &Cli, say: &Narrator) -> Result<i32> {
             wiring.connect(&mut nl, pid)?; // chapter 6: a free subnet, claimed, and the cable
             say.container_started(pid);
             let exit = wait_for(pid)?;
-            let oom_killed = cgroup
-                .as_ref()
-                .is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
-            if let (Exit::Signal(nix::sys::signal::Signal::SIGKILL), true, Some(memory)) =
-                (exit, oom_killed, cli.limits.memory)
-            {
-                say.warn(&format!(
-                    "the container was killed by the OOM killer: it needed more than --memory {memory}"
-                ));
-            }
+            warn_if_oom_killed(cgroup.as_ref(), exit, cli.limits.memory.as_ref(), say);
             Ok(exit.code())
         }
     }

@@ -31,7 +31,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use workshop::error::HintExt;
-use workshop::process::{wait_for, Exit};
+use workshop::process::wait_for;
 use workshop::Narrator;
 
 /// Where the directories of each run's layers are made: one directory per
@@ -341,16 +341,8 @@ pub fn run_over_layers(
     wiring.connect(nl, pid)?; // chapter 6: a free subnet, claimed, and the cable
     say.container_started(pid);
     let exit = wait_for(pid)?;
-    let oom_killed = cgroup
-        .as_ref()
-        .is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
-    if let (Exit::Signal(nix::sys::signal::Signal::SIGKILL), true, Some(memory)) =
-        (exit, oom_killed, options.limits.memory)
-    {
-        say.warn(&format!(
-            "the container was killed by the OOM killer: it needed more than --memory {memory}"
-        ));
-    }
+    // chapter 7: the OOM killer named, with the --memory it was given
+    ch07_cgroups::warn_if_oom_killed(cgroup.as_ref(), exit, options.limits.memory.as_ref(), say);
     if layers.kept() {
         say.note(&format!(
             "kept: the container's upper is {}",
