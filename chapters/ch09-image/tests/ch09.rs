@@ -531,16 +531,6 @@ fn an_imported_docker_archive_runs_with_its_own_cmd() {
     assert_eq!(out, "hello from the archive\n");
 }
 
-/// The host PIDs of `pid`'s children.
-fn children_of(pid: u32) -> Vec<u32> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
 /// An image whose User is not root: the kernel clears PR_SET_PDEATHSIG when
 /// the container changes its uid, so a SIGKILLed tool left the container
 /// running on (and the next run removed its layers under it). It must die
@@ -552,43 +542,29 @@ fn a_container_that_changed_its_user_dies_with_a_sigkilled_tool() {
     store.image("t/user", &[], |c| {
         c.set_user(Some("4321:4321".into()));
     });
-    let mut tool = std::process::Command::new(BIN)
-        .args([
-            "--store",
-            store.path(),
-            "--quiet",
-            "run",
-            "--network",
-            "none",
-        ])
-        .args(["t/user", "--", "sleep", "30"])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    // The container: the tool's child, once it runs as uid 4321.
-    let container = loop {
-        let as_user = children_of(tool.id()).into_iter().find(|&c| {
-            std::fs::read_to_string(format!("/proc/{c}/status"))
-                .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t4321\t")))
-        });
-        if let Some(c) = as_user {
-            break c;
-        }
-        assert!(
-            started.elapsed() < LIMIT,
-            "the container never ran as uid 4321"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut tool = spawn(
+        std::process::Command::new(BIN)
+            .args([
+                "--store",
+                store.path(),
+                "--quiet",
+                "run",
+                "--network",
+                "none",
+            ])
+            .args(["t/user", "--", "sleep", "30"]),
+    );
+    // The container, once it has exec'd its command: after the change of user.
+    let container = wait_for_container(tool.id(), "sleep", LIMIT);
+    let status = std::fs::read_to_string(format!("/proc/{container}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:\t4321\t")),
+        "the container does not run as uid 4321:\n{status}"
+    );
     tool.kill().unwrap(); // SIGKILL
-    tool.wait().unwrap();
-    let killed = std::time::Instant::now();
-    let alive = || std::path::Path::new(&format!("/proc/{container}")).exists();
-    while alive() && killed.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let survived = alive();
+    tool.wait().unwrap(); // not its output: the container holds the pipes open
+
+    let survived = !wait_until_gone(container, Duration::from_secs(5));
     if survived {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(container as i32),
