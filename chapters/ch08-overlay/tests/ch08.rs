@@ -4,9 +4,6 @@
 //! the run (or stays, with --keep), the first --layer is the top, and the
 //! layers of a killed run are reclaimed by the next.
 
-use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use workshop_testkit::*;
@@ -75,55 +72,6 @@ fn ch08(args: &[&str]) -> std::process::Output {
     out
 }
 
-/// Everything a write could change in a tree, path by path: the type, mode,
-/// owner, size, mtime and ctime, the content of files and the target of
-/// links (atime aside: reads change it).
-fn checksum(root: &Path) -> BTreeMap<PathBuf, u64> {
-    fn walk(root: &Path, dir: &Path, sums: &mut BTreeMap<PathBuf, u64>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let mut h = DefaultHasher::new();
-            (
-                meta.mode(),
-                meta.uid(),
-                meta.gid(),
-                meta.size(),
-                meta.rdev(),
-            )
-                .hash(&mut h);
-            (
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.ctime(),
-                meta.ctime_nsec(),
-            )
-                .hash(&mut h);
-            if meta.is_file() {
-                std::fs::read(&path).unwrap().hash(&mut h);
-            } else if meta.is_symlink() {
-                std::fs::read_link(&path).unwrap().hash(&mut h);
-            }
-            sums.insert(path.strip_prefix(root).unwrap().to_path_buf(), h.finish());
-            if meta.is_dir() {
-                walk(root, &path, sums);
-            }
-        }
-    }
-    let mut sums = BTreeMap::new();
-    let top = std::fs::symlink_metadata(root).unwrap();
-    sums.insert(
-        PathBuf::new(),
-        (top.mode() as u64) ^ top.mtime_nsec() as u64,
-    );
-    walk(root, root, &mut sums);
-    sums
-}
-
 /// The layers directory of the run whose tool had `pid`.
 fn run_dir(pid: u32) -> PathBuf {
     Path::new(ch08_overlay::RUNS_DIR).join(pid.to_string())
@@ -137,7 +85,7 @@ fn run_dir(pid: u32) -> PathBuf {
 fn a_container_that_writes_deletes_and_renames_leaves_the_base_unchanged() {
     require_root();
     let base = rootfs_copy("ch08-base");
-    let before = checksum(base.path());
+    let before = tree_checksum(base.path());
     let script = "echo '# ch08' >> /etc/passwd && rm /etc/group && mv /etc/hosts /etc/hosts.old \
                   && chmod 600 /etc/nsswitch.conf && rm -rf /root && mkdir /root && echo hi > /root/x \
                   && mkdir -p /srv/a && echo new > /srv/a/b && rm /bin/cat && touch /tmp/t \
@@ -157,7 +105,7 @@ fn a_container_that_writes_deletes_and_renames_leaves_the_base_unchanged() {
         text.contains("hosts.old") && !text.contains("group"),
         "the container saw its own changes: {text}"
     );
-    let after = checksum(base.path());
+    let after = tree_checksum(base.path());
     let changed: std::collections::BTreeSet<_> = before
         .keys()
         .chain(after.keys())

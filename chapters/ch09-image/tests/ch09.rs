@@ -6,9 +6,6 @@
 
 use ch09_image::commit::{base_config, import_rootfs, new_image, place_layer_dir, store_layer_tar};
 use ch09_image::{Image, Reference, Store};
-use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use workshop_testkit::net_sandbox::NetSandbox;
@@ -301,48 +298,6 @@ fn run_takes_every_option_of_chapter_7() {
     assert!(kept, "--keep keeps the upper: {}", stderr_of(&out));
 }
 
-/// Everything a write could change in a tree, path by path (atime aside).
-fn checksum(root: &Path) -> BTreeMap<PathBuf, u64> {
-    fn walk(root: &Path, dir: &Path, sums: &mut BTreeMap<PathBuf, u64>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        entries.sort();
-        for path in entries {
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let mut h = DefaultHasher::new();
-            (
-                meta.mode(),
-                meta.uid(),
-                meta.gid(),
-                meta.size(),
-                meta.rdev(),
-            )
-                .hash(&mut h);
-            (
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.ctime(),
-                meta.ctime_nsec(),
-            )
-                .hash(&mut h);
-            if meta.is_file() {
-                std::fs::read(&path).unwrap().hash(&mut h);
-            } else if meta.is_symlink() {
-                std::fs::read_link(&path).unwrap().hash(&mut h);
-            }
-            sums.insert(path.strip_prefix(root).unwrap().to_path_buf(), h.finish());
-            if meta.is_dir() {
-                walk(root, &path, sums);
-            }
-        }
-    }
-    let mut sums = BTreeMap::new();
-    walk(root, root, &mut sums);
-    sums
-}
-
 /// The layers directory of the run whose tool had `pid` (chapter 8's).
 fn run_dir(pid: u32) -> PathBuf {
     Path::new(ch08_overlay::RUNS_DIR).join(pid.to_string())
@@ -358,7 +313,7 @@ fn the_images_layers_are_never_written_and_the_run_leaves_nothing() {
     let image = store.image("t/two", &[("srv/top", "top\n")], |_| {});
     let lowers = image.lowers(&store.store);
     assert_eq!(lowers.len(), 2);
-    let before: Vec<_> = lowers.iter().map(|l| checksum(l)).collect();
+    let before: Vec<_> = lowers.iter().map(|l| tree_checksum(l)).collect();
     let script = "echo '# ch09' >> /etc/passwd && rm /etc/group && mv /srv/top /srv/moved \
                   && echo more >> /srv/moved && rm -rf /root && mkdir /root && touch /new \
                   && ls /etc /srv && echo done";
@@ -384,7 +339,7 @@ fn the_images_layers_are_never_written_and_the_run_leaves_nothing() {
         !text.contains("group"),
         "the container saw its own changes: {text}"
     );
-    let after: Vec<_> = lowers.iter().map(|l| checksum(l)).collect();
+    let after: Vec<_> = lowers.iter().map(|l| tree_checksum(l)).collect();
     for ((layer, before), after) in lowers.iter().zip(&before).zip(&after) {
         assert!(before == after, "the layer {} was written", layer.display());
     }

@@ -360,6 +360,60 @@ pub fn wait_for_container(pid: u32, argv0: &str, limit: Duration) -> u32 {
     panic!("no child `{argv0}` of {pid} appeared within {limit:?}");
 }
 
+/// Everything a write could change in a tree, path by path (the root's
+/// own mode and mtime included): the type, mode, owner, size, device,
+/// mtime and ctime, the content of files and the target of links (atime
+/// aside: reads change it). Equal before and after: nothing was written.
+pub fn tree_checksum(root: &Path) -> std::collections::BTreeMap<std::path::PathBuf, u64> {
+    use std::collections::BTreeMap;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    use std::path::PathBuf;
+    fn walk(root: &Path, dir: &Path, sums: &mut BTreeMap<PathBuf, u64>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mut h = DefaultHasher::new();
+            (
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                meta.size(),
+                meta.rdev(),
+            )
+                .hash(&mut h);
+            (
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+            )
+                .hash(&mut h);
+            if meta.is_file() {
+                std::fs::read(&path).unwrap().hash(&mut h);
+            } else if meta.is_symlink() {
+                std::fs::read_link(&path).unwrap().hash(&mut h);
+            }
+            sums.insert(path.strip_prefix(root).unwrap().to_path_buf(), h.finish());
+            if meta.is_dir() {
+                walk(root, &path, sums);
+            }
+        }
+    }
+    let mut sums = BTreeMap::new();
+    let top = std::fs::symlink_metadata(root).unwrap();
+    sums.insert(
+        PathBuf::new(),
+        (top.mode() as u64) ^ top.mtime_nsec() as u64,
+    );
+    walk(root, root, &mut sums);
+    sums
+}
+
 /// Whether a process exists (and is not a zombie waiting to be reaped).
 pub fn is_alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
