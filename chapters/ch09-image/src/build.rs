@@ -655,14 +655,12 @@ impl Drop for TmpDir {
 
 /// A new path `tmp/KIND-PID-N` (not made yet; its parent is).
 fn tmp_dir(store: &Store, kind: &str) -> Result<PathBuf> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let tmp = store.root.join(TMP_DIR);
     fs::create_dir_all(&tmp).with_context(|| format!("failed to create {}", tmp.display()))?;
     Ok(tmp.join(format!(
         "{kind}-{}-{}",
         std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
+        crate::store::unique()
     )))
 }
 
@@ -674,10 +672,10 @@ fn reclaim_stale(store: &Store) -> Result<()> {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
-        if !Path::new("/proc").join(pid.to_string()).exists() {
+        if crate::store::process_is_gone(pid) {
             workshop_rootfs::remove_tree(&entry.path())?;
         }
     }

@@ -492,9 +492,7 @@ impl Store {
                 else {
                     continue;
                 };
-                let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-                    == Err(nix::errno::Errno::ESRCH);
-                if gone && entry.file_type()?.is_file() {
+                if process_is_gone(pid) && entry.file_type()?.is_file() {
                     let path = entry.path();
                     fs::remove_file(&path)
                         .with_context(|| format!("failed to remove {}", path.display()))?;
@@ -560,6 +558,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// A number unique within this process, for temporary names.
+/// Whether no process `pid` exists (the one whose name a temporary file
+/// or directory carries: then it was killed before it could remove it).
+pub(crate) fn process_is_gone(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH)
+}
+
 pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
