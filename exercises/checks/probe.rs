@@ -646,6 +646,22 @@ fn ch04_pivot() -> Result<()> {
 
 /// After a ch04 answer's child: tidy what it added to the rootfs, relay its
 /// report, and report what was left (and whether it still is).
+/// The end of a scenario whose files all lived on a tmpfs of the child's
+/// own namespace, under `dir` on the host: relay what the child said, then
+/// report what the host sees under `dir` (nothing, if the mount stayed in
+/// the child's namespace) and whether the empty `dir` could go.
+fn relay_and_report_leftovers(
+    dir: &std::path::Path,
+    seen: Result<ch01_clone::Observed>,
+) -> Result<()> {
+    let host_entries = all_names(dir).map(|n| n.len()).unwrap_or(0);
+    let _ = std::fs::remove_dir(dir);
+    relay(seen?)?;
+    println!("host_entries={host_entries}");
+    println!("left_behind={}", dir.exists());
+    Ok(())
+}
+
 fn relay_and_tidy(
     rootfs: &std::path::Path,
     before: &[String],
@@ -1396,12 +1412,7 @@ fn ch08_mount() -> Result<()> {
     });
     // Every layer lived on the tmpfs of the child's namespaces: on the host
     // the directory is empty, and goes.
-    let host_entries = all_names(&dir).map(|n| n.len()).unwrap_or(0);
-    let _ = std::fs::remove_dir(&dir);
-    relay(seen?)?;
-    println!("host_entries={host_entries}");
-    println!("left_behind={}", dir.exists());
-    Ok(())
+    relay_and_report_leftovers(&dir, seen)
 }
 
 /// Exercise 8.2: an upper the kernel wrote. Two lowers (the top one whites
@@ -1485,12 +1496,7 @@ fn ch08_diff() -> Result<()> {
         }
         std::process::exit(0)
     });
-    let host_entries = all_names(&dir).map(|n| n.len()).unwrap_or(0);
-    let _ = std::fs::remove_dir(&dir);
-    relay(seen?)?;
-    println!("host_entries={host_entries}");
-    println!("left_behind={}", dir.exists());
-    Ok(())
+    relay_and_report_leftovers(&dir, seen)
 }
 
 /// The entries of exercise 9.1's layer tar, in the order the probe gives
@@ -1577,10 +1583,5 @@ fn ch09_whiteouts() -> Result<()> {
         }
         std::process::exit(0)
     });
-    let host_entries = all_names(&dir).map(|n| n.len()).unwrap_or(0);
-    let _ = std::fs::remove_dir(&dir);
-    relay(seen?)?;
-    println!("host_entries={host_entries}");
-    println!("left_behind={}", dir.exists());
-    Ok(())
+    relay_and_report_leftovers(&dir, seen)
 }
