@@ -21,7 +21,6 @@ pub use containerfile::{parse, Instruction, Op};
 use crate::commit::{self, NewLayer};
 use crate::config::Process;
 use crate::digest::sha256_of;
-use crate::pack::{pack_upper, settle_upper};
 use crate::reference::Reference;
 use crate::store::{write_atomically, Image, Removed, Store};
 use anyhow::{anyhow, bail, Context, Result};
@@ -324,12 +323,7 @@ fn run_step(
     // collection (rmi) at the same time sees all of it, or none.
     let lock = store.lock()?;
     let layer: Option<NewLayer> = match &staged {
-        Some(staged) => {
-            let layer = commit::store_layer_tar(store, |out| pack_upper(&staged.upper, out))?;
-            settle_upper(&staged.upper)?; // as its tar would unpack
-            commit::place_layer_dir(store, &lock, &layer, &staged.upper)?;
-            Some(layer)
-        }
+        Some(staged) => Some(commit::commit_dir(store, &lock, &staged.upper)?),
         None => None,
     };
     let manifest = commit::write_image(

@@ -65,6 +65,19 @@ pub fn place_layer_dir(
     Ok(dir)
 }
 
+/// A layer of the files in `dir` (a build step's upper, or files laid out
+/// by hand): packed into a tar as [`crate::pack::pack_upper`] writes one,
+/// `dir` made what that tar unpacks to, then moved into the store as the
+/// layer's directory: nothing is unpacked again. `dir` should be on the
+/// store's filesystem (under its `layers/` or `tmp/`), so the move is a
+/// rename. The caller holds the lock.
+pub fn commit_dir(store: &Store, lock: &StoreLock, dir: &Path) -> Result<NewLayer> {
+    let layer = store_layer_tar(store, |out| crate::pack::pack_upper(dir, out))?;
+    crate::pack::settle_upper(dir)?; // as its tar would unpack
+    place_layer_dir(store, lock, &layer, dir)?;
+    Ok(layer)
+}
+
 /// The config a new image starts from: its parent's, or an empty one for
 /// this machine's architecture and Linux.
 pub fn base_config(parent: Option<&Image>) -> Result<ImageConfiguration> {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use ch01_clone::observe;
 use ch06_net::bring_up_loopback;
 use ch08_overlay::{enter_layers, Layers, FLAGS};
-use ch09_image::commit::{base_config, new_image, place_layer_dir, store_layer_tar};
+use ch09_image::commit::{base_config, commit_dir, new_image};
 use ch09_image::run::{base_image, image_lines, table, BASE_IMAGE};
 use ch09_image::{build, config, save, Image, Reference, Store};
 use workshop::Narrator;
@@ -30,15 +30,8 @@ fn demo_image(store: &Store, base: &Image) -> Result<Image> {
     )?;
     write("etc/group", "root:x:0:\napp:x:1000:\n")?;
     write("srv/app/hello.txt", "hello from the image's top layer\n")?;
-    let layer = store_layer_tar(store, |out| {
-        let mut tar = tar::Builder::new(out);
-        tar.mode(tar::HeaderMode::Deterministic); // the same files, the same digest
-        tar.append_dir_all(".", &dir)?;
-        tar.finish()?;
-        Ok(())
-    })?;
     let lock = store.lock()?;
-    place_layer_dir(store, &lock, &layer, &dir)?;
+    let layer = commit_dir(store, &lock, &dir)?; // the same files, the same digest
     let mut config = base_config(Some(base))?;
     let mut c = config.config().clone().unwrap_or_default();
     c.set_env(Some(vec!["GREETING=hello from the image's Env".into()]));

@@ -4,7 +4,7 @@
 //! with it; unknown images and bad references are refused as they should be.
 //! The images are made here, in a store of the test's own (`--store`).
 
-use ch09_image::commit::{base_config, import_rootfs, new_image, place_layer_dir, store_layer_tar};
+use ch09_image::commit::{base_config, commit_dir, import_rootfs, new_image};
 use ch09_image::{Image, Reference, Store};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -75,16 +75,8 @@ impl TestStore {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                 std::fs::write(path, text).unwrap();
             }
-            let layer = store_layer_tar(&self.store, |out| {
-                let mut tar = tar::Builder::new(out);
-                tar.append_dir_all(".", &from)?;
-                tar.finish()?;
-                Ok(())
-            })
-            .unwrap();
             let lock = self.store.lock().unwrap();
-            place_layer_dir(&self.store, &lock, &layer, &from).unwrap();
-            layer
+            commit_dir(&self.store, &lock, &from).unwrap()
         });
         let mut config = base_config(Some(&self.base)).unwrap();
         let mut c = config.config().clone().unwrap_or_default();
