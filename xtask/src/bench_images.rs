@@ -190,43 +190,12 @@ impl Images {
         Ok(lines)
     }
 
-    /// The layer directories (diff-id hex) of `image`, from its config.
+    /// The layer directories of `image`, as chapter 9's store reads them.
     fn layer_dirs(&self, image: &str) -> Result<Vec<PathBuf>> {
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(self.store.join("index.json"))?)?;
-        let reference = if image.contains(':') {
-            image.to_string()
-        } else {
-            format!("{image}:latest")
-        };
-        let manifest = index["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference.as_str())
-            .with_context(|| format!("no {reference} in the bench's store"))?;
-        let blob = |digest: &serde_json::Value| -> Result<serde_json::Value> {
-            let hex = digest
-                .as_str()
-                .unwrap_or_default()
-                .trim_start_matches("sha256:");
-            Ok(serde_json::from_slice(&std::fs::read(
-                self.store.join("blobs/sha256").join(hex),
-            )?)?)
-        };
-        let manifest = blob(&manifest["digest"])?;
-        let config = blob(&manifest["config"]["digest"])?;
-        Ok(config["rootfs"]["diff_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|d| d.as_str())
-            .map(|d| {
-                self.store
-                    .join("layers")
-                    .join(d.trim_start_matches("sha256:"))
-            })
-            .collect())
+        let store = ch09_image::Store::open(&self.store)?;
+        let reference: ch09_image::Reference =
+            image.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        Ok(store.resolve(&reference)?.lowers(&store))
     }
 
     fn layers_du(&self, image: &str) -> Result<u64> {
