@@ -248,6 +248,13 @@ impl InUse {
     }
 }
 
+/// Why the host cannot take `subnet` for a new link, if it cannot: it
+/// would shadow (or be shadowed by) a route or an address the host already
+/// has. Chapter 10 asks this of its bridge's subnet.
+pub fn subnet_clash(nl: &mut Netlink, subnet: &Subnet) -> Result<Option<String>> {
+    Ok(InUse::read(nl)?.clash(subnet))
+}
+
 /// Where the container goes without `--ip`: 10.200.N.2/24 for the first N
 /// whose subnet the host does not use yet (a run alone gets 10.200.0.2).
 pub const DEFAULT_SUBNETS: &str = "10.200.0.0/16";
@@ -423,6 +430,46 @@ impl Handoff {
     }
 }
 
+// ANCHOR: network
+/// How a container is wired, in the two halves every network of this course
+/// has: one run by the container before anything else (it waits there for
+/// its cable), one run by the tool on the host once the container exists.
+/// Chapter 6's veth to the host is one ([`Wiring`]); chapter 10's bridge is
+/// another, and a run over layers (chapter 8) takes either.
+pub trait Network {
+    /// In the container, first: bring up what is inside (lo, and eth0 once
+    /// the host end is laid). Returns the container's addresses, if any.
+    fn inside(&self) -> Result<Option<Plan>>;
+    /// On the host, once the container waits in [`Network::inside`]: lay
+    /// the cable and hand the container its addresses. On failure, the
+    /// waiting container is stopped.
+    fn connect(&mut self, nl: &mut Netlink, container: Pid) -> Result<Option<Plan>>;
+    /// In the container, once it is in its own root (after `pivot_root`):
+    /// anything the network puts into that root. Nothing, by default;
+    /// chapter 10 mounts the bridge's `/etc/hosts` there.
+    fn in_root(&self) -> Result<()> {
+        Ok(())
+    }
+}
+// ANCHOR_END: network
+
+impl Network for Wiring {
+    fn inside(&self) -> Result<Option<Plan>> {
+        Wiring::inside(self)
+    }
+
+    fn connect(&mut self, nl: &mut Netlink, container: Pid) -> Result<Option<Plan>> {
+        Wiring::connect(self, nl, container)
+    }
+}
+
+/// Stop a container that waits for its network, when the network could not
+/// be laid: nothing is left running.
+pub fn stop_waiting_container(container: Pid) {
+    let _ = nix::sys::signal::kill(container, nix::sys::signal::Signal::SIGKILL);
+    let _ = workshop::process::wait_for(container);
+}
+
 /// A container's network, from `--network` and `--ip`: made ready before
 /// the clone ([`Wiring::new`]), set up inside by the container
 /// ([`Wiring::inside`]) and on the host by the tool ([`Wiring::connect`]).
@@ -481,8 +528,7 @@ impl Wiring {
         })()
         .and_then(|plan| self.handoff.send(&plan).map(|()| plan));
         if laid.is_err() {
-            let _ = nix::sys::signal::kill(container, nix::sys::signal::Signal::SIGKILL);
-            let _ = workshop::process::wait_for(container);
+            stop_waiting_container(container);
         }
         laid.map(Some)
     }

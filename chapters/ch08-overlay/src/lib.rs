@@ -17,7 +17,7 @@
 use anyhow::{bail, Context, Result};
 use ch05_uts::{set_hostname, HostnameOption};
 use ch06_net::netlink::Netlink;
-use ch06_net::{NetworkOptions, Wiring};
+use ch06_net::{Network, NetworkOptions, Wiring};
 use ch07_cgroups::{start_limited, LimitOptions};
 use nix::libc;
 use nix::mount::{mount, MsFlags};
@@ -298,11 +298,10 @@ pub const FLAGS: CloneFlags = CloneFlags::CLONE_NEWPID
     .union(CloneFlags::CLONE_NEWUTS)
     .union(CloneFlags::CLONE_NEWNET);
 
-/// What a run over layers takes from the command line: chapter 7's options
-/// (limits, network, hostname) and this chapter's `--keep`. A later chapter
-/// flattens it into its own command line to keep them all.
+/// What a run over layers takes from the command line, but the network:
+/// chapter 7's limits, chapter 5's hostname, and this chapter's `--keep`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct RunOptions {
+pub struct ContainerOptions {
     /// Keep the container's upper (its `diff`) after it exits, and say where
     #[arg(long)]
     pub keep: bool,
@@ -311,18 +310,24 @@ pub struct RunOptions {
     pub limits: LimitOptions,
 
     #[command(flatten)]
-    pub network: NetworkOptions,
-
-    #[command(flatten)]
     pub hostname: HostnameOption,
 }
 
-// ANCHOR: run
-/// Chapter 7's container (its cgroup, veth and hostname) whose root is an
-/// overlay of `lowers` (the top first) and an upper of its own; `start` runs
-/// in it after the pivot (chapter 8 execs the command; chapter 9 first sets
-/// the image's user, environment and working directory). Returns the
-/// container's exit code, once its layers are gone (unless `--keep`).
+/// A run over layers with chapter 6's network (`--network veth|none`,
+/// `--ip`). A later chapter flattens it into its own command line to keep
+/// every option; chapter 10 takes [`ContainerOptions`] and a network of its
+/// own.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunOptions {
+    #[command(flatten)]
+    pub container: ContainerOptions,
+
+    #[command(flatten)]
+    pub network: NetworkOptions,
+}
+
+/// Chapter 7's container over layers, wired with chapter 6's veth (or lo
+/// only): [`run_over_layers_with`] and a [`Wiring`].
 pub fn run_over_layers(
     options: &RunOptions,
     lowers: Vec<PathBuf>,
@@ -330,15 +335,34 @@ pub fn run_over_layers(
     say: &Narrator,
     start: impl FnOnce() -> Result<Infallible>,
 ) -> Result<i32> {
-    let layers = Layers::for_this_run(lowers, options.keep)?;
     let mut wiring = Wiring::new(&options.network)?;
+    run_over_layers_with(&options.container, &mut wiring, lowers, nl, say, start)
+}
+
+// ANCHOR: run
+/// Chapter 7's container (its cgroup, network and hostname) whose root is
+/// an overlay of `lowers` (the top first) and an upper of its own; `start`
+/// runs in it after the pivot (chapter 8 execs the command; chapter 9 first
+/// sets the image's user, environment and working directory). `network`
+/// wires it: chapter 6's veth, or chapter 10's bridge. Returns the
+/// container's exit code, once its layers are gone (unless `--keep`).
+pub fn run_over_layers_with(
+    options: &ContainerOptions,
+    network: &mut dyn Network,
+    lowers: Vec<PathBuf>,
+    nl: &mut Netlink,
+    say: &Narrator,
+    start: impl FnOnce() -> Result<Infallible>,
+) -> Result<i32> {
+    let layers = Layers::for_this_run(lowers, options.keep)?;
     let (cgroup, pid) = start_limited(FLAGS, &options.limits.limits(), || {
-        wiring.inside()?; // chapter 6: lo up; with the veth, wait for it, then eth0
+        network.inside()?; // chapter 6: lo up; with a cable, wait for it, then eth0
         set_hostname(&options.hostname.name)?; // chapter 5
         enter_layers(&layers)?; // this chapter, instead of enter_rootfs(&root)
+        network.in_root()?; // chapter 10: the bridge's /etc/hosts
         start()
     })?;
-    wiring.connect(nl, pid)?; // chapter 6: a free subnet, claimed, and the cable
+    network.connect(nl, pid)?; // chapter 6: the cable laid, the addresses sent
     say.container_started(pid);
     let exit = wait_for(pid)?;
     // chapter 7: the OOM killer named, with the --memory it was given

@@ -14,6 +14,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
+use netlink_packet_route::neighbour::{NeighbourAttribute, NeighbourMessage, NeighbourState};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -31,6 +32,28 @@ pub struct Link {
     pub kind: Option<String>,
     /// The link's description (`ip link set NAME alias TEXT`), if it has one.
     pub alias: Option<String>,
+    /// The index of the bridge this link is a port of (`ip link set NAME
+    /// master BRIDGE`), if it is one.
+    pub master: Option<u32>,
+}
+
+/// One entry of a bridge's forwarding database (`bridge fdb show`): a MAC
+/// address the bridge has seen (or was given), and the port it goes out of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdbEntry {
+    pub mac: [u8; 6],
+    /// The port's link index.
+    pub port: u32,
+    /// The bridge's own address for that port (`permanent`), not learned.
+    pub permanent: bool,
+}
+
+impl FdbEntry {
+    /// `aa:bb:cc:dd:ee:ff`, as `bridge fdb` prints it.
+    pub fn mac_text(&self) -> String {
+        let hex: Vec<String> = self.mac.iter().map(|b| format!("{b:02x}")).collect();
+        hex.join(":")
+    }
 }
 
 /// An IPv4 address on a link.
@@ -217,6 +240,73 @@ impl Netlink {
         Ok(())
     }
 
+    /// `ip link add NAME type bridge`: a virtual switch, in this namespace.
+    pub fn add_bridge(&mut self, name: &str) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message
+            .attributes
+            .push(LinkAttribute::IfName(name.to_string()));
+        message
+            .attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Bridge,
+            )]));
+        self.request(
+            RouteNetlinkMessage::NewLink(message),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .with_context(|| format!("failed to create the bridge {name}"))?;
+        Ok(())
+    }
+
+    /// `ip link set NAME master BRIDGE up`: make a link a port of a bridge,
+    /// and bring it up, in one request.
+    pub fn set_master_and_up(&mut self, name: &str, bridge: &str) -> Result<()> {
+        let master = self.index_of(bridge)?;
+        self.set_link(name, |m| {
+            m.attributes.push(LinkAttribute::Controller(master));
+            m.header.flags |= LinkFlags::Up;
+            m.header.change_mask |= LinkFlags::Up;
+        })
+        .with_context(|| format!("failed to make {name} a port of {bridge}"))
+    }
+
+    /// `bridge fdb show br BRIDGE`: the bridge's forwarding database, the
+    /// MAC addresses it knows and the port each goes out of.
+    pub fn fdb(&mut self, bridge: &str) -> Result<Vec<FdbEntry>> {
+        let index = self.index_of(bridge)?;
+        let mut query = NeighbourMessage::default();
+        query.header.family = AddressFamily::Bridge;
+        let replies = self.request(RouteNetlinkMessage::GetNeighbour(query), NLM_F_DUMP)?;
+        let mut out = Vec::new();
+        for reply in replies {
+            let RouteNetlinkMessage::NewNeighbour(m) = reply else {
+                continue;
+            };
+            let mut mac = None;
+            let mut master = None;
+            for attribute in &m.attributes {
+                match attribute {
+                    NeighbourAttribute::LinkLayerAddress(bytes) if bytes.len() == 6 => {
+                        mac = <[u8; 6]>::try_from(bytes.as_slice()).ok()
+                    }
+                    NeighbourAttribute::Controller(i) => master = Some(*i),
+                    _ => {}
+                }
+            }
+            if let (Some(mac), Some(master)) = (mac, master) {
+                if master == index && m.header.ifindex != index {
+                    out.push(FdbEntry {
+                        mac,
+                        port: m.header.ifindex,
+                        permanent: m.header.state == NeighbourState::Permanent,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn set_link(&mut self, name: &str, change: impl FnOnce(&mut LinkMessage)) -> Result<()> {
         let mut message = LinkMessage::default();
         message.header.index = self.index_of(name)?;
@@ -394,11 +484,13 @@ fn link_of(message: &LinkMessage) -> Link {
         up: message.header.flags.contains(LinkFlags::Up),
         kind: None,
         alias: None,
+        master: None,
     };
     for attribute in &message.attributes {
         match attribute {
             LinkAttribute::IfName(name) => link.name = name.clone(),
             LinkAttribute::IfAlias(alias) => link.alias = Some(alias.clone()),
+            LinkAttribute::Controller(index) => link.master = Some(*index),
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(kind) = info {

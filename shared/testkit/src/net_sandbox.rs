@@ -6,8 +6,8 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 
-/// A network namespace of the test's own, held by a file descriptor only: a
-/// veth a chapter makes has both its ends in it, and it goes with the last
+/// A network namespace of the test's own, held by a file descriptor only,
+/// with lo up as on a host: a veth a chapter makes has both its ends in it, and it goes with the last
 /// process in it once the descriptor is closed.
 pub struct NetSandbox(OwnedFd);
 
@@ -24,6 +24,11 @@ impl NetSandbox {
         let fd = std::thread::spawn(|| {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
                 .expect("unshare(CLONE_NEWNET) for the test's sandbox");
+            // lo up, as on any host: 127.0.0.1 answers (a published port is
+            // fetched from the host at 127.0.0.1).
+            workshop_netlink::Netlink::open()
+                .and_then(|mut nl| nl.set_up("lo"))
+                .expect("lo up in the test's sandbox");
             std::fs::File::open("/proc/thread-self/ns/net")
                 .map(OwnedFd::from)
                 .expect("open /proc/thread-self/ns/net")

@@ -1,0 +1,145 @@
+//! Names on the bridge: one `/etc/hosts` for every container on it, written
+//! from the leases by the tool, and mounted read-only onto each container's
+//! `/etc/hosts`. A bind mount shows the file itself (its inode), so when a
+//! container comes or goes, rewriting the file in place updates every
+//! container's view at once: the next lookup (`ping web`) reads it anew.
+//!
+//! Docker's user-defined networks answer names with a DNS server of their
+//! own at 127.0.0.11 instead; a hosts file needs no server and no port, and
+//! the C library and busybox read it before any DNS.
+
+use crate::lease::Lease;
+use anyhow::{Context, Result};
+use nix::libc;
+use std::ffi::CString;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// The name the host has on the bridge, from every container.
+pub const HOST_NAME: &str = "host.workshop.internal";
+
+/// The hosts file of a bridge whose gateway is `gateway`, with every lease.
+pub fn render(gateway: Ipv4Addr, leases: &[Lease]) -> String {
+    let mut text = String::from(
+        "# written by ch10-bridge: the containers on the bridge, by name\n\
+         127.0.0.1\tlocalhost\n",
+    );
+    text.push_str(&format!("{gateway}\t{HOST_NAME}\n"));
+    for lease in leases.iter().filter(|l| !l.name.is_empty()) {
+        text.push_str(&format!("{}\t{}\n", lease.address, lease.name));
+    }
+    text
+}
+
+/// Replace the content of `path`, keeping its inode: the containers' bind
+/// mounts show this very file (a new file renamed over it would be another
+/// inode, which they would never see). The new content is written over the
+/// old from the start, then the file cut to its length: a reader in between
+/// sees whole lines of one or the other, never an empty file.
+pub fn write_in_place(path: &Path, text: &str) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("failed to open {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.set_len(text.len() as u64))
+        .with_context(|| format!("failed to write {}", path.display()))
+}
+
+// ANCHOR: open_tree
+/// In the container, while the host's files are still visible (before
+/// `pivot_root`): a bind mount of `hosts`, made but not attached anywhere
+/// yet (`open_tree` with `OPEN_TREE_CLONE`, Linux 5.2): a file descriptor
+/// that [`attach_hosts`] puts in place once the container is in its root.
+pub fn detach_bind_of(hosts: &Path) -> Result<OwnedFd> {
+    let path = CString::new(hosts.as_os_str().as_bytes())?;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    // SAFETY: a plain system call with a valid NUL-terminated path.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("open_tree({}, OPEN_TREE_CLONE)", hosts.display()));
+    }
+    // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+// ANCHOR_END: open_tree
+
+// ANCHOR: attach
+/// In the container, in its root: attach the bind mount onto `/etc/hosts`
+/// (`move_mount`; the file is made if the image has none), then make it
+/// read-only: the file is every container's, none may change another's
+/// names. `mount --bind HOSTS /etc/hosts && mount -o remount,bind,ro /etc/hosts`.
+pub fn attach_hosts(tree: OwnedFd) -> Result<()> {
+    let target = Path::new("/etc/hosts");
+    if std::fs::symlink_metadata(target).is_err() {
+        std::fs::create_dir_all("/etc").context("failed to make /etc")?;
+        std::fs::File::create(target).context("failed to make /etc/hosts")?;
+    }
+    let empty = CString::default();
+    let to = CString::new("/etc/hosts")?;
+    // SAFETY: a plain system call with valid descriptors and paths.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if done < 0 {
+        return Err(std::io::Error::last_os_error()).context("move_mount(.., \"/etc/hosts\")");
+    }
+    let flags = nix::mount::MsFlags::MS_BIND
+        | nix::mount::MsFlags::MS_REMOUNT
+        | nix::mount::MsFlags::MS_RDONLY;
+    nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+        .context("failed to make /etc/hosts read-only")
+}
+// ANCHOR_END: attach
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_the_host_and_each_named_lease() {
+        let lease = |n: u8, name: &str| Lease {
+            address: Ipv4Addr::new(10, 201, 0, n),
+            owner: "o".into(),
+            name: name.into(),
+            port: String::new(),
+            path: Default::default(),
+        };
+        let text = render(
+            Ipv4Addr::new(10, 201, 0, 1),
+            &[lease(2, "web"), lease(3, ""), lease(4, "db")],
+        );
+        assert!(
+            text.contains("10.201.0.1\thost.workshop.internal\n"),
+            "{text}"
+        );
+        assert!(text.contains("10.201.0.2\tweb\n"), "{text}");
+        assert!(text.contains("10.201.0.4\tdb\n"), "{text}");
+        assert!(!text.contains("10.201.0.3"), "{text}");
+    }
+
+    #[test]
+    fn rewrites_in_place_keeping_the_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let path = std::env::temp_dir().join(format!("ch10-hosts-{}", std::process::id()));
+        write_in_place(&path, "a long first version\n").unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        write_in_place(&path, "short\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "short\n");
+        assert_eq!(std::fs::metadata(&path).unwrap().ino(), inode);
+        std::fs::remove_file(&path).unwrap();
+    }
+}

@@ -1,0 +1,533 @@
+//! Chapter 10: a bridge for many containers, as docker's `docker0`.
+//!
+//! Chapter 6 wired one container to the host with one veth pair, a subnet
+//! each. Here every container's veth host end becomes a port of one bridge,
+//! `wsbr0`, a switch inside the kernel: containers reach each other through
+//! it, the bridge's own address (10.201.0.1) is their gateway, each has the
+//! next free address of 10.201.0.0/24 (a lease file, [`lease`]), finds the
+//! others by name (one `/etc/hosts`, [`hosts`]), may publish a port on the
+//! host (a relay, [`publish`]), and goes out with the host's address (a
+//! masquerade rule, [`nat`]). The first container makes the bridge; the
+//! last one out removes it, and everything else it made.
+
+use anyhow::{Context, Result};
+use ch06_net::netlink::Netlink;
+use ch06_net::{
+    configure_inside, create_pair, lock_addresses, owner, stop_waiting_container, Handoff, Network,
+    NetworkOptions, Plan, Subnet, Wiring,
+};
+use ch08_overlay::{run_over_layers_with, ContainerOptions};
+use nix::errno::Errno;
+use nix::unistd::Pid;
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use workshop::error::hinted;
+use workshop::Narrator;
+use workshop_netlink::errno_of;
+
+pub mod hosts;
+pub mod lease;
+pub mod nat;
+pub mod publish;
+
+pub use lease::{claim_next, Lease};
+pub use publish::{parse_publish, Publish};
+
+/// The bridge: docker's is `docker0`.
+pub const BRIDGE: &str = "wsbr0";
+
+/// The bridge's subnet (docker0's default is 172.17.0.0/16).
+pub const SUBNET: Subnet = Subnet {
+    network: Ipv4Addr::new(10, 201, 0, 0),
+    prefix: 24,
+};
+
+/// The bridge's own address: every container's gateway, and the host's
+/// address as the containers see it.
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
+
+/// The alias the bridge carries (`ip -d link show wsbr0`).
+pub const BRIDGE_ALIAS: &str = "workshop bridge";
+
+/// Where the bridges' state lives: one directory per network namespace
+/// (`net-INODE`, the inode of `/proc/self/ns/net`), as each namespace has
+/// a bridge of its own. Removed with the bridge.
+pub const STATE_DIR: &str = "/run/workshop-bridge";
+
+/// The state of the bridge of the network namespace this process is in.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub dir: PathBuf,
+}
+
+impl State {
+    pub fn here() -> Result<State> {
+        let path = "/proc/self/ns/net";
+        let inode = std::fs::metadata(path)
+            .with_context(|| format!("failed to stat {path}"))?
+            .ino();
+        Ok(State {
+            dir: Path::new(STATE_DIR).join(format!("net-{inode}")),
+        })
+    }
+
+    /// One lease file per address taken.
+    pub fn leases(&self) -> PathBuf {
+        self.dir.join("leases")
+    }
+
+    /// The hosts file every container's `/etc/hosts` shows.
+    pub fn hosts(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+
+    /// `net.ipv4.ip_forward` as it was before the bridge turned it on.
+    pub fn saved_forwarding(&self) -> PathBuf {
+        self.dir.join("ip_forward.before")
+    }
+}
+
+// ANCHOR: create_bridge
+/// `ip link add wsbr0 type bridge; ip addr add 10.201.0.1/24 dev wsbr0;
+/// ip link set wsbr0 up`: the switch, with the gateway's address on it (the
+/// kernel adds the route to 10.201.0.0/24 through it).
+pub fn create_bridge(nl: &mut Netlink) -> Result<()> {
+    if let Some(why) = ch06_net::subnet_clash(nl, &SUBNET)? {
+        return Err(hinted(
+            format!("the bridge's subnet {SUBNET} {why}"),
+            "remove what uses it (`ip route`, `ip addr`), or run with --network veth",
+        ));
+    }
+    nl.add_bridge(BRIDGE).map_err(|e| match errno_of(&e) {
+        Some(Errno::EOPNOTSUPP) => hinted(
+            format!("{e:#}"),
+            "this kernel has no bridge driver: `modprobe bridge`, or a kernel built with CONFIG_BRIDGE",
+        ),
+        _ => e,
+    })?;
+    nl.add_address(BRIDGE, GATEWAY, SUBNET.prefix)?;
+    nl.describe_and_set_up(BRIDGE, BRIDGE_ALIAS)
+}
+// ANCHOR_END: create_bridge
+
+// ANCHOR: attach
+/// `ip link set wsh-PID master wsbr0 up`: the veth's host end becomes a
+/// port of the bridge. A port has no address of its own: what the container
+/// sends into its end comes out here, and the bridge switches it to the
+/// port of the MAC address it is for (or to all of them, until it learns
+/// where that address is).
+pub fn attach(nl: &mut Netlink, port: &str, bridge: &str) -> Result<()> {
+    nl.set_master_and_up(port, bridge)
+}
+// ANCHOR_END: attach
+
+/// `--name`: docker's rule (a letter or digit, then letters, digits, `_`,
+/// `.` or `-`), at most 63 characters, as a name in `/etc/hosts` must be.
+pub fn parse_name(name: &str) -> Result<String, String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !first_ok || !rest_ok {
+        return Err(format!(
+            "{name:?}: a name is a letter or digit, then letters, digits, '_', '.' or '-'"
+        ));
+    }
+    if name.len() > 63 {
+        return Err(format!("{name:?} is {} characters: at most 63", name.len()));
+    }
+    if name == hosts::HOST_NAME || name == "localhost" {
+        return Err(format!("{name:?} is taken: it names the host"));
+    }
+    Ok(name.to_string())
+}
+
+/// `--network`, in docker's words, from this chapter on.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// a veth to the bridge wsbr0, shared with every other container on it
+    Bridge,
+    /// chapter 6's veth to the host, a subnet of its own
+    Veth,
+    /// only lo, up
+    None,
+}
+
+/// This chapter's network options: `--network`, chapter 6's `--ip`, and
+/// the bridge's `--name` and `--publish`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BridgeOptions {
+    /// bridge (the default, as docker's): the bridge wsbr0, shared;
+    /// veth: chapter 6's pair to the host; none: only lo
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = NetworkMode::Bridge)]
+    pub network: NetworkMode,
+
+    /// With --network veth: the container's address and prefix (chapter 6)
+    #[arg(long, value_name = "ADDR/PREFIX", value_parser = ch06_net::plan)]
+    pub ip: Option<Plan>,
+
+    /// The container's name on the bridge: the other containers reach it by it
+    #[arg(long = "name", value_name = "NAME", value_parser = parse_name)]
+    pub container_name: Option<String>,
+
+    /// Publish a container's TCP port on the host (repeatable)
+    #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST_PORT:PORT", value_parser = parse_publish)]
+    pub publish: Vec<Publish>,
+}
+
+impl BridgeOptions {
+    /// Options that cannot go together are bad usage (exit 2). Call right
+    /// after parsing.
+    pub fn reject_conflicts<C: clap::CommandFactory>(&self) {
+        let conflict = |text: String| {
+            C::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, text)
+                .exit()
+        };
+        if self.network != NetworkMode::Veth && self.ip.is_some() {
+            conflict("--ip is chapter 6's veth's: it goes with --network veth only (the bridge gives the next free address)".into());
+        }
+        if self.network != NetworkMode::Bridge {
+            if let Some(name) = &self.container_name {
+                conflict(format!(
+                    "--name {name} is a name on the bridge: it goes with --network bridge only"
+                ));
+            }
+            if let Some(p) = self.publish.first() {
+                conflict(format!("-p {p} relays to the container's address on the bridge: it goes with --network bridge only"));
+            }
+        }
+        if let Some(port) = publish::repeated_host_port(&self.publish) {
+            conflict(format!("host port {port} is published twice"));
+        }
+    }
+}
+
+/// A container's place on the bridge: made before the clone
+/// ([`BridgeNetwork::new`]), joined on the host ([`Network::connect`]),
+/// configured inside, and left when dropped (the last one out removes the
+/// bridge).
+pub struct BridgeNetwork {
+    name: String,
+    state: State,
+    host_end: String,
+    container_end: String,
+    handoff: Handoff,
+    /// The published ports: listening from the start, relaying once the
+    /// container has its address.
+    listeners: Vec<(Publish, std::net::TcpListener)>,
+    relays: Option<publish::Relays>,
+    /// In the container: the hosts file's bind mount, until it is attached.
+    hosts_tree: Cell<Option<OwnedFd>>,
+    /// On the host: this run's lease, once claimed.
+    lease: Option<PathBuf>,
+    /// The address it got.
+    pub plan: Option<Plan>,
+}
+
+impl BridgeNetwork {
+    /// `name` may be empty: the container has an address, and no name.
+    pub fn new(name: Option<String>, publish: &[Publish]) -> Result<BridgeNetwork> {
+        let (host_end, container_end) = ch06_net::veth_names(std::process::id());
+        Ok(BridgeNetwork {
+            name: name.unwrap_or_default(),
+            state: State::here()?,
+            host_end,
+            container_end,
+            handoff: Handoff::new()?,
+            listeners: publish::listen(publish)?, // a taken port fails here
+            relays: None,
+            hosts_tree: Cell::new(None),
+            lease: None,
+            plan: None,
+        })
+    }
+
+    // ANCHOR: join
+    /// On the host, under chapter 6's lock: the bridge if it is not there
+    /// yet, the next free address, the cable, its host end made a port of
+    /// the bridge, and the names rewritten.
+    fn join(&mut self, nl: &mut Netlink, container: Pid) -> Result<Plan> {
+        let _lock = lock_addresses()?;
+        let leases = self.state.leases();
+        std::fs::create_dir_all(&leases)
+            .with_context(|| format!("failed to make {}", leases.display()))?;
+        let live = reclaim_stale_leases(&self.state)?;
+        if let Some(taken) = live
+            .iter()
+            .find(|l| !self.name.is_empty() && l.name == self.name)
+        {
+            return Err(hinted(
+                format!(
+                    "the name {} is taken on the bridge by {} ({})",
+                    self.name, taken.address, taken.owner
+                ),
+                "give this container another --name, or stop the other one first",
+            ));
+        }
+        if nl.link(BRIDGE)?.is_none() {
+            create_bridge(nl)?; // the first container makes it
+            nat::enable_forwarding(&self.state.saved_forwarding())?;
+            if nat::nft_available() {
+                nat::add_masquerade(SUBNET, BRIDGE)?;
+            }
+        }
+        let me = owner(std::process::id()).context("failed to read this process's start time")?;
+        let record = lease::record(&me, &self.name, &self.host_end);
+        let address = claim_next(&leases, SUBNET, &record)?;
+        self.lease = Some(leases.join(address.to_string()));
+        create_pair(nl, &self.host_end, &self.container_end, container)?;
+        nl.describe_and_set_up(&self.host_end, &me)?; // who owns the pair (chapter 6)
+        attach(nl, &self.host_end, BRIDGE)?;
+        write_hosts(&self.state)?;
+        Ok(Plan::in_subnet(SUBNET, address))
+    }
+    // ANCHOR_END: join
+
+    /// Leave the bridge: the lease goes, the names are rewritten, and the
+    /// last one out removes the bridge and everything it made.
+    fn leave(&mut self) -> Result<()> {
+        self.relays = None; // the published ports close
+        let Some(lease) = self.lease.take() else {
+            return Ok(());
+        };
+        let _lock = lock_addresses()?;
+        match std::fs::remove_file(&lease) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("failed to remove {}", lease.display()))
+            }
+            _ => {}
+        }
+        settle(&mut Netlink::open()?, &self.state).map(|_| ())
+    }
+}
+
+impl Network for BridgeNetwork {
+    // ANCHOR: inside
+    fn inside(&self) -> Result<Option<Plan>> {
+        let plan = self.handoff.receive()?; // waits here for the cable
+        configure_inside(&self.container_end, &plan)?; // chapter 6: eth0, the route
+                                                       // The hosts file, while the host's files are still in sight.
+        self.hosts_tree
+            .set(Some(hosts::detach_bind_of(&self.state.hosts())?));
+        Ok(Some(plan))
+    }
+
+    fn in_root(&self) -> Result<()> {
+        match self.hosts_tree.take() {
+            Some(tree) => hosts::attach_hosts(tree),
+            None => Ok(()),
+        }
+    }
+    // ANCHOR_END: inside
+
+    fn connect(&mut self, nl: &mut Netlink, container: Pid) -> Result<Option<Plan>> {
+        let laid = self.join(nl, container).and_then(|plan| {
+            let listeners = std::mem::take(&mut self.listeners);
+            self.relays = Some(publish::relay(listeners, plan.container)?);
+            self.handoff.send(&plan)?;
+            Ok(plan)
+        });
+        match laid {
+            Ok(plan) => {
+                self.plan = Some(plan);
+                Ok(Some(plan))
+            }
+            Err(e) => {
+                stop_waiting_container(container);
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for BridgeNetwork {
+    fn drop(&mut self) {
+        if let Err(e) = self.leave() {
+            workshop::error::print(&e.context("failed to leave the bridge"));
+        }
+    }
+}
+
+/// Rewrite the hosts file from the leases.
+fn write_hosts(state: &State) -> Result<()> {
+    let leases = lease::leases(&state.leases())?;
+    hosts::write_in_place(&state.hosts(), &hosts::render(GATEWAY, &leases))
+}
+
+/// Remove the leases of runs that have ended (killed: they could not
+/// remove their own). Returns the leases still held. Call it under
+/// chapter 6's lock.
+pub fn reclaim_stale_leases(state: &State) -> Result<Vec<Lease>> {
+    let mut live = Vec::new();
+    for lease in lease::leases(&state.leases())? {
+        if lease.is_held() {
+            live.push(lease);
+        } else {
+            match std::fs::remove_file(&lease.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e)
+                        .with_context(|| format!("failed to remove {}", lease.path.display()))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(live)
+}
+
+// ANCHOR: settle
+/// After a container left (or was found gone): if any container is still on
+/// the bridge, rewrite the names; if none is, remove the bridge, the
+/// masquerade rule, the state, and put `ip_forward` back as it was. Call it
+/// under chapter 6's lock. Returns whether the bridge was removed.
+pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
+    if !reclaim_stale_leases(state)?.is_empty() {
+        write_hosts(state)?;
+        return Ok(false);
+    }
+    nat::remove_masquerade()?;
+    match nl.delete_link(BRIDGE) {
+        Err(e) if errno_of(&e) != Some(Errno::ENODEV) => return Err(e),
+        _ => {} // deleted, or not there
+    }
+    nat::restore_forwarding(&state.saved_forwarding())?;
+    match std::fs::remove_dir_all(&state.dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("failed to remove {}", state.dir.display()))
+        }
+        _ => {}
+    }
+    let _ = std::fs::remove_dir(STATE_DIR); // only if no other namespace has a bridge
+    Ok(true)
+}
+// ANCHOR_END: settle
+
+/// The inodes of the network namespaces that exist: those of every
+/// process, and those kept by a bind mount (`ip netns add`, /run/netns).
+fn live_namespaces() -> std::collections::BTreeSet<u64> {
+    let mut inodes = std::collections::BTreeSet::new();
+    let dirs = [("/proc", "ns/net"), ("/run/netns", "")];
+    for (dir, under) in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if let Ok(meta) = std::fs::metadata(entry.path().join(under)) {
+                inodes.insert(meta.ino());
+            }
+        }
+    }
+    inodes
+}
+
+/// The state of bridges whose network namespace is gone (the bridge went
+/// with it, killed runs left the state): removed. Returns what it removed.
+pub fn reclaim_dead_namespaces() -> Result<Vec<PathBuf>> {
+    let Ok(entries) = std::fs::read_dir(STATE_DIR) else {
+        return Ok(Vec::new());
+    };
+    let here = State::here()?.dir;
+    let others: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| *p != here)
+        .collect();
+    if others.is_empty() {
+        return Ok(Vec::new());
+    }
+    let live = live_namespaces();
+    let mut removed = Vec::new();
+    for dir in others {
+        let inode = (dir.file_name().and_then(|n| n.to_str()))
+            .and_then(|n| n.strip_prefix("net-"))
+            .and_then(|n| n.parse::<u64>().ok());
+        if inode.is_some_and(|i| !live.contains(&i)) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => removed.push(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("failed to remove {}", dir.display()))
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(STATE_DIR); // if that was all
+    Ok(removed)
+}
+
+/// Before a run: what killed runs left on the bridge. Their leases go; if
+/// no container is left on it, so does the bridge. Returns the leases
+/// removed, and whether the bridge went.
+pub fn reclaim_bridge(nl: &mut Netlink) -> Result<(Vec<Lease>, bool)> {
+    let state = State::here()?;
+    if !state.dir.exists() {
+        return Ok((Vec::new(), false));
+    }
+    let _lock = lock_addresses()?;
+    let before = lease::leases(&state.leases())?;
+    let removed_bridge = settle(nl, &state)?;
+    let after = lease::leases(&state.leases())?;
+    let gone = before.into_iter().filter(|l| !after.contains(l)).collect();
+    Ok((gone, removed_bridge))
+}
+
+/// Before a run: everything killed runs left (chapters 6 to 8's, and the
+/// bridge's), saying what.
+pub fn reclaim_what_killed_runs_left(nl: &mut Netlink, say: &Narrator) -> Result<()> {
+    ch08_overlay::reclaim_what_killed_runs_left(nl, say)?;
+    for dir in reclaim_dead_namespaces()? {
+        say.note(&format!(
+            "removed {}, the bridge state of a network namespace that is gone",
+            dir.display()
+        ));
+    }
+    let (gone, bridge) = reclaim_bridge(nl)?;
+    for lease in gone {
+        say.note(&format!(
+            "removed the lease of {} ({}), held by a run that was killed",
+            lease.address,
+            if lease.name.is_empty() {
+                "no name"
+            } else {
+                &lease.name
+            }
+        ));
+    }
+    if bridge {
+        say.note(&format!("removed {BRIDGE}: no container was left on it"));
+    }
+    Ok(())
+}
+
+// ANCHOR: run
+/// Chapter 8's container over `lowers`, wired by `--network`: to the bridge
+/// (with its name and published ports), chapter 6's veth, or lo only.
+pub fn run_on_network(
+    options: &ContainerOptions,
+    net: &BridgeOptions,
+    lowers: Vec<PathBuf>,
+    nl: &mut Netlink,
+    say: &Narrator,
+    start: impl FnOnce() -> Result<Infallible>,
+) -> Result<i32> {
+    let mut network: Box<dyn Network> = match net.network {
+        NetworkMode::Bridge => Box::new(BridgeNetwork::new(
+            net.container_name.clone(),
+            &net.publish,
+        )?),
+        NetworkMode::Veth | NetworkMode::None => Box::new(Wiring::new(&NetworkOptions {
+            network: match net.network {
+                NetworkMode::Veth => ch06_net::NetworkMode::Veth,
+                _ => ch06_net::NetworkMode::None,
+            },
+            ip: net.ip,
+        })?),
+    };
+    run_over_layers_with(options, network.as_mut(), lowers, nl, say, start)
+    // `network` is dropped: the bridge's lease goes, and the bridge with the last
+}
+// ANCHOR_END: run
