@@ -50,8 +50,16 @@ pub const SUBNET: Subnet = Subnet {
 /// address as the containers see it.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 1);
 
-/// The alias the bridge carries (`ip -d link show wsbr0`).
-pub const BRIDGE_ALIAS: &str = "workshop bridge";
+/// The alias the bridge carries (`ip -d link show wsbr0`): whose it is,
+/// and the value of `net.ipv4.ip_forward` before it, put back when it goes.
+pub const BRIDGE_ALIAS: &str = "workshop bridge; ip_forward was ";
+
+/// The `ip_forward` value a bridge's alias saved, if it is ours.
+pub fn forwarding_before(alias: Option<&str>) -> Option<&str> {
+    alias?
+        .strip_prefix(BRIDGE_ALIAS)
+        .filter(|v| *v == "0" || *v == "1")
+}
 
 /// Where the bridges' state lives: one directory per network namespace
 /// (`net-INODE`, the inode of `/proc/self/ns/net`), as each namespace has
@@ -84,18 +92,14 @@ impl State {
     pub fn hosts(&self) -> PathBuf {
         self.dir.join("hosts")
     }
-
-    /// `net.ipv4.ip_forward` as it was before the bridge turned it on.
-    pub fn saved_forwarding(&self) -> PathBuf {
-        self.dir.join("ip_forward.before")
-    }
 }
 
 // ANCHOR: create_bridge
 /// `ip link add wsbr0 type bridge; ip addr add 10.201.0.1/24 dev wsbr0;
 /// ip link set wsbr0 up`: the switch, with the gateway's address on it (the
-/// kernel adds the route to 10.201.0.0/24 through it).
-pub fn create_bridge(nl: &mut Netlink) -> Result<()> {
+/// kernel adds the route to 10.201.0.0/24 through it). Its alias keeps
+/// `forwarding_before`, the `ip_forward` the host had, to put back.
+pub fn create_bridge(nl: &mut Netlink, forwarding_before: &str) -> Result<()> {
     if let Some(why) = ch06_net::subnet_clash(nl, &SUBNET)? {
         return Err(hinted(
             format!("the bridge's subnet {SUBNET} {why}"),
@@ -110,7 +114,7 @@ pub fn create_bridge(nl: &mut Netlink) -> Result<()> {
         _ => e,
     })?;
     nl.add_address(BRIDGE, GATEWAY, SUBNET.prefix)?;
-    nl.describe_and_set_up(BRIDGE, BRIDGE_ALIAS)
+    nl.describe_and_set_up(BRIDGE, &format!("{BRIDGE_ALIAS}{forwarding_before}"))
 }
 // ANCHOR_END: create_bridge
 
@@ -268,12 +272,25 @@ impl BridgeNetwork {
                 "give this container another --name, or stop the other one first",
             ));
         }
-        if nl.link(BRIDGE)?.is_none() {
-            create_bridge(nl)?; // the first container makes it
-            nat::enable_forwarding(&self.state.saved_forwarding())?;
-            if nat::nft_available() {
-                nat::add_masquerade(SUBNET, BRIDGE)?;
+        match nl.link(BRIDGE)? {
+            None => {
+                // The first container makes it, and lets the host forward.
+                let before = nat::enable_forwarding()?;
+                if let Err(e) = create_bridge(nl, &before) {
+                    nat::restore_forwarding(&before)?;
+                    return Err(e);
+                }
+                if nat::nft_available() {
+                    nat::add_masquerade(SUBNET, BRIDGE)?;
+                }
             }
+            Some(link) if forwarding_before(link.alias.as_deref()).is_none() => {
+                return Err(hinted(
+                    format!("a link called {BRIDGE} is there, and the workshop did not make it"),
+                    format!("`ip -d link show {BRIDGE}` says what it is; delete it or rename it"),
+                ))
+            }
+            Some(_) => {} // ours, made by a container still on it
         }
         let me = owner(std::process::id()).context("failed to read this process's start time")?;
         let record = lease::record(&me, &self.name, &self.host_end);
@@ -390,11 +407,18 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
         return Ok(false);
     }
     nat::remove_masquerade()?;
-    match nl.delete_link(BRIDGE) {
-        Err(e) if errno_of(&e) != Some(Errno::ENODEV) => return Err(e),
-        _ => {} // deleted, or not there
+    let ours = nl
+        .link(BRIDGE)?
+        .filter(|l| forwarding_before(l.alias.as_deref()).is_some());
+    if let Some(bridge) = ours {
+        match nl.delete_link(BRIDGE) {
+            Err(e) if errno_of(&e) != Some(Errno::ENODEV) => return Err(e),
+            _ => {} // deleted, or gone meanwhile
+        }
+        if let Some(before) = forwarding_before(bridge.alias.as_deref()) {
+            nat::restore_forwarding(before)?;
+        }
     }
-    nat::restore_forwarding(&state.saved_forwarding())?;
     match std::fs::remove_dir_all(&state.dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(e).with_context(|| format!("failed to remove {}", state.dir.display()))
@@ -531,3 +555,46 @@ pub fn run_on_network(
     // `network` is dropped: the bridge's lease goes, and the bridge with the last
 }
 // ANCHOR_END: run
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bridge_alias_keeps_the_forwarding_it_found() {
+        let alias = format!("{BRIDGE_ALIAS}0");
+        assert_eq!(forwarding_before(Some(&alias)), Some("0"));
+        assert_eq!(
+            forwarding_before(Some(&format!("{BRIDGE_ALIAS}1"))),
+            Some("1")
+        );
+        assert_eq!(
+            forwarding_before(Some("workshop bridge; ip_forward was 7")),
+            None
+        );
+        assert_eq!(forwarding_before(Some("someone else's bridge")), None);
+        assert_eq!(forwarding_before(None), None);
+    }
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for good in ["web", "a", "db-1", "my_app.v2", "A9"] {
+            assert_eq!(parse_name(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "-web",
+            "_x",
+            ".x",
+            "we b",
+            "web/1",
+            "wéb",
+            "localhost",
+            "host.workshop.internal",
+        ] {
+            assert!(parse_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_name(&"a".repeat(63)).is_ok());
+        assert!(parse_name(&"a".repeat(64)).is_err());
+    }
+}

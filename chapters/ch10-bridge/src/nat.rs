@@ -13,7 +13,6 @@
 use anyhow::{bail, Context, Result};
 use ch06_net::Subnet;
 use std::io::Write;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The nftables table of ours: `nft list table ip workshop_bridge`.
@@ -89,35 +88,27 @@ pub fn remove_masquerade() -> Result<()> {
     nft(&["delete", "table", "ip", TABLE], None)
 }
 
-/// Turn forwarding on, first saving the value it had in `saved` (a file of
-/// the bridge's state), so that [`restore_forwarding`] puts back exactly
-/// what the host had.
-pub fn enable_forwarding(saved: &Path) -> Result<()> {
+/// Turn forwarding on. Returns the value it had, for [`restore_forwarding`]
+/// to put back exactly what the host had (the bridge carries it in its
+/// alias: it lives and dies with the bridge, in the same namespace).
+pub fn enable_forwarding() -> Result<String> {
     let before = std::fs::read_to_string(IP_FORWARD)
         .with_context(|| format!("failed to read {IP_FORWARD}"))?;
-    if !saved.exists() {
-        std::fs::write(saved, before.trim())
-            .with_context(|| format!("failed to write {}", saved.display()))?;
-    }
-    if before.trim() != "1" {
+    let before = before.trim().to_string();
+    if before != "1" {
         std::fs::write(IP_FORWARD, "1").with_context(|| format!("failed to write {IP_FORWARD}"))?;
     }
-    Ok(())
+    Ok(before)
 }
 
-/// Put back the value [`enable_forwarding`] saved (nothing, if it saved none).
-pub fn restore_forwarding(saved: &Path) -> Result<()> {
-    let before = match std::fs::read_to_string(saved) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("failed to read {}", saved.display())),
-    };
+/// Put back the value [`enable_forwarding`] found.
+pub fn restore_forwarding(before: &str) -> Result<()> {
     let now = std::fs::read_to_string(IP_FORWARD).unwrap_or_default();
-    if now.trim() != before.trim() {
-        std::fs::write(IP_FORWARD, before.trim())
+    if now.trim() != before {
+        std::fs::write(IP_FORWARD, before)
             .with_context(|| format!("failed to write {IP_FORWARD}"))?;
     }
-    std::fs::remove_file(saved).with_context(|| format!("failed to remove {}", saved.display()))
+    Ok(())
 }
 
 #[cfg(test)]
