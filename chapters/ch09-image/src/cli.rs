@@ -192,7 +192,7 @@ mod tests {
         else {
             panic!("not a run")
         };
-        assert!(run.keep && run.limits.cpus.is_some() && !shell);
+        assert!(run.container.keep && run.container.limits.cpus.is_some() && !shell);
         assert_eq!(image.to_string(), "app:v1");
         assert_eq!(
             command,
