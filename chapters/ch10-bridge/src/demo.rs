@@ -298,7 +298,7 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
         );
         say.note("A packet from 10.201.0.0/24 leaving by any other link gets the host's address.");
     } else {
-        say.warn("nft is not installed: no masquerade rule, so the containers reach the host and each other, not beyond (Debian: apt install nftables)");
+        say.warn(ch10_bridge::NO_NFT);
     }
 
     say.step("the containers stop: the last one out removes everything")?;

@@ -129,6 +129,10 @@ pub fn attach(nl: &mut Netlink, port: &str, bridge: &str) -> Result<()> {
 }
 // ANCHOR_END: attach
 
+/// Said when the bridge is made where `nft` is not installed.
+pub const NO_NFT: &str = "nft is not installed: no masquerade rule, so the containers reach \
+     the host and each other, not beyond (Debian: apt install nftables)";
+
 /// `--name`: docker's rule (a letter or digit, then letters, digits, `_`,
 /// `.` or `-`), at most 63 characters, as a name in `/etc/hosts` must be.
 pub fn parse_name(name: &str) -> Result<String, String> {
@@ -230,11 +234,12 @@ pub struct BridgeNetwork {
     lease: Option<PathBuf>,
     /// The address it got.
     pub plan: Option<Plan>,
+    say: Narrator,
 }
 
 impl BridgeNetwork {
     /// `name` may be empty: the container has an address, and no name.
-    pub fn new(name: Option<String>, publish: &[Publish]) -> Result<BridgeNetwork> {
+    pub fn new(name: Option<String>, publish: &[Publish], say: &Narrator) -> Result<BridgeNetwork> {
         let (host_end, container_end) = ch06_net::veth_names(std::process::id());
         Ok(BridgeNetwork {
             name: name.unwrap_or_default(),
@@ -247,6 +252,7 @@ impl BridgeNetwork {
             hosts_tree: Cell::new(None),
             lease: None,
             plan: None,
+            say: say.clone(),
         })
     }
 
@@ -282,6 +288,8 @@ impl BridgeNetwork {
                 }
                 if nat::nft_available() {
                     nat::add_masquerade(SUBNET, BRIDGE)?;
+                } else {
+                    self.say.warn(NO_NFT);
                 }
             }
             Some(link) if forwarding_before(link.alias.as_deref()).is_none() => {
@@ -327,7 +335,8 @@ impl Network for BridgeNetwork {
     fn inside(&self) -> Result<Option<Plan>> {
         let plan = self.handoff.receive()?; // waits here for the cable
         configure_inside(&self.container_end, &plan)?; // chapter 6: eth0, the route
-                                                       // The hosts file, while the host's files are still in sight.
+
+        // The hosts file, while the host's files are still in sight.
         self.hosts_tree
             .set(Some(hosts::detach_bind_of(&self.state.hosts())?));
         Ok(Some(plan))
@@ -542,6 +551,7 @@ pub fn run_on_network(
         NetworkMode::Bridge => Box::new(BridgeNetwork::new(
             net.container_name.clone(),
             &net.publish,
+            say,
         )?),
         NetworkMode::Veth | NetworkMode::None => Box::new(Wiring::new(&NetworkOptions {
             network: match net.network {

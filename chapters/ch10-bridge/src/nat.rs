@@ -8,7 +8,7 @@
 //! The rule is nftables', in a table of our own: `nft` reads the ruleset
 //! below (the nf_tables netlink protocol, which `nft` speaks for us), and
 //! the whole table goes in one `delete table` with the bridge. Docker does
-//! the same with iptables (or nftables since 28) in its own chains.
+//! the same with iptables (or, experimentally, nftables since 29) in its own chains.
 
 use anyhow::{bail, Context, Result};
 use ch06_net::Subnet;
