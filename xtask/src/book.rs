@@ -80,6 +80,10 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// The chapters whose demo runs in a network namespace of its own.
+const NET: &str = "ch06-net";
+const BRIDGE: &str = "ch10-bridge";
+
 /// The closing page's transcript (book/src/mybox.md): the solutions' mybox,
 /// run the way a student runs their own, in a network namespace of its own.
 const MYBOX: &str = "mybox";
@@ -102,15 +106,21 @@ exit 3"#;
 /// student sees them (one pipe for both), colour off.
 fn transcript(chapter: &str) -> Result<String> {
     let bin = root().join("target/debug").join(chapter);
-    // The network chapter pings across its veth: run it in a network
-    // namespace of its own, so that nothing it does reaches this machine's network.
+    // The network chapters lay veths (and chapter 10 a bridge, a masquerade
+    // rule and ip_forward): run them in a network namespace of their own, so
+    // that nothing they do reaches this machine's network.
     let mut argv: Vec<std::ffi::OsString> = Vec::new();
-    if chapter == "ch06-net" || chapter == MYBOX {
+    if [NET, BRIDGE, MYBOX].contains(&chapter) {
         argv.extend(["unshare".into(), "--net".into()]);
     }
     if chapter == MYBOX {
         // The closing page: the container made of the exercises, solved.
         argv.extend(["sh".into(), "-c".into(), MYBOX_RUNS.into()]);
+    } else if chapter == BRIDGE {
+        // A host has lo up; a new namespace has not, and the demo fetches
+        // its page from 127.0.0.1 through the published port.
+        let run = format!("ip link set lo up && exec {}", bin.display());
+        argv.extend(["sh".into(), "-c".into(), run.into()]);
     } else {
         argv.push(bin.clone().into());
     }
@@ -141,8 +151,10 @@ fn transcript(chapter: &str) -> Result<String> {
     );
     let shown = if chapter == MYBOX {
         format!("$ SCRIPT='{MYBOX_SCRIPT}'")
-    } else if chapter == "ch06-net" {
+    } else if chapter == NET {
         format!("$ sudo unshare --net target/debug/{chapter}")
+    } else if chapter == BRIDGE {
+        format!("$ sudo unshare --net sh -c 'ip link set lo up; target/debug/{chapter}'")
     } else {
         format!("$ cargo run -p {chapter}")
     };

@@ -75,7 +75,7 @@ pub fn root() -> PathBuf {
 }
 
 /// The chapters, in order: (package name, directory under chapters/).
-pub const CHAPTERS: [&str; 9] = [
+pub const CHAPTERS: [&str; 10] = [
     "ch01-clone",
     "ch02-namespaces",
     "ch03-mount",
@@ -85,6 +85,7 @@ pub const CHAPTERS: [&str; 9] = [
     "ch07-cgroups",
     "ch08-overlay",
     "ch09-image",
+    "ch10-bridge",
 ];
 
 /// `cargo` as the one that runs us.

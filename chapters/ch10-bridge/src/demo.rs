@@ -173,7 +173,7 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     let web =
         format!("mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www");
     say.shell(&format!(
-        "ch10-bridge --name web -p {port}:80 -- sh -c \"...; httpd -f -p 80\" &"
+        "ch10-bridge --name web -p {port}:80 -- \\\n    sh -c \"echo ... >/www/index.html; httpd -f -p 80 -h /www\" &"
     ));
     crew.start("web", &["-p", &format!("{port}:80")], &web)?;
     crew.wait_until_joined(&state)?;
@@ -197,15 +197,14 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
         crew.start(name, &[], "exec sleep 600")?;
     }
     let leases = crew.wait_until_joined(&state)?;
+    say.shell(&format!("ls {}", state.leases().display()));
     for lease in &leases {
         say.host(&format!(
-            "{} {:<5} lease {} (made with O_EXCL)",
-            lease.address,
-            lease.name,
-            lease.path.display()
+            "{:<11} {:<6} {}",
+            lease.address, lease.name, lease.owner
         ));
     }
-    say.note("Two runs at once cannot take one address: only one of them creates its file.");
+    say.note("A lease is a file named by its address, made with O_EXCL: of two runs at once, only one creates it. It names the run that holds it (PID and start time), so a killed run's lease is found and reclaimed.");
 
     say.step("bridge link: each container's veth is a port of the bridge")?;
     say.shell("ip link set wsh-PID master wsbr0 up");
@@ -234,11 +233,11 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
         let pid = crew.container(from)?;
         for to in ["web", "alpha", "beta"].iter().filter(|to| **to != from) {
             let seen = exec_in(pid, &["ping", "-c", "1", "-W", "2", to])?;
-            let summary = (seen.output.lines())
-                .find(|l| l.contains("packets transmitted"))
+            let reply = (seen.output.lines())
+                .find(|l| l.contains("bytes from"))
                 .unwrap_or("no reply")
                 .to_string();
-            say.container(&format!("{from:>5} → {to:<5} {summary}"));
+            say.container(&format!("{from:>5}→{to:<5} {reply}"));
             if seen.exit != workshop::process::Exit::Code(0) {
                 say.warn(&format!(
                     "{from} could not reach {to}: {}",
@@ -281,7 +280,7 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     say.step("outgoing traffic leaves with the host's address (masquerade)")?;
     let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")?;
     say.host(&format!(
-        "net.ipv4.ip_forward = {} (it was {}: the first container turned it on)",
+        "net.ipv4.ip_forward = {} (was {}: the first container turned it on)",
         forwarding.trim(),
         forwarding_before.trim()
     ));
@@ -325,7 +324,5 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
         after.trim()
     ));
 
-    say.finish(
-        "Next, chapter 11: a container whose root is not the host's root (a user namespace).",
-    )
+    say.finish("Next, chapter 11: root in the container, not on the host (a user namespace).")
 }
