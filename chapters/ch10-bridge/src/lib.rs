@@ -187,8 +187,11 @@ impl BridgeOptions {
                 .error(clap::error::ErrorKind::ArgumentConflict, text)
                 .exit()
         };
-        if self.network != NetworkMode::Veth && self.ip.is_some() {
-            conflict("--ip is chapter 6's veth's: it goes with --network veth only (the bridge gives the next free address)".into());
+        if let (false, Some(plan)) = (self.network == NetworkMode::Veth, &self.ip) {
+            conflict(format!(
+                "--ip {}/{} is chapter 6's veth's: it goes with --network veth only (the bridge gives the next free address)",
+                plan.container, plan.subnet.prefix
+            ));
         }
         if self.network != NetworkMode::Bridge {
             if let Some(name) = &self.container_name {
