@@ -1001,3 +1001,35 @@ fn a_name_taken_on_the_bridge_is_refused_and_its_holder_is_unaffected() {
     assert_eq!(code, 143, "{err}");
     host.assert_as_it_was(&before, "after a duplicate name");
 }
+
+/// A namespace no process is in can still be there: held by a descriptor (as
+/// these tests' sandboxes are, or a container manager's), by a thread that
+/// joined it, or by a bind mount outside /run/netns (docker's
+/// /run/docker/netns). A bridge a killed run left there is that namespace's:
+/// a run in another namespace must not take its state for a dead
+/// namespace's, or the next run there no longer knows what ip_forward was
+/// (and leaves it on).
+#[test]
+fn a_bridge_left_in_a_namespace_only_a_descriptor_holds_keeps_its_state() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let run = host.start(&["--quiet", "--name", "held", "--", "sleep", "30"]);
+    let container = wait_for_container(run.pid(), "sleep", LIMIT);
+    run.signal(Signal::SIGKILL);
+    assert_eq!(run.finish().0, 137);
+    assert!(wait_until_gone(container, LIMIT));
+    assert!(host.has_bridge() && host.state_dir().exists());
+
+    let elsewhere = Host::new();
+    let out = elsewhere.tool(&["--quiet", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        host.state_dir().exists(),
+        "a run in another namespace removed {}, though its namespace is still there",
+        host.state_dir().display()
+    );
+
+    let out = host.tool(&["--quiet", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    host.assert_as_it_was(&before, "after the bridge of a held namespace");
+}
