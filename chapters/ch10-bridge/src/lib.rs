@@ -409,22 +409,60 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
 }
 // ANCHOR_END: settle
 
-/// The inodes of the network namespaces that exist: those of every
-/// process, and those kept by a bind mount (`ip netns add`, /run/netns).
+/// The inodes of the network namespaces that exist, as far as this host's
+/// /proc shows them. A namespace no process is in may still be there, and
+/// its bridge with it: held by a thread that joined it (`/proc/PID/task/TID/ns/net`),
+/// by an open descriptor (`/proc/PID/fd/N` reads `net:[INODE]`), or by a
+/// bind mount of it (nsfs in mountinfo: `ip netns add` mounts under
+/// /run/netns, docker under /run/docker/netns).
 fn live_namespaces() -> std::collections::BTreeSet<u64> {
     let mut inodes = std::collections::BTreeSet::new();
-    let dirs = [("/proc", "ns/net"), ("/run/netns", "")];
-    for (dir, under) in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    let entries = |dir: PathBuf| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+    };
+    for process in entries(PathBuf::from("/proc")) {
+        let is_pid = (process.file_name().and_then(|n| n.to_str()))
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
             continue;
-        };
-        for entry in entries.flatten() {
-            if let Ok(meta) = std::fs::metadata(entry.path().join(under)) {
+        }
+        for task in entries(process.join("task")) {
+            if let Ok(meta) = std::fs::metadata(task.join("ns/net")) {
                 inodes.insert(meta.ino());
             }
         }
+        for fd in entries(process.join("fd")) {
+            let link = std::fs::read_link(fd).unwrap_or_default();
+            inodes.extend(link.to_str().and_then(net_inode));
+        }
     }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    inodes.extend(nsfs_mounts(&mountinfo));
     inodes
+}
+
+/// `net:[4026532288]`, as a namespace's descriptor or nsfs mount names it.
+fn net_inode(text: &str) -> Option<u64> {
+    text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// The network namespaces bind-mounted somewhere: mountinfo's nsfs mounts,
+/// whose root (the 4th field) names the namespace.
+fn nsfs_mounts(mountinfo: &str) -> Vec<u64> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (mount, source) = line.split_once(" - ")?;
+            if !source.starts_with("nsfs ") {
+                return None;
+            }
+            net_inode(mount.split(' ').nth(3)?)
+        })
+        .collect()
 }
 
 /// The state of bridges whose network namespace is gone (the bridge went
@@ -534,3 +572,33 @@ pub fn run_on_network(
     // `network` is dropped: the bridge's lease goes, and the bridge with the last
 }
 // ANCHOR_END: run
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_network_namespaces_bind_mounted_anywhere() {
+        let mountinfo = "\
+25 1 0:22 / /run rw,nosuid shared:5 - tmpfs tmpfs rw\n\
+612 25 0:4 net:[4026532288] /run/netns/blue rw shared:301 - nsfs nsfs rw\n\
+640 25 0:4 net:[4026532301] /run/docker/netns/1a2b rw shared:302 - nsfs nsfs rw\n\
+641 25 0:4 mnt:[4026532300] /run/some/mnt rw shared:303 - nsfs nsfs rw\n";
+        assert_eq!(nsfs_mounts(mountinfo), [4026532288, 4026532301]);
+        assert_eq!(net_inode("net:[12]"), Some(12));
+        assert_eq!(net_inode("socket:[12]"), None);
+    }
+
+    #[test]
+    fn a_namespace_held_by_a_descriptor_only_is_live() {
+        let held = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            std::fs::File::open("/proc/thread-self/ns/net").unwrap()
+        })
+        .join()
+        .unwrap();
+        let inode = held.metadata().unwrap().ino();
+        assert!(live_namespaces().contains(&inode));
+        drop(held);
+    }
+}
