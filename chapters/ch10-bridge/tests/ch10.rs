@@ -1033,3 +1033,32 @@ fn a_bridge_left_in_a_namespace_only_a_descriptor_holds_keeps_its_state() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     host.assert_as_it_was(&before, "after the bridge of a held namespace");
 }
+
+/// When the containers cannot reach each other, the demo says so and exits
+/// 1 (as chapter 6's does), instead of printing the failures and exiting 0:
+/// here every container's `ping` answers nothing (a rootfs whose ping only
+/// reports a loss), and the demo still cleans up.
+#[test]
+fn the_demo_fails_loudly_when_a_ping_gets_no_answer() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let rootfs = rootfs_copy("ch10-no-ping");
+    let ping = rootfs.path().join("bin/ping");
+    std::fs::remove_file(&ping).unwrap();
+    std::fs::write(
+        &ping,
+        "#!/bin/sh\necho '1 packets transmitted, 0 packets received, 100% packet loss'\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&ping, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = host.tool(&["--rootfs", rootfs.path().to_str().unwrap()]);
+    let err = stderr_of(&out);
+    assert_eq!(exit_code(out.status), 1, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains("could not reach")),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    host.assert_as_it_was(&before, "after a demo whose pings failed");
+}
