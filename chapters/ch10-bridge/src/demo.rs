@@ -230,6 +230,7 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     say.note("Rewritten in place as containers come and go: each bind mount shows the same file.");
 
     say.step("each container pings the others by name")?;
+    let mut unreached = Vec::new();
     for from in ["web", "alpha", "beta"] {
         let pid = crew.container(from)?;
         for to in ["web", "alpha", "beta"].iter().filter(|to| **to != from) {
@@ -244,8 +245,20 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
                     "{from} could not reach {to}: {}",
                     seen.output.trim()
                 ));
+                unreached.push(format!("{from} → {to}"));
             }
         }
+    }
+    if !unreached.is_empty() {
+        // A bridge that carries nothing has shown nothing: fail loudly (the
+        // crew is stopped on the way out, and the last one removes the bridge).
+        return Err(workshop::error::hinted(
+            format!(
+                "the containers could not reach each other: {}",
+                unreached.join(", ")
+            ),
+            "does a firewall filter bridged traffic (`nft list ruleset`; br_netfilter sends it through iptables)?",
+        ));
     }
 
     say.step("bridge fdb: the bridge learned which port each container is behind")?;
@@ -321,9 +334,35 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     ));
     let after = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")?;
     say.host(&format!(
-        "net.ipv4.ip_forward = {} (as before)",
-        after.trim()
+        "net.ipv4.ip_forward = {} ({})",
+        after.trim(),
+        if after == forwarding_before {
+            "as before"
+        } else {
+            "NOT AS BEFORE"
+        }
     ));
+    let left = [
+        (nl.link(BRIDGE)?.is_some(), BRIDGE.to_string()),
+        (state.dir.exists(), state.dir.display().to_string()),
+        (
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok(),
+            format!("port {port}"),
+        ),
+        (
+            after != forwarding_before,
+            "net.ipv4.ip_forward".to_string(),
+        ),
+    ];
+    let left: Vec<&str> = (left.iter().filter(|(there, _)| *there))
+        .map(|(_, what)| what.as_str())
+        .collect();
+    if !left.is_empty() {
+        bail!(
+            "the last container out left {}: a bug of this chapter",
+            left.join(", ")
+        );
+    }
 
     say.finish(
         "Next, chapter 11: a container whose root is not the host's root (a user namespace).",
