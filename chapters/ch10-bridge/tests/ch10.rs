@@ -1062,3 +1062,105 @@ fn the_demo_fails_loudly_when_a_ping_gets_no_answer() {
     assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
     host.assert_as_it_was(&before, "after a demo whose pings failed");
 }
+
+/// A link called wsbr0 that this chapter did not make (a student who typed
+/// the page's `ip link add wsbr0 type bridge` by hand, say) is the host's:
+/// a run refuses to use it (exit 1, an error naming it, a hint) and leaves
+/// it where it is, rather than joining it and removing it on the way out.
+#[test]
+fn a_wsbr0_the_chapter_did_not_make_is_left_alone() {
+    let host = Host::new();
+    host.netlink(|nl| nl.add_bridge(BRIDGE))
+        .expect("a bridge of the host's own");
+    let before = host.snapshot();
+    let out = host.tool(&["--quiet", "--", "true"]);
+    let err = stderr_of(&out);
+    assert_eq!(exit_code(out.status), 1, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains(BRIDGE)),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    host.assert_as_it_was(&before, "after a run beside the host's own wsbr0");
+}
+
+/// Names follow the containers: a container sees the name of one that
+/// joins appear in its /etc/hosts, and go when that one leaves.
+#[test]
+fn names_come_and_go_with_the_containers() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let watch = "echo up; \
+        for i in $(seq 200); do grep -q '\tlater$' /etc/hosts && break; sleep 0.05; done; \
+        grep -q '\tlater$' /etc/hosts && echo appeared; \
+        for i in $(seq 200); do grep -q '\tlater$' /etc/hosts || break; sleep 0.05; done; \
+        grep -q '\tlater$' /etc/hosts || echo went; exec sleep 30";
+    let mut first = host.start(&["--quiet", "--name", "first", "--", "sh", "-c", watch]);
+    first.wait_for("up", Duration::from_secs(20));
+    let mut later = host.start(&[
+        "--quiet",
+        "--name",
+        "later",
+        "--",
+        "sh",
+        "-c",
+        "echo up; exec sleep 30",
+    ]);
+    later.wait_for("up", Duration::from_secs(20));
+    first.wait_for("appeared", Duration::from_secs(12));
+    later.signal(Signal::SIGTERM);
+    assert_eq!(later.finish().0, 143);
+    first.wait_for("went", Duration::from_secs(12));
+    first.signal(Signal::SIGTERM);
+    assert_eq!(first.finish().0, 143);
+    host.assert_as_it_was(&before, "after names came and went");
+}
+
+/// Two runs started at once with one name: exactly one gets it, the other
+/// is refused (exit 1, the name taken).
+#[test]
+fn two_runs_at_once_with_one_name_one_gets_it() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let args = [
+        "--quiet",
+        "--name",
+        "twin",
+        "--",
+        "sh",
+        "-c",
+        "echo up; exec sleep 30",
+    ];
+    let mut runs = vec![host.start(&args), host.start(&args)];
+    let start = Instant::now();
+    let refused = loop {
+        let ended: Vec<usize> = (0..2)
+            .filter(|&i| {
+                runs[i]
+                    .child
+                    .as_mut()
+                    .unwrap()
+                    .try_wait()
+                    .unwrap()
+                    .is_some()
+            })
+            .collect();
+        if let [i] = ended[..] {
+            break i;
+        }
+        assert!(
+            ended.is_empty() && start.elapsed() < Duration::from_secs(20),
+            "one of two runs named twin ends, refused: ended {ended:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut kept = runs.remove(1 - refused);
+    let (code, _, err) = runs.remove(0).finish();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the name twin is taken"), "{err}");
+    kept.wait_for("up", Duration::from_secs(20));
+    kept.signal(Signal::SIGTERM);
+    assert_eq!(kept.finish().0, 143);
+    host.assert_as_it_was(&before, "after two runs named twin");
+}
