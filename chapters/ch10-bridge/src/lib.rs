@@ -114,6 +114,12 @@ pub fn create_bridge(nl: &mut Netlink) -> Result<()> {
 }
 // ANCHOR_END: create_bridge
 
+/// Whether `link` is the bridge this chapter made: it carries its alias (a
+/// link called wsbr0 the host made is the host's, and stays).
+pub fn is_ours(link: &workshop_netlink::Link) -> bool {
+    link.alias.as_deref() == Some(BRIDGE_ALIAS)
+}
+
 // ANCHOR: attach
 /// `ip link set wsh-PID master wsbr0 up`: the veth's host end becomes a
 /// port of the bridge. A port has no address of its own: what the container
@@ -271,12 +277,21 @@ impl BridgeNetwork {
                 "give this container another --name, or stop the other one first",
             ));
         }
-        if nl.link(BRIDGE)?.is_none() {
-            create_bridge(nl)?; // the first container makes it
-            nat::enable_forwarding(&self.state.saved_forwarding())?;
-            if nat::nft_available() {
-                nat::add_masquerade(SUBNET, BRIDGE)?;
+        match nl.link(BRIDGE)? {
+            None => {
+                create_bridge(nl)?; // the first container makes it
+                nat::enable_forwarding(&self.state.saved_forwarding())?;
+                if nat::nft_available() {
+                    nat::add_masquerade(SUBNET, BRIDGE)?;
+                }
             }
+            Some(link) if !is_ours(&link) => {
+                return Err(hinted(
+                    format!("a link called {BRIDGE} is there, and this chapter did not make it (its alias is not {BRIDGE_ALIAS:?})"),
+                    format!("it is the host's: if it is a leftover of yours, remove it (`ip link del {BRIDGE}`); or run with --network veth"),
+                ));
+            }
+            Some(_) => {} // the other containers' bridge: join it
         }
         let me = owner(std::process::id()).context("failed to read this process's start time")?;
         let record = lease::record(&me, &self.name, &self.host_end);
@@ -393,10 +408,12 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
         return Ok(false);
     }
     nat::remove_masquerade()?;
-    match nl.delete_link(BRIDGE) {
-        Err(e) if errno_of(&e) != Some(Errno::ENODEV) => return Err(e),
-        _ => {} // deleted, or not there
-    }
+    if nl.link(BRIDGE)?.is_some_and(|link| is_ours(&link)) {
+        match nl.delete_link(BRIDGE) {
+            Err(e) if errno_of(&e) != Some(Errno::ENODEV) => return Err(e),
+            _ => {} // deleted, or gone meanwhile
+        }
+    } // a wsbr0 that is not ours is the host's: left alone
     nat::restore_forwarding(&state.saved_forwarding())?;
     match std::fs::remove_dir_all(&state.dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
