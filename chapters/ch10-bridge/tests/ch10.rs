@@ -1164,3 +1164,24 @@ fn two_runs_at_once_with_one_name_one_gets_it() {
     assert_eq!(kept.finish().0, 143);
     host.assert_as_it_was(&before, "after two runs named twin");
 }
+
+/// The bridge's subnet already in use on the host (an address in
+/// 10.201.0.0/24 on lo): the first run refuses to make the bridge (exit 1,
+/// the subnet named, a hint), and leaves nothing, its state included.
+#[test]
+fn a_bridge_subnet_the_host_already_uses_is_refused_and_nothing_is_left() {
+    let host = Host::new();
+    host.netlink(|nl| nl.add_address("lo", Ipv4Addr::new(10, 201, 0, 77), 24))
+        .expect("an address in the bridge's subnet");
+    let before = host.snapshot();
+    let out = host.tool(&["--quiet", "--", "true"]);
+    let err = stderr_of(&out);
+    assert_eq!(exit_code(out.status), 1, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains("10.201.0.0/24")),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    host.assert_as_it_was(&before, "after a refused subnet");
+}
