@@ -356,6 +356,15 @@ impl Network for BridgeNetwork {
             }
             Err(e) => {
                 stop_waiting_container(container);
+                if self.lease.is_none() {
+                    // Refused before it took an address (a name taken, a
+                    // wsbr0 not ours, a subnet in use): what it made on the
+                    // way, the state directory at least, goes now if no
+                    // container is on the bridge.
+                    if let Ok(_lock) = lock_addresses() {
+                        let _ = settle(nl, &self.state);
+                    }
+                }
                 Err(e)
             }
         }
