@@ -1185,3 +1185,30 @@ fn a_bridge_subnet_the_host_already_uses_is_refused_and_nothing_is_left() {
     assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
     host.assert_as_it_was(&before, "after a refused subnet");
 }
+
+/// A namespace's inode is reused: once a namespace is gone, the kernel gives
+/// its number to the next one made (`unshare --net readlink
+/// /proc/self/ns/net` three times in a row prints one number). What a killed
+/// run left in a namespace that is gone, under `net-INODE`, then looks like
+/// the new namespace's own state: its saved ip_forward is not this
+/// namespace's, nor its leases. Here this sandbox routes (ip_forward 1) and
+/// such a leftover says 0: after a run, ip_forward is still 1 and the
+/// leftover is gone.
+#[test]
+fn the_state_a_dead_namespace_left_under_this_ones_inode_is_not_taken_for_its_own() {
+    let host = Host::new();
+    host.set_ip_forward("1");
+    let before = host.snapshot();
+    let dir = host.state_dir();
+    std::fs::create_dir_all(dir.join("leases")).unwrap();
+    std::fs::write(
+        dir.join("leases/10.201.0.2"),
+        "workshop run 4194303 started at 1\nname old\nport wsh-4194303\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ip_forward.before"), "0").unwrap();
+    std::fs::write(dir.join("hosts"), "127.0.0.1\tlocalhost\n10.201.0.2\told\n").unwrap();
+    let out = host.tool(&["--", "true"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    host.assert_as_it_was(&before, "after a run over a dead namespace's leftovers");
+}
