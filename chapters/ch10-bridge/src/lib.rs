@@ -89,6 +89,71 @@ impl State {
     pub fn saved_forwarding(&self) -> PathBuf {
         self.dir.join("ip_forward.before")
     }
+
+    /// Whose directory it is: the namespace's cookie ([`netns_cookie`]).
+    pub fn cookie(&self) -> PathBuf {
+        self.dir.join("netns-cookie")
+    }
+
+    /// Make the directory and its `leases/`, saying whose it is. Call it
+    /// under chapter 6's lock.
+    pub fn make(&self) -> Result<()> {
+        let leases = self.leases();
+        std::fs::create_dir_all(&leases)
+            .with_context(|| format!("failed to make {}", leases.display()))?;
+        if let (false, Some(cookie)) = (self.cookie().exists(), netns_cookie()) {
+            std::fs::write(self.cookie(), cookie.to_string())
+                .with_context(|| format!("failed to write {}", self.cookie().display()))?;
+        }
+        Ok(())
+    }
+
+    /// A namespace's inode is given to a new namespace once it is gone: a
+    /// directory left here by a killed run of a namespace that is gone
+    /// would pass for this one's (its leases, its saved ip_forward). One
+    /// whose cookie is not this namespace's is removed. Call it under
+    /// chapter 6's lock. Returns whether it removed it.
+    pub fn forget_if_another_namespaces(&self) -> Result<bool> {
+        let Some(here) = netns_cookie() else {
+            return Ok(false); // before Linux 5.14: no cookie to tell them apart
+        };
+        if !self.dir.exists() {
+            return Ok(false);
+        }
+        let recorded = std::fs::read_to_string(self.cookie()).ok();
+        if recorded.and_then(|c| c.trim().parse().ok()) == Some(here) {
+            return Ok(false);
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("failed to remove {}", self.dir.display()))
+            }
+            _ => Ok(true),
+        }
+    }
+}
+
+/// The cookie of the network namespace this process is in
+/// (`SO_NETNS_COOKIE`, Linux 5.14): a number no other namespace has had or
+/// will have while the machine runs, unlike its inode. None before 5.14.
+pub fn netns_cookie() -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    const SO_NETNS_COOKIE: nix::libc::c_int = 71;
+    // Any socket is made in the namespace of the process that makes it.
+    let socket = std::os::unix::net::UnixDatagram::unbound().ok()?;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as nix::libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cookie`.
+    let done = unsafe {
+        nix::libc::getsockopt(
+            socket.as_raw_fd(),
+            nix::libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    (done == 0 && len as usize == std::mem::size_of::<u64>()).then_some(cookie)
 }
 
 // ANCHOR: create_bridge
@@ -261,9 +326,9 @@ impl BridgeNetwork {
     /// the bridge, and the names rewritten.
     fn join(&mut self, nl: &mut Netlink, container: Pid) -> Result<Plan> {
         let _lock = lock_addresses()?;
+        self.state.forget_if_another_namespaces()?; // a dead namespace's, same inode
+        self.state.make()?;
         let leases = self.state.leases();
-        std::fs::create_dir_all(&leases)
-            .with_context(|| format!("failed to make {}", leases.display()))?;
         let live = reclaim_stale_leases(&self.state)?;
         if let Some(taken) = live
             .iter()
@@ -535,6 +600,9 @@ pub fn reclaim_bridge(nl: &mut Netlink) -> Result<(Vec<Lease>, bool)> {
         return Ok((Vec::new(), false));
     }
     let _lock = lock_addresses()?;
+    if state.forget_if_another_namespaces()? {
+        return Ok((Vec::new(), false)); // a dead namespace's: nothing here was its
+    }
     let before = lease::leases(&state.leases())?;
     let removed_bridge = settle(nl, &state)?;
     let after = lease::leases(&state.leases())?;
@@ -613,6 +681,19 @@ mod tests {
         assert_eq!(nsfs_mounts(mountinfo), [4026532288, 4026532301]);
         assert_eq!(net_inode("net:[12]"), Some(12));
         assert_eq!(net_inode("socket:[12]"), None);
+    }
+
+    #[test]
+    fn the_cookie_is_this_namespaces_and_another_has_another() {
+        let here = netns_cookie().expect("SO_NETNS_COOKIE (Linux 5.14)");
+        assert_eq!(netns_cookie(), Some(here));
+        let there = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            netns_cookie()
+        })
+        .join()
+        .unwrap();
+        assert!(there.is_some_and(|c| c != here));
     }
 
     #[test]
