@@ -686,8 +686,10 @@ fn path_without_nft() -> String {
 fn the_outside_sees_the_hosts_address_never_the_containers() {
     assert!(
         nft_installed(),
-        "nft is needed for the masquerade rule this test checks: install it with \
-         `apt-get install -y nftables` (SKIPPED here would hide a container leaking its address)"
+        "SKIPPED, AS A FAILURE: nft is not installed, and this test checks the masquerade rule \
+         the tool lays with it (without it a container's address leaks out); install it \
+         (`apt-get install -y nftables`), or leave this test out by name (`--skip`), as the \
+         VM's skip list does"
     );
     let host = Host::new();
     let before = host.snapshot();
