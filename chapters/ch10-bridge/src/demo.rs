@@ -72,7 +72,7 @@ impl Crew {
     }
 
     /// Wait until every run's container is on the bridge (its lease is
-    /// there, and its eth0 is up inside).
+    /// there, and its eth0 is up inside) and runs its command.
     fn wait_until_joined(&mut self, state: &State) -> Result<Vec<lease::Lease>> {
         let start = Instant::now();
         loop {
@@ -84,7 +84,9 @@ impl Crew {
             let leases = lease::leases(&state.leases())?;
             let all_in = self.runs.iter().all(|(name, _)| {
                 leases.iter().any(|l| &l.name == name)
-                    && self.container(name).is_ok_and(has_its_address)
+                    && self
+                        .container(name)
+                        .is_ok_and(|c| has_its_address(c) && runs_its_command(c))
             });
             if all_in {
                 return Ok(leases);
@@ -119,6 +121,15 @@ impl Drop for Crew {
 fn has_its_address(container: Pid) -> bool {
     std::fs::read_to_string(format!("/proc/{container}/net/route"))
         .is_ok_and(|routes| routes.lines().any(|l| l.starts_with("eth0")))
+}
+
+/// Whether a container runs its own command yet: its program is no longer
+/// this tool's (the clone of the tool execs the command last, once it is in
+/// its root with its /etc/hosts; joining it before would land in a mount
+/// namespace that still shows the host's files).
+fn runs_its_command(container: Pid) -> bool {
+    let exe = std::fs::read_link(format!("/proc/{container}/exe"));
+    exe.is_ok() && exe.ok() != std::env::current_exe().ok()
 }
 
 /// `docker exec`: run `argv` in `container`'s namespaces (chapter 2's
