@@ -1214,3 +1214,28 @@ fn the_state_a_dead_namespace_left_under_this_ones_inode_is_not_taken_for_its_ow
     assert!(out.status.success(), "{}", stderr_of(&out));
     host.assert_as_it_was(&before, "after a run over a dead namespace's leftovers");
 }
+
+/// A Ctrl-C while the demo's three containers are on the bridge (at its
+/// third step): the demo stops (exit 130), each of its runs leaves the
+/// bridge, and the sandbox is as it was, bridge, nft table, state and
+/// ip_forward included.
+#[test]
+fn a_ctrl_c_while_the_demos_containers_run_leaves_nothing() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let demo = host.start(&[]);
+    let start = Instant::now();
+    while !demo.stderr().contains("━━ 3 · ") {
+        assert!(
+            start.elapsed() < LIMIT && is_alive(demo.pid()),
+            "the demo never reached step 3:\n{}",
+            demo.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(host.has_bridge(), "the containers are on the bridge");
+    demo.signal(Signal::SIGINT);
+    let (code, _, err) = demo.finish();
+    assert_eq!(code, 130, "{err}");
+    host.assert_as_it_was(&before, "after a Ctrl-C mid-demo");
+}
