@@ -735,50 +735,27 @@ fn fault_matrix() {
     // Forwarding already on, as on a host that routes: it stays on.
     host.set_ip_forward("1");
     let before = host.snapshot();
-    let with = |command: &[&str]| -> Vec<String> {
-        ["--quiet", "--name", "fm", "-p", "8083:80", "--"]
-            .iter()
-            .chain(command)
-            .map(|s| s.to_string())
-            .collect()
-    };
+    const OPTIONS: [&str; 6] = ["--quiet", "--name", "fm", "-p", "8083:80", "--"];
+    let with = |command: &[&'static str]| [&OPTIONS[..], command].concat();
     for (command, code) in [(&["true"][..], 0), (&["sh", "-c", "exit 3"][..], 3)] {
-        let argv = with(command);
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let out = host.tool(&argv);
-        assert_eq!(
-            exit_code(out.status),
-            code,
-            "{command:?}: {}",
-            stderr_of(&out)
-        );
+        let out = host.tool(&with(command));
+        let err = stderr_of(&out);
+        assert_eq!(exit_code(out.status), code, "{command:?}: {err}");
         host.assert_as_it_was(&before, &format!("after {command:?}"));
     }
-    let sleep = with(&["sleep", "30"]);
-    let sleep: Vec<&str> = sleep.iter().map(String::as_str).collect();
     for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGKILL] {
-        let run = host.start(&sleep);
+        let run = host.start(&with(&["sleep", "30"]));
         let container = wait_for_container(run.pid(), "sleep", LIMIT);
         assert!(host.has_bridge(), "{signal:?}: the bridge is there mid-run");
         run.signal(signal);
         let (code, _, err) = run.finish();
         assert_eq!(code, 128 + signal as i32, "{signal:?}: {err}");
-        assert!(
-            wait_until_gone(container, LIMIT),
-            "{signal:?}: the container survived"
-        );
+        let gone = wait_until_gone(container, LIMIT);
+        assert!(gone, "{signal:?}: the container survived");
         if signal == Signal::SIGKILL {
-            let out = host.tool(
-                &with(&["true"])
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>(),
-            );
-            assert!(
-                out.status.success(),
-                "the run after SIGKILL: {}",
-                stderr_of(&out)
-            );
+            let out = host.tool(&with(&["true"]));
+            let err = stderr_of(&out);
+            assert!(out.status.success(), "the run after SIGKILL: {err}");
         }
         host.assert_as_it_was(&before, &format!("after {signal:?}"));
     }
@@ -807,7 +784,7 @@ fn after_a_sigkill_the_next_run_reclaims_lease_name_port_and_bridge() {
     assert!(host.has_bridge(), "a killed run cannot remove the bridge");
     assert!(lease.exists(), "nor its lease");
     assert_eq!(host.has_nft_table(), nft_installed(), "nor the nft table");
-    assert_eq!(host.ip_forward(), "1");
+    assert_eq!(host.ip_forward(), "1", "nor put ip_forward back");
 
     let out = host.tool(
         &[
@@ -828,11 +805,7 @@ fn after_a_sigkill_the_next_run_reclaims_lease_name_port_and_bridge() {
         "{text}"
     );
     assert_eq!(text.matches("\tkeep\n").count(), 1, "one keep: {text}");
-    assert!(
-        host.veths().is_empty() || wait_no_veths(&host),
-        "{:?}",
-        host.veths()
-    );
+    assert!(wait_no_veths(&host), "veths left: {:?}", host.veths());
     assert!(!host.has_bridge(), "the bridge goes with the last run");
     assert!(!host.has_nft_table(), "the nft table too");
     assert!(!host.state_dir().exists(), "{}", host.state_dir().display());
