@@ -72,7 +72,7 @@ impl Crew {
     }
 
     /// Wait until every run's container is on the bridge (its lease is
-    /// there, and its eth0 is up inside).
+    /// there, and its eth0 is up inside) and runs its command.
     fn wait_until_joined(&mut self, state: &State) -> Result<Vec<lease::Lease>> {
         let start = Instant::now();
         loop {
@@ -84,7 +84,9 @@ impl Crew {
             let leases = lease::leases(&state.leases())?;
             let all_in = self.runs.iter().all(|(name, _)| {
                 leases.iter().any(|l| &l.name == name)
-                    && self.container(name).is_ok_and(has_its_address)
+                    && self
+                        .container(name)
+                        .is_ok_and(|c| has_its_address(c) && runs_its_command(c))
             });
             if all_in {
                 return Ok(leases);
@@ -119,6 +121,15 @@ impl Drop for Crew {
 fn has_its_address(container: Pid) -> bool {
     std::fs::read_to_string(format!("/proc/{container}/net/route"))
         .is_ok_and(|routes| routes.lines().any(|l| l.starts_with("eth0")))
+}
+
+/// Whether a container runs its own command yet: its program is no longer
+/// this tool's (the clone of the tool execs the command last, once it is in
+/// its root with its /etc/hosts; joining it before would land in a mount
+/// namespace that still shows the host's files).
+fn runs_its_command(container: Pid) -> bool {
+    let exe = std::fs::read_link(format!("/proc/{container}/exe"));
+    exe.is_ok() && exe.ok() != std::env::current_exe().ok()
 }
 
 /// `docker exec`: run `argv` in `container`'s namespaces (chapter 2's
@@ -229,6 +240,7 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     say.note("Rewritten in place as containers come and go: each bind mount shows the same file.");
 
     say.step("each container pings the others by name")?;
+    let mut unreached = Vec::new();
     for from in ["web", "alpha", "beta"] {
         let pid = crew.container(from)?;
         for to in ["web", "alpha", "beta"].iter().filter(|to| **to != from) {
@@ -243,8 +255,20 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
                     "{from} could not reach {to}: {}",
                     seen.output.trim()
                 ));
+                unreached.push(format!("{from} → {to}"));
             }
         }
+    }
+    if !unreached.is_empty() {
+        // A bridge that carries nothing has shown nothing: fail loudly (the
+        // crew is stopped on the way out, and the last one removes the bridge).
+        return Err(workshop::error::hinted(
+            format!(
+                "the containers could not reach each other: {}",
+                unreached.join(", ")
+            ),
+            "does a firewall filter bridged traffic (`nft list ruleset`; br_netfilter sends it through iptables)?",
+        ));
     }
 
     say.step("bridge fdb: the bridge learned which port each container is behind")?;
@@ -320,9 +344,35 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     ));
     let after = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")?;
     say.host(&format!(
-        "net.ipv4.ip_forward = {} (as before)",
-        after.trim()
+        "net.ipv4.ip_forward = {} ({})",
+        after.trim(),
+        if after == forwarding_before {
+            "as before"
+        } else {
+            "NOT AS BEFORE"
+        }
     ));
+    let left = [
+        (nl.link(BRIDGE)?.is_some(), BRIDGE.to_string()),
+        (state.dir.exists(), state.dir.display().to_string()),
+        (
+            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok(),
+            format!("port {port}"),
+        ),
+        (
+            after != forwarding_before,
+            "net.ipv4.ip_forward".to_string(),
+        ),
+    ];
+    let left: Vec<&str> = (left.iter().filter(|(there, _)| *there))
+        .map(|(_, what)| what.as_str())
+        .collect();
+    if !left.is_empty() {
+        bail!(
+            "the last container out left {}: a bug of this chapter",
+            left.join(", ")
+        );
+    }
 
     say.finish("Next, chapter 11: root in the container, not on the host (a user namespace).")
 }

@@ -92,6 +92,13 @@ impl State {
     pub fn hosts(&self) -> PathBuf {
         self.dir.join("hosts")
     }
+
+    /// Make the directory and its `leases/`. Call it under chapter 6's lock.
+    pub fn make(&self) -> Result<()> {
+        let leases = self.leases();
+        std::fs::create_dir_all(&leases)
+            .with_context(|| format!("failed to make {}", leases.display()))
+    }
 }
 
 // ANCHOR: create_bridge
@@ -117,6 +124,12 @@ pub fn create_bridge(nl: &mut Netlink, forwarding_before: &str) -> Result<()> {
     nl.describe_and_set_up(BRIDGE, &format!("{BRIDGE_ALIAS}{forwarding_before}"))
 }
 // ANCHOR_END: create_bridge
+
+/// Whether `link` is the bridge this chapter made: it carries its alias (a
+/// link called wsbr0 the host made is the host's, and stays).
+pub fn is_ours(link: &workshop_netlink::Link) -> bool {
+    forwarding_before(link.alias.as_deref()).is_some()
+}
 
 // ANCHOR: attach
 /// `ip link set wsh-PID master wsbr0 up`: the veth's host end becomes a
@@ -195,8 +208,11 @@ impl BridgeOptions {
                 .error(clap::error::ErrorKind::ArgumentConflict, text)
                 .exit()
         };
-        if self.network != NetworkMode::Veth && self.ip.is_some() {
-            conflict("--ip is chapter 6's veth's: it goes with --network veth only (the bridge gives the next free address)".into());
+        if let (false, Some(plan)) = (self.network == NetworkMode::Veth, &self.ip) {
+            conflict(format!(
+                "--ip {}/{} is chapter 6's veth's: it goes with --network veth only (the bridge gives the next free address)",
+                plan.container, plan.subnet.prefix
+            ));
         }
         if self.network != NetworkMode::Bridge {
             if let Some(name) = &self.container_name {
@@ -262,9 +278,8 @@ impl BridgeNetwork {
     /// the bridge, and the names rewritten.
     fn join(&mut self, nl: &mut Netlink, container: Pid) -> Result<Plan> {
         let _lock = lock_addresses()?;
+        self.state.make()?;
         let leases = self.state.leases();
-        std::fs::create_dir_all(&leases)
-            .with_context(|| format!("failed to make {}", leases.display()))?;
         let live = reclaim_stale_leases(&self.state)?;
         if let Some(taken) = live
             .iter()
@@ -364,6 +379,15 @@ impl Network for BridgeNetwork {
             }
             Err(e) => {
                 stop_waiting_container(container);
+                if self.lease.is_none() {
+                    // Refused before it took an address (a name taken, a
+                    // wsbr0 not ours, a subnet in use): what it made on the
+                    // way, the state directory at least, goes now if no
+                    // container is on the bridge.
+                    if let Ok(_lock) = lock_addresses() {
+                        let _ = settle(nl, &self.state);
+                    }
+                }
                 Err(e)
             }
         }
@@ -439,22 +463,60 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
 }
 // ANCHOR_END: settle
 
-/// The inodes of the network namespaces that exist: those of every
-/// process, and those kept by a bind mount (`ip netns add`, /run/netns).
+/// The inodes of the network namespaces that exist, as far as this host's
+/// /proc shows them. A namespace no process is in may still be there, and
+/// its bridge with it: held by a thread that joined it (`/proc/PID/task/TID/ns/net`),
+/// by an open descriptor (`/proc/PID/fd/N` reads `net:[INODE]`), or by a
+/// bind mount of it (nsfs in mountinfo: `ip netns add` mounts under
+/// /run/netns, docker under /run/docker/netns).
 fn live_namespaces() -> std::collections::BTreeSet<u64> {
     let mut inodes = std::collections::BTreeSet::new();
-    let dirs = [("/proc", "ns/net"), ("/run/netns", "")];
-    for (dir, under) in dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else {
+    let entries = |dir: PathBuf| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+    };
+    for process in entries(PathBuf::from("/proc")) {
+        let is_pid = (process.file_name().and_then(|n| n.to_str()))
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
             continue;
-        };
-        for entry in entries.flatten() {
-            if let Ok(meta) = std::fs::metadata(entry.path().join(under)) {
+        }
+        for task in entries(process.join("task")) {
+            if let Ok(meta) = std::fs::metadata(task.join("ns/net")) {
                 inodes.insert(meta.ino());
             }
         }
+        for fd in entries(process.join("fd")) {
+            let link = std::fs::read_link(fd).unwrap_or_default();
+            inodes.extend(link.to_str().and_then(net_inode));
+        }
     }
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    inodes.extend(nsfs_mounts(&mountinfo));
     inodes
+}
+
+/// `net:[4026532288]`, as a namespace's descriptor or nsfs mount names it.
+fn net_inode(text: &str) -> Option<u64> {
+    text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// The network namespaces bind-mounted somewhere: mountinfo's nsfs mounts,
+/// whose root (the 4th field) names the namespace.
+fn nsfs_mounts(mountinfo: &str) -> Vec<u64> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (mount, source) = line.split_once(" - ")?;
+            if !source.starts_with("nsfs ") {
+                return None;
+            }
+            net_inode(mount.split(' ').nth(3)?)
+        })
+        .collect()
 }
 
 /// The state of bridges whose network namespace is gone (the bridge went
@@ -606,5 +668,30 @@ mod tests {
         }
         assert!(parse_name(&"a".repeat(63)).is_ok());
         assert!(parse_name(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn finds_network_namespaces_bind_mounted_anywhere() {
+        let mountinfo = "\
+25 1 0:22 / /run rw,nosuid shared:5 - tmpfs tmpfs rw\n\
+612 25 0:4 net:[4026532288] /run/netns/blue rw shared:301 - nsfs nsfs rw\n\
+640 25 0:4 net:[4026532301] /run/docker/netns/1a2b rw shared:302 - nsfs nsfs rw\n\
+641 25 0:4 mnt:[4026532300] /run/some/mnt rw shared:303 - nsfs nsfs rw\n";
+        assert_eq!(nsfs_mounts(mountinfo), [4026532288, 4026532301]);
+        assert_eq!(net_inode("net:[12]"), Some(12));
+        assert_eq!(net_inode("socket:[12]"), None);
+    }
+
+    #[test]
+    fn a_namespace_held_by_a_descriptor_only_is_live() {
+        let held = std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            std::fs::File::open("/proc/thread-self/ns/net").unwrap()
+        })
+        .join()
+        .unwrap();
+        let inode = held.metadata().unwrap().ino();
+        assert!(live_namespaces().contains(&inode));
+        drop(held);
     }
 }

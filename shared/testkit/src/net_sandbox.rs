@@ -3,7 +3,8 @@
 //! Unlike `run_in_net_sandbox` (a shell script under `unshare --net`), the
 //! test starts the chapter itself, and so knows its PID and can signal it.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 
 /// A network namespace of the test's own, held by a file descriptor only,
@@ -49,5 +50,37 @@ impl NetSandbox {
                     .map_err(std::io::Error::from)
             });
         }
+    }
+
+    /// Run `f` in a thread that has joined the sandbox (setns, which moves
+    /// only the calling thread), and return what it returns: a socket it
+    /// makes (a listener, a connection) is the sandbox's wherever it is used
+    /// afterwards, and a file of `/proc/sys/net` it opens is the sandbox's.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            let thread = scope.spawn(|| {
+                nix::sched::setns(self.0.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .expect("setns into the test's sandbox");
+                f()
+            });
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// The namespace's inode: the N of `net:[N]`, and of a chapter's
+    /// per-namespace state (chapter 10's `/run/workshop-bridge/net-N`).
+    pub fn inode(&self) -> u64 {
+        std::fs::File::from(self.0.try_clone().expect("dup the sandbox's descriptor"))
+            .metadata()
+            .expect("fstat the sandbox's descriptor")
+            .ino()
+    }
+}
+
+impl AsFd for NetSandbox {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
