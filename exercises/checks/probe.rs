@@ -1669,7 +1669,8 @@ fn ch10_attach_in(
 ) -> Result<()> {
     use std::net::Ipv4Addr;
     nl.set_up("lo")?;
-    nl.add_bridge(CH10_BRIDGE)?;
+    nl.add_bridge(CH10_BRIDGE)
+        .context("probe: failed to make its bridge (`modprobe bridge`?)")?;
     nl.add_address(CH10_BRIDGE, Ipv4Addr::from(CH10_GATEWAY), 24)?;
     nl.set_up(CH10_BRIDGE)?;
     for ((host_end, container_end, _), pid) in CH10_CABLES.iter().zip(holders) {
