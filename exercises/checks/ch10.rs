@@ -407,39 +407,62 @@ fn ex10_2_runs_that_race_get_addresses_of_their_own() {
         rounds += 1;
     }
 
-    // Processes (the probe, with the code under test), started together by
-    // the clock: chapter 10's runs are processes, not threads.
-    let (processes, each) = (4, 6);
-    for round in 0..12 {
+    // Processes (the probe, with the code under test): chapter 10's runs are
+    // processes, not threads. Each says it is ready; then all are told one
+    // instant, a little later, to start at.
+    // A /24, and most of it claimed: each probe races the others for tens
+    // of milliseconds, longer than a time slice, so that they overlap even
+    // on a busy machine.
+    let wide = subnet("10.9.0.0/24");
+    let (processes, each) = (4, 50);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut round = 0;
+    while round < 30 && Instant::now() < deadline {
+        use std::io::{BufRead, Read, Write};
         let dir = tmp.path().join(format!("processes-{round}"));
         std::fs::create_dir(&dir).unwrap();
-        let start = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            + Duration::from_millis(150);
-        let children: Vec<_> = (0..processes)
+        let mut children: Vec<_> = (0..processes)
             .map(|_| {
-                std::process::Command::new(crate::PROBE)
-                    .args(["ch10-claim", &dir.to_string_lossy(), "10.9.0.0/27"])
+                let mut child = std::process::Command::new(crate::PROBE)
+                    .args(["ch10-claim", &dir.to_string_lossy(), "10.9.0.0/24"])
                     .arg(each.to_string())
-                    .arg(start.as_nanos().to_string())
                     .env("RUST_BACKTRACE", "0")
+                    .stdin(std::process::Stdio::piped())
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
-                    .expect("start the probe")
+                    .expect("start the probe");
+                let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+                let mut ready = String::new();
+                out.read_line(&mut ready).expect("read the probe");
+                (child, out, ready)
             })
             .collect();
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            + Duration::from_millis(50);
+        for (child, _, _) in &mut children {
+            // A probe that is not ready has failed: its stdin may be closed.
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = writeln!(stdin, "{}", start.as_nanos());
+            }
+        }
         let mut claims = Vec::new();
-        for child in children {
-            let out = child.wait_with_output().expect("wait for the probe");
-            let (text, said) = (
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            );
+        for (mut child, mut out, ready) in children {
+            let mut text = String::new();
+            out.read_to_string(&mut text).expect("read the probe");
+            let mut said = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut said)
+                .expect("read the probe");
+            let status = child.wait().expect("wait for the probe");
             assert!(
-                out.status.success(),
-                "\n\nthe probe (ch10-claim) failed: {said}{text}\n"
+                status.success() && ready == "ready\n",
+                "\n\nthe probe (ch10-claim) failed: {said}{ready}{text}\n"
             );
             let pid = text
                 .lines()
@@ -465,10 +488,11 @@ fn ex10_2_runs_that_race_get_addresses_of_their_own() {
         );
         judge_round(
             &dir,
-            net,
+            wide,
             &claims,
             &format!("round {round}, {processes} processes"),
         );
         std::fs::remove_dir_all(&dir).unwrap();
+        round += 1;
     }
 }

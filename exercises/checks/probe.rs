@@ -1735,25 +1735,38 @@ fn ch10_attach_in(
 }
 
 /// Exercise 10.2, one of many processes racing for one subnet: `ch10-claim
-/// DIR SUBNET/PREFIX CLAIMS START_NS`. It waits until the realtime clock
-/// reads START_NS (the same instant for every racer), then claims CLAIMS
-/// addresses as fast as it can, each with the record `pid N claim K`, and
-/// reports each answer as `claim K=ADDRESS` (or `error: ...`).
+/// DIR SUBNET/PREFIX CLAIMS`. It says `ready` and reads from stdin the
+/// instant (realtime clock, in ns) at which to start, the same for every
+/// racer; it spins until then, claims CLAIMS addresses as fast as it can,
+/// each with the record `pid N claim K`, and reports each answer as `claim
+/// K=ADDRESS` (or `error: ...`).
 fn ch10_claim() -> Result<()> {
+    use std::io::{BufRead, Write};
     let args: Vec<String> = std::env::args().skip(2).collect();
-    let [dir, subnet, claims, start] = &args[..] else {
-        bail!("usage: ch10-claim DIR SUBNET/PREFIX CLAIMS START_NS");
+    let [dir, subnet, claims] = &args[..] else {
+        bail!("usage: ch10-claim DIR SUBNET/PREFIX CLAIMS");
     };
     let (network, prefix) = subnet.split_once('/').context("SUBNET/PREFIX")?;
     let subnet = ch06_net::Subnet::of(network.parse()?, prefix.parse()?);
     let claims: u32 = claims.parse()?;
-    let start: u128 = start.parse()?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    let mut start = String::new();
+    std::io::stdin().lock().read_line(&mut start)?;
+    let start: u128 = start.trim().parse().context("the start instant, in ns")?;
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     };
-    let limit = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    // Asleep until just before the start (the others need the CPUs to be
+    // told it), then spinning on the clock, to leave at the same instant.
+    let spin = 3_000_000; // ns
+    let ahead = start.saturating_sub(now()).saturating_sub(spin);
+    std::thread::sleep(std::time::Duration::from_nanos(
+        ahead.min(5_000_000_000) as u64
+    ));
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(1);
     while now() < start && std::time::Instant::now() < limit {
         std::hint::spin_loop();
     }
