@@ -14,6 +14,7 @@ mod ch06;
 mod ch07;
 mod ch08;
 mod ch09;
+mod ch10;
 mod mybox;
 mod namesake;
 

@@ -17,7 +17,21 @@ fn file_of(exercise: &str) -> &'static str {
         Some("6") => "ch06_net.rs",
         Some("7") => "ch07_cgroups.rs",
         Some("8") => "ch08_overlay.rs",
+        Some("10") => "ch10_bridge.rs",
         _ => "the chapter's file",
+    }
+}
+
+/// What mybox says it left out: the first todo!() is what to do next.
+fn fail_on_todo(said: &str) {
+    if let Some(line) = said.lines().find(|l| l.trim_start().starts_with("todo!()")) {
+        let what = line.trim_start().trim_start_matches("todo!()").trim();
+        let exercise = what.split_whitespace().next().unwrap_or("?");
+        panic!(
+            "\n\nexercise {exercise} is not done yet: mybox left it out of your container\n  \
+             ({what})\n  write it in exercises/src/{}, then run this check again\n\nwhat mybox said:\n{said}\n",
+            file_of(exercise)
+        );
     }
 }
 
@@ -66,16 +80,7 @@ fn mybox_your_container_end_to_end() {
     host.assert_unchanged("mybox");
     let text = workshop_testkit::stdout_of(&out);
     let said = workshop_testkit::stderr_of(&out);
-    // What mybox says it left out: the first todo!() is what to do next.
-    if let Some(line) = said.lines().find(|l| l.trim_start().starts_with("todo!()")) {
-        let what = line.trim_start().trim_start_matches("todo!()").trim();
-        let exercise = what.split_whitespace().next().unwrap_or("?");
-        panic!(
-            "\n\nexercise {exercise} is not done yet: mybox left it out of your container\n  \
-             ({what})\n  write it in exercises/src/{}, then run this check again\n\nwhat mybox said:\n{said}\n",
-            file_of(exercise)
-        );
-    }
+    fail_on_todo(&said);
     let get = |key: &str| -> String {
         text.lines()
             .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
@@ -150,5 +155,83 @@ fn mybox_your_container_end_to_end() {
         get("links_after"),
         "1",
         "only lo should be left in the sandbox{context}"
+    );
+}
+
+/// Two of your containers on your bridge (10.1, 10.2 and 6.2): each gets an
+/// address of its own, the second pings the first through the bridge, and
+/// the last one out removes the bridge and its leases.
+#[test]
+fn mybox_two_containers_on_your_bridge() {
+    workshop_testkit::require_root();
+    let _turn = super::TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let host = workshop_testkit::HostSnapshot::take();
+    // The first lives 6 s; the second starts a second later, and pings the
+    // address it does not have (retrying while the first may still be
+    // joining).
+    let second = "me=$(ip -4 -o addr show eth0); echo b_address=\"$me\"; \
+                  case \"$me\" in *10.202.0.2/*) other=10.202.0.3;; *) other=10.202.0.2;; esac; \
+                  i=0; until ping -c1 -W1 $other >/dev/null 2>&1; do \
+                  i=$((i+1)); [ $i -ge 8 ] && break; sleep 0.5; done; \
+                  ping -c1 -W1 $other >/dev/null 2>&1; echo ping_other=$?; \
+                  ping -c1 -W1 10.202.0.1 >/dev/null 2>&1; echo ping_gateway=$?";
+    let script = format!(
+        "ip link set lo up; out=$(mktemp); \
+         {mybox} --network bridge -- sh -c 'echo a_address=\"$(ip -4 -o addr show eth0)\"; sleep 6' \
+           >$out 2>&1 & first=$!; \
+         sleep 1; {mybox} --network bridge -- sh -c '{second}'; echo b_exit=$?; \
+         wait $first; echo a_exit=$?; cat $out; rm -f $out; \
+         echo links_after=$(ip -o link show | wc -l); \
+         test -e {state}/net-$(stat -Lc %i /proc/self/ns/net) && echo leases_after=left \
+           || echo leases_after=gone",
+        mybox = crate::MYBOX,
+        state = "/run/mybox-bridge",
+    );
+    let out = workshop_testkit::run_in_net_sandbox(&script, Duration::from_secs(60));
+    host.assert_unchanged("mybox on a bridge");
+    let text = workshop_testkit::stdout_of(&out);
+    let said = workshop_testkit::stderr_of(&out);
+    fail_on_todo(&format!("{said}\n{text}"));
+    let get = |key: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("the run did not say {key}=:\n{text}\nmybox said:\n{said}"))
+            .to_string()
+    };
+    let context = format!("\nwhat the run said:\n{text}\nmybox said:\n{said}");
+    let address = |key: &str| -> String {
+        let line = get(key);
+        line.split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .unwrap_or("none")
+            .to_string()
+    };
+    let (a, b) = (address("a_address"), address("b_address"));
+    let ours = ["10.202.0.2/24", "10.202.0.3/24"];
+    assert!(
+        ours.contains(&a.as_str()) && ours.contains(&b.as_str()) && a != b,
+        "the two containers on the bridge should have 10.202.0.2 and 10.202.0.3 (10.2), one \
+         each: they have {a} and {b}{context}"
+    );
+    assert_eq!(
+        get("ping_other"),
+        "0",
+        "the second container should reach the first through the bridge (10.1){context}"
+    );
+    assert_eq!(
+        get("ping_gateway"),
+        "0",
+        "the containers should reach the bridge's address, their gateway{context}"
+    );
+    assert_eq!(
+        (get("a_exit"), get("b_exit")),
+        ("0".to_string(), "0".to_string()),
+        "both myboxes should exit 0{context}"
+    );
+    assert_eq!(
+        (get("links_after"), get("leases_after")),
+        ("1".to_string(), "gone".to_string()),
+        "the last mybox out should remove the bridge and its leases{context}"
     );
 }

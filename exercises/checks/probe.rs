@@ -45,6 +45,8 @@ fn run(scenario: &str) -> Result<()> {
         "ch08-mount" => ch08_mount(),
         "ch08-diff" => ch08_diff(),
         "ch09-whiteouts" => ch09_whiteouts(),
+        "ch10-attach" => ch10_attach(),
+        "ch10-claim" => ch10_claim(),
         other => bail!("unknown probe scenario {other:?}"),
     }
 }
@@ -1584,4 +1586,200 @@ fn ch09_whiteouts() -> Result<()> {
         std::process::exit(0)
     });
     relay_and_report_leftovers(&dir, seen)
+}
+
+/// The bridge and the two containers' cables of exercise 10.1's scenario:
+/// names of its own, not the chapter's (wsbr0), so that an answer that
+/// ignores its arguments shows.
+const CH10_BRIDGE: &str = "br-ex10";
+/// (host end, container end, container address) of each container.
+const CH10_CABLES: [(&str, &str, [u8; 4]); 2] = [
+    ("wsh-ex10a", "wsc-ex10a", [10, 231, 0, 2]),
+    ("wsh-ex10b", "wsc-ex10b", [10, 231, 0, 3]),
+];
+/// The bridge's own address (the containers' gateway).
+const CH10_GATEWAY: [u8; 4] = [10, 231, 0, 1];
+
+/// A link's flags (`SIOCGIFFLAGS`), in this network namespace, as hex.
+fn ch10_flags(name: &str) -> String {
+    use nix::libc;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: socket(2) takes no pointers; the descriptor is ours.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return "err".into();
+    }
+    // SAFETY: just opened, owned by nothing else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all zeroes is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (to, from) in req.ifr_name.iter_mut().zip(name.bytes().take(15)) {
+        *to = from as libc::c_char;
+    }
+    // SAFETY: a valid ifreq that outlives the call; SIOCGIFFLAGS fills it.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
+        return "err".into();
+    }
+    // SAFETY: SIOCGIFFLAGS filled ifru_flags.
+    format!("{:#x}", unsafe { req.ifr_ifru.ifru_flags } as u16)
+}
+
+/// A process that holds a new network namespace, and nothing else (it
+/// sleeps until it is killed).
+fn ch10_namespace_holder() -> Result<nix::unistd::Pid> {
+    clone_child(CloneFlags::CLONE_NEWNET, || exec(&argv(&["sleep", "30"])))
+}
+
+/// Run `f` in the network namespace of `pid`, then come back to `home`.
+fn ch10_in_namespace_of<T>(
+    pid: nix::unistd::Pid,
+    home: &std::fs::File,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let there = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+    nix::sched::setns(&there, CloneFlags::CLONE_NEWNET).context("probe: setns into a container")?;
+    let result = f();
+    nix::sched::setns(home, CloneFlags::CLONE_NEWNET).context("probe: setns back")?;
+    result
+}
+
+/// Exercise 10.1, in a network namespace of its own (the check starts the
+/// probe under `unshare --net`): a bridge with an address, up; two
+/// "containers" (processes in network namespaces of their own), each with a
+/// veth whose container end was born inside it, as chapter 10 lays them.
+/// The code under test attaches each host end; the kernel then says what it
+/// did, and a ping from one container to the other says whether frames
+/// cross the bridge.
+fn ch10_attach() -> Result<()> {
+    let mut nl = ch06_net::netlink::Netlink::open()?;
+    let home = std::fs::File::open("/proc/self/ns/net")?;
+    let holders = [ch10_namespace_holder()?, ch10_namespace_holder()?];
+    let result = ch10_attach_in(&mut nl, &home, holders);
+    for pid in holders {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = wait_for(pid);
+    }
+    result
+}
+
+fn ch10_attach_in(
+    nl: &mut ch06_net::netlink::Netlink,
+    home: &std::fs::File,
+    holders: [nix::unistd::Pid; 2],
+) -> Result<()> {
+    use std::net::Ipv4Addr;
+    nl.set_up("lo")?;
+    nl.add_bridge(CH10_BRIDGE)
+        .context("probe: failed to make its bridge (`modprobe bridge`?)")?;
+    nl.add_address(CH10_BRIDGE, Ipv4Addr::from(CH10_GATEWAY), 24)?;
+    nl.set_up(CH10_BRIDGE)?;
+    for ((host_end, container_end, _), pid) in CH10_CABLES.iter().zip(holders) {
+        nl.add_veth_into(host_end, container_end, Some(pid.as_raw() as u32))?;
+        println!("flags_before {host_end}={}", ch10_flags(host_end));
+    }
+    println!("bridge_flags_before={}", ch10_flags(CH10_BRIDGE));
+    for (host_end, _, _) in CH10_CABLES {
+        let result = under_test::ch10_bridge::attach(host_end, CH10_BRIDGE);
+        println!("attach {host_end}={}", answer(result.map(|()| "ok")));
+    }
+    // What the kernel made of it: every link here, its master and state.
+    let links = nl.links()?;
+    let bridge = links.iter().find(|l| l.name == CH10_BRIDGE);
+    println!("bridge_index={}", bridge.map_or(0, |b| b.index));
+    for link in &links {
+        let master = link
+            .master
+            .and_then(|m| links.iter().find(|l| l.index == m));
+        println!(
+            "link {}={} master={}",
+            link.name,
+            if link.up { "up" } else { "down" },
+            master.map_or("none", |m| m.name.as_str())
+        );
+    }
+    for (host_end, _, _) in CH10_CABLES {
+        println!("flags_after {host_end}={}", ch10_flags(host_end));
+    }
+    println!("bridge_flags_after={}", ch10_flags(CH10_BRIDGE));
+    // Inside each container: its end up, with its address.
+    for ((_, container_end, address), pid) in CH10_CABLES.iter().zip(holders) {
+        ch10_in_namespace_of(pid, home, || {
+            let mut inside = ch06_net::netlink::Netlink::open()?;
+            inside.set_up("lo")?;
+            inside.add_address(container_end, Ipv4Addr::from(*address), 24)?;
+            inside.set_up(container_end)
+        })?;
+    }
+    // One container pings the other, then the gateway. Only an echo request
+    // that crossed the bridge reaches the second container's namespace.
+    let echoes = |pid: nix::unistd::Pid| -> Result<u64> {
+        ch10_in_namespace_of(pid, home, echo_requests_received)
+    };
+    let before = echoes(holders[1])?;
+    let ping = |to: [u8; 4]| -> Result<String> {
+        let to = Ipv4Addr::from(to).to_string();
+        ch10_in_namespace_of(holders[0], home, || {
+            let status = std::process::Command::new("ping")
+                .args(["-c1", "-W2", &to])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .context("probe: failed to run ping")?;
+            Ok(status.code().map_or("killed".into(), |c| c.to_string()))
+        })
+    };
+    println!("ping_container={}", ping(CH10_CABLES[1].2)?);
+    println!("echoes_in_container={}", echoes(holders[1])? - before);
+    println!("ping_gateway={}", ping(CH10_GATEWAY)?);
+    Ok(())
+}
+
+/// Exercise 10.2, one of many processes racing for one subnet: `ch10-claim
+/// DIR SUBNET/PREFIX CLAIMS`. It says `ready` and reads from stdin the
+/// instant (realtime clock, in ns) at which to start, the same for every
+/// racer; it spins until then, claims CLAIMS addresses as fast as it can,
+/// each with the record `pid N claim K`, and reports each answer as `claim
+/// K=ADDRESS` (or `error: ...`).
+fn ch10_claim() -> Result<()> {
+    use std::io::{BufRead, Write};
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let [dir, subnet, claims] = &args[..] else {
+        bail!("usage: ch10-claim DIR SUBNET/PREFIX CLAIMS");
+    };
+    let (network, prefix) = subnet.split_once('/').context("SUBNET/PREFIX")?;
+    let subnet = ch06_net::Subnet::of(network.parse()?, prefix.parse()?);
+    let claims: u32 = claims.parse()?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    let mut start = String::new();
+    std::io::stdin().lock().read_line(&mut start)?;
+    let start: u128 = start.trim().parse().context("the start instant, in ns")?;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    };
+    // Asleep until just before the start (the others need the CPUs to be
+    // told it), then spinning on the clock, to leave at the same instant.
+    let spin = 3_000_000; // ns
+    let ahead = start.saturating_sub(now()).saturating_sub(spin);
+    std::thread::sleep(std::time::Duration::from_nanos(
+        ahead.min(5_000_000_000) as u64
+    ));
+    let limit = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while now() < start && std::time::Instant::now() < limit {
+        std::hint::spin_loop();
+    }
+    let pid = std::process::id();
+    let mut said = String::new();
+    for k in 0..claims {
+        let got = under_test::ch10_bridge::claim_next(
+            std::path::Path::new(dir),
+            subnet,
+            &format!("pid {pid} claim {k}"),
+        );
+        said.push_str(&format!("claim {k}={}\n", answer(got)));
+    }
+    print!("pid={pid}\n{said}");
+    Ok(())
 }

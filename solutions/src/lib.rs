@@ -9,3 +9,4 @@ pub mod ch06_net;
 pub mod ch07_cgroups;
 pub mod ch08_overlay;
 pub mod ch09_image;
+pub mod ch10_bridge;

@@ -18,6 +18,7 @@ pub mod ch06_net;
 pub mod ch07_cgroups;
 pub mod ch08_overlay;
 pub mod ch09_image;
+pub mod ch10_bridge;
 
 /// One answer to one exercise.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +80,7 @@ pub fn all() -> Vec<Variant> {
         ch07_cgroups::VARIANTS,
         ch08_overlay::VARIANTS,
         ch09_image::VARIANTS,
+        ch10_bridge::VARIANTS,
     ]
     .concat()
 }

@@ -21,7 +21,9 @@ usage: mybox [OPTIONS] -- COMMAND [ARGS...]
 options:
   --hostname NAME     the container's hostname (default: mybox)      [5.1, 5.2]
   --network MODE      none (default): a network namespace with lo only;
-                      veth: a veth pair to the host, --ip for the container [6.1, 6.2]
+                      veth: a veth pair to the host, --ip for the container [6.1, 6.2];
+                      bridge: a veth to the bridge mybox0, shared with every
+                      other mybox on it, the next free address of 10.202.0.0/24 [10.1, 10.2, 6.2]
   --ip ADDR/PREFIX    the container's address with --network veth (default 10.200.0.2/24)
   --cpus N            a CPU limit, in CPUs (0.5 = half of one)        [7.1]
   --pids-limit N      at most N tasks in the container                [7.2]
@@ -40,6 +42,9 @@ pair and an address (10.200.0.1/24 by default) on the host end, removed at
 exit. On your own machine, run it in a network namespace of its own:
   sudo unshare --net mybox --network veth -- ping -c1 10.200.0.1
 The default, none, touches no network outside the container.
+--network bridge makes the bridge mybox0 (10.202.0.1/24) in that namespace if
+it is not there, and the last mybox on it removes it (its leases are under
+/run/mybox-bridge).
 
 The hostname uses 5.2's spawn_with_hostname as it is: mybox starts itself
 again through it (so its second half runs in the new UTS namespace with your
@@ -50,6 +55,8 @@ hostname), and that second half starts the container, which inherits it.";
 struct Options {
     hostname: Option<String>,
     veth: bool,
+    /// `--network bridge`: chapter 10's bridge, with exercises 10.1 and 10.2.
+    bridge: bool,
     ip: Option<(Ipv4Addr, u8)>,
     cpus: Option<f64>,
     pids: Option<u64>,
@@ -76,10 +83,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "-h" | "--help" => return Err(String::new()),
             "--hostname" => o.hostname = Some(value(arg)?),
             "--network" => {
-                o.veth = match value(arg)?.as_str() {
-                    "none" => false,
-                    "veth" => true,
-                    other => return Err(format!("--network {other:?}: none or veth")),
+                (o.veth, o.bridge) = match value(arg)?.as_str() {
+                    "none" => (false, false),
+                    "veth" => (true, false),
+                    "bridge" => (false, true),
+                    other => return Err(format!("--network {other:?}: none, veth or bridge")),
                 }
             }
             "--ip" => {
@@ -127,6 +135,8 @@ const STEPS: &[(&str, &str, &str)] = &[
     ("6.2", "configure_inside", "ch06_net.rs"),
     ("7.1", "write_cpu_limit", "ch07_cgroups.rs"),
     ("7.2", "limit_tasks", "ch07_cgroups.rs"),
+    ("10.1", "attach", "ch10_bridge.rs"),
+    ("10.2", "claim_next", "ch10_bridge.rs"),
 ];
 
 /// Call exercise `id` in a throwaway child (see [`is_todo`]), on arguments
@@ -160,6 +170,10 @@ fn call(id: &str, nowhere: &Path) -> Result<()> {
         "6.2" => under_test::ch06_net::configure_inside("nonexistent", ip, ip, 24)?,
         "7.1" => under_test::ch07_cgroups::write_cpu_limit(nowhere, 0.5, true)?,
         "7.2" => under_test::ch07_cgroups::limit_tasks(nowhere, 5, Pid::this())?,
+        "10.1" => under_test::ch10_bridge::attach("nonexistent", "nonexistent")?,
+        "10.2" => {
+            let _ = under_test::ch10_bridge::claim_next(nowhere, bridge_subnet(), "")?;
+        }
         other => bail!("no exercise {other} in mybox"),
     }
     Ok(())
@@ -299,8 +313,33 @@ fn plan(o: &Options, s: &Solved) -> Plan {
             "configure_inside: eth0, its address and the default route",
             "configure_inside: no veth, lo only",
         );
+    } else if o.bridge {
+        say(
+            &mut lines,
+            "10.2",
+            &["10.1", "6.2"],
+            "claim_next: the next free address of the bridge's subnet",
+            "claim_next: no bridge (the container needs its address), lo only",
+        );
+        say(
+            &mut lines,
+            "10.1",
+            &["10.2", "6.2"],
+            "attach: the veth's host end a port of mybox0",
+            "attach: no bridge, lo only",
+        );
+        say(
+            &mut lines,
+            "6.2",
+            &["10.1", "10.2"],
+            "configure_inside: eth0, its address and the default route via the bridge",
+            "configure_inside: no bridge, lo only",
+        );
     } else {
-        lines.push("  (--network none: lo only; 6.1 and 6.2 wait for --network veth)".into());
+        lines.push(
+            "  (--network none: lo only; 6.1 and 6.2 wait for --network veth, 10.1 and 10.2 for --network bridge)"
+                .into(),
+        );
     }
     if o.cpus.is_some() {
         say(
@@ -463,6 +502,25 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
     } else {
         None
     };
+    // --network bridge: the address is claimed (10.2) before the clone, the
+    // lease held by this process until the container is gone.
+    let mut on_bridge = None;
+    let veth = match veth {
+        None if o.bridge && s.has("10.1") && s.has("10.2") && s.has("6.2") => {
+            let joined = BridgeLease::join()?;
+            let (host_end, container_end) = ch06_net::veth_names(std::process::id());
+            let v = Veth {
+                host_end,
+                container_end,
+                host: bridge_gateway(),
+                container: joined.address,
+                prefix: bridge_subnet().prefix,
+            };
+            on_bridge = Some(joined);
+            Some(v)
+        }
+        other => other,
+    };
     let cpus = o.cpus.filter(|_| s.has("7.1"));
     let pids = o.pids.filter(|_| s.has("7.2"));
 
@@ -511,7 +569,7 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
         cgroup: None,
         veth: None,
     };
-    let host_side = host_side(child, &veth, cpus, pids, &mut cleanup);
+    let host_side = host_side(child, &veth, on_bridge.is_some(), cpus, pids, &mut cleanup);
     if let Err(e) = host_side {
         let _ = kill(child, Signal::SIGKILL);
         let _ = waitpid(child, None);
@@ -520,6 +578,7 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
     gate.open();
     let status = wait_status(child, false)?;
     drop(cleanup);
+    drop(on_bridge); // the lease goes, and the bridge with the last one
     if s.has("1.2") {
         under_test::ch01_clone::exit_code(status)
             .with_context(|| format!("exercise 1.2 gave no exit code for {status:?}"))
@@ -533,6 +592,7 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
 fn host_side(
     child: Pid,
     veth: &Option<Veth>,
+    bridge: bool,
     cpus: Option<f64>,
     pids: Option<u64>,
     cleanup: &mut Cleanup,
@@ -570,8 +630,12 @@ fn host_side(
         nl.add_veth(&v.host_end, &v.container_end)?;
         cleanup.veth = Some(v.host_end.clone());
         nl.move_to_namespace_of(&v.container_end, child.as_raw() as u32)?;
-        nl.add_address(&v.host_end, v.host, v.prefix)?;
-        nl.set_up(&v.host_end)?;
+        if bridge {
+            under_test::ch10_bridge::attach(&v.host_end, BRIDGE)?; // a port of mybox0, up
+        } else {
+            nl.add_address(&v.host_end, v.host, v.prefix)?;
+            nl.set_up(&v.host_end)?;
+        }
     }
     Ok(())
 }
@@ -608,6 +672,104 @@ fn wait_status(pid: Pid, forward: bool) -> Result<WaitStatus> {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
             return Err(workshop::Interrupted(sig).into());
+        }
+    }
+}
+
+/// `--network bridge`: mybox's own bridge (chapter 10's is wsbr0), its
+/// subnet and gateway, and where its leases live (one directory per
+/// network namespace, as each has a bridge of its own).
+const BRIDGE: &str = "mybox0";
+const BRIDGE_STATE: &str = "/run/mybox-bridge";
+
+fn bridge_subnet() -> ch06_net::Subnet {
+    ch06_net::Subnet::of(Ipv4Addr::new(10, 202, 0, 0), 24)
+}
+
+fn bridge_gateway() -> Ipv4Addr {
+    bridge_subnet().first_host()
+}
+
+/// This network namespace's lease directory.
+fn bridge_leases() -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata("/proc/self/ns/net")
+        .context("failed to stat /proc/self/ns/net")?
+        .ino();
+    Ok(Path::new(BRIDGE_STATE).join(format!("net-{inode}")))
+}
+
+/// This run's place on the bridge: its address, claimed with 10.2, and the
+/// lease file that holds it. Dropped: the lease goes, and the last one out
+/// removes the bridge.
+struct BridgeLease {
+    address: Ipv4Addr,
+    lease: PathBuf,
+}
+
+impl BridgeLease {
+    /// Under chapter 6's lock: the bridge if it is not there yet, the
+    /// leases of killed runs removed, then the next free address (10.2).
+    fn join() -> Result<BridgeLease> {
+        let _lock = ch06_net::lock_addresses()?;
+        let dir = bridge_leases()?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("failed to make {}", dir.display()))?;
+        let mut nl = ch06_net::netlink::Netlink::open()?;
+        if nl.link(BRIDGE)?.is_none() {
+            nl.add_bridge(BRIDGE)?;
+            let subnet = bridge_subnet();
+            nl.add_address(BRIDGE, bridge_gateway(), subnet.prefix)?;
+            nl.set_up(BRIDGE)?;
+        }
+        live_leases(&dir)?; // removes the dead ones
+        let me = ch06_net::owner(std::process::id()).context("failed to read our start time")?;
+        let address = under_test::ch10_bridge::claim_next(&dir, bridge_subnet(), &me)
+            .context("exercise 10.2 (claim_next) claimed no address")?;
+        Ok(BridgeLease {
+            address,
+            lease: dir.join(address.to_string()),
+        })
+    }
+}
+
+/// The leases in `dir` whose run still runs (the record is chapter 6's
+/// owner line); the others are removed. Call it under chapter 6's lock.
+fn live_leases(dir: &Path) -> Result<usize> {
+    let mut live = 0;
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("failed to read {}", dir.display()))?
+    {
+        let path = entry?.path();
+        let record = std::fs::read_to_string(&path).unwrap_or_default();
+        let pid = record
+            .strip_prefix("workshop run ")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| ch06_net::owner(pid).as_deref() == Some(record.trim_end())) {
+            live += 1;
+        } else {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    Ok(live)
+}
+
+impl Drop for BridgeLease {
+    fn drop(&mut self) {
+        let Ok(_lock) = ch06_net::lock_addresses() else {
+            return;
+        };
+        let _ = std::fs::remove_file(&self.lease);
+        let Some(dir) = self.lease.parent() else {
+            return;
+        };
+        if live_leases(dir).is_ok_and(|n| n == 0) {
+            if let Ok(mut nl) = ch06_net::netlink::Netlink::open() {
+                let _ = nl.delete_link(BRIDGE);
+            }
+            let _ = std::fs::remove_dir(dir);
+            let _ = std::fs::remove_dir(BRIDGE_STATE); // if no other namespace has one
         }
     }
 }
