@@ -14,6 +14,11 @@
 //! veth pair that ch06 and ch07 lay by default. That last step is measured
 //! inside `unshare --net` (the veth must not touch this machine's network),
 //! against the same wrapper around the container without it.
+//!
+//! Chapter 10's figure (issue 14) is a container joining a bridge that
+//! another container holds, against chapter 6's start: both runs enter a
+//! network namespace kept for the bench ([`BridgeBench`]), as the bridge
+//! must outlive the runs.
 
 use crate::{cargo, root, CHAPTERS};
 use anyhow::{bail, Context, Result};
