@@ -14,6 +14,11 @@
 //! veth pair that ch06 and ch07 lay by default. That last step is measured
 //! inside `unshare --net` (the veth must not touch this machine's network),
 //! against the same wrapper around the container without it.
+//!
+//! Chapter 10's figure (issue 14) is a container joining a bridge that
+//! another container holds, against chapter 6's start: both runs enter a
+//! network namespace kept for the bench ([`BridgeBench`]), as the bridge
+//! must outlive the runs.
 
 use crate::{cargo, root, CHAPTERS};
 use anyhow::{bail, Context, Result};
@@ -271,6 +276,45 @@ pub fn run(args: Args) -> Result<()> {
             true,
         ),
     ];
+    // Issue 14: a container that joins the bridge another container holds,
+    // against chapter 6's start (its veth to the host), each run entering a
+    // network namespace kept for the bench (the bridge must outlive the
+    // runs), with chapter 8 (chapter 6's veth, over an overlay root) to
+    // tell what the bridge adds from what the overlay does.
+    eprintln!(
+        "bench: a chapter 10 container holding the bridge wsbr0, in a network namespace of its own"
+    );
+    let bridge_bench = BridgeBench::start(&bin("ch10-bridge"), &r)?;
+    let entered = |holder: &NetHolder, name: &str, what: &'static str, binary: &str| Candidate {
+        name: name.into(),
+        what,
+        argv: holder.enter(
+            [&bin(binary), "--quiet", "--rootfs", &r, "--", "/bin/true"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        times: Vec::new(),
+    };
+    let ladder = ladder.into_iter().chain([
+        entered(
+            &bridge_bench.veth,
+            "ns ch06 veth",
+            "(nsenter into a network namespace kept for the bench) chapter 6: a veth pair to the host, a subnet of its own",
+            "ch06-net",
+        ),
+        entered(
+            &bridge_bench.veth_ch08,
+            "ns ch08 veth",
+            "(another such namespace) chapter 8: chapter 6's veth, a cgroup, an overlay root",
+            "ch08-overlay",
+        ),
+        entered(
+            &bridge_bench.bridge,
+            "ns ch10 join",
+            "(nsenter into the namespace where a ch10 container holds wsbr0) chapter 8's container on the bridge: the next free address, a veth made a port of wsbr0, the hosts file",
+            "ch10-bridge",
+        ),
+    ]);
     let first_ladder = candidates.len();
     candidates.extend(ladder);
 
@@ -292,6 +336,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(bundle) = runc_bundle {
         let _ = std::fs::remove_dir_all(bundle);
+    }
+    if let Some(left) = bridge_bench.stop()? {
+        notes.push(left);
     }
 
     let floor = candidates[0].median();
@@ -357,6 +404,16 @@ pub fn run(args: Args) -> Result<()> {
             "sandbox ch07 none",
             "sandbox ch07",
         ),
+        (
+            "a cgroup and an overlay root (ch08)",
+            "ns ch06 veth",
+            "ns ch08 veth",
+        ),
+        (
+            "a port of the bridge, not a subnet",
+            "ns ch08 veth",
+            "ns ch10 join",
+        ),
     ];
     for (what, from, to) in steps {
         if let (Some(a), Some(b)) = (find(from), find(to)) {
@@ -392,6 +449,13 @@ pub fn run(args: Args) -> Result<()> {
                 ))
             ));
         }
+    }
+    if let (Some(join), Some(veth)) = (find("ns ch10 join"), find("ns ch06 veth")) {
+        let ratio = ms(join) / ms(veth);
+        line(format!(
+            "ns ch10 join (a container joining the bridge another holds) takes {ratio:.2}× ns ch06 veth's time (chapter 6's start, veth only; issue 14 asks at most 1.2×: {})",
+            if ratio <= 1.2 { "met" } else { "NOT met" }
+        ));
     }
     line(String::new());
     eprintln!("bench: images: a rebuild, an import of 100 MB, the store's disk use");
@@ -487,4 +551,190 @@ fn build_times() -> Result<(f64, f64)> {
     anyhow::ensure!(status?.success(), "rebuild failed");
     let _ = std::fs::remove_dir_all(&scratch);
     Ok((clean, rebuild))
+}
+
+/// A network namespace that outlives the runs measured in it, for the
+/// figure of chapter 10 (a container joining a bridge that is already
+/// there): held by a process of the bench's, `unshare --net ARGV` (which
+/// execs ARGV, so the holder's PID is ARGV's), and entered by each run
+/// with `nsenter --net=/proc/PID/ns/net`. Stopped with SIGTERM (a chapter
+/// stops its container and cleans up), at the latest when dropped.
+struct NetHolder {
+    child: Option<std::process::Child>,
+    what: String,
+}
+
+impl NetHolder {
+    fn start(what: &str, argv: &[String]) -> Result<NetHolder> {
+        let child = Command::new("unshare")
+            .args(["--net", "--"])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| {
+                format!("failed to start {what}: `unshare --net {}`", argv.join(" "))
+            })?;
+        Ok(NetHolder {
+            child: Some(child),
+            what: what.into(),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// `/proc/PID/ns/net`.
+    fn namespace(&self) -> String {
+        format!("/proc/{}/ns/net", self.pid())
+    }
+
+    /// `argv`, run in the holder's network namespace.
+    fn enter(&self, argv: Vec<String>) -> Vec<String> {
+        let mut entered = vec!["nsenter".to_string(), format!("--net={}", self.namespace())];
+        entered.extend(argv);
+        entered
+    }
+
+    /// Wait (at most `limit`) until `ready` says yes; fails if the holder
+    /// ended first, with what it said.
+    fn wait_until(&mut self, limit: Duration, ready: impl Fn(&NetHolder) -> bool) -> Result<()> {
+        let start = Instant::now();
+        while !ready(self) {
+            let child = self.child.as_mut().expect("running");
+            if let Some(status) = child.try_wait()? {
+                let mut said = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut err, &mut said);
+                }
+                self.child = None;
+                bail!(
+                    "{} ended ({status}) before it was ready: {}",
+                    self.what,
+                    said.trim()
+                );
+            }
+            if start.elapsed() > limit {
+                bail!("{} was not ready after {} s", self.what, limit.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// SIGTERM, then wait for it (SIGKILL after 10 s). Returns its status.
+    fn stop(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(None);
+        };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Some(status));
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                eprintln!("bench: {} did not stop after SIGTERM: SIGKILL", self.what);
+                let _ = child.kill();
+                return Ok(Some(child.wait()?));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for NetHolder {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Chapter 10's state of the bridge in the namespace at `/proc/PID/ns/net`
+/// (`/run/workshop-bridge/net-INODE`), as `ch10_bridge::State::here` names
+/// it from inside.
+fn bridge_state_of(namespace: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(namespace).ok()?.ino();
+    Some(Path::new("/run/workshop-bridge").join(format!("net-{inode}")))
+}
+
+/// The namespaces of issue 14's figure: one where chapter 6 lays its veth,
+/// one where chapter 8 does (to tell the overlay from the bridge), one
+/// where a long-running chapter 10 container holds the bridge that each
+/// measured run joins.
+struct BridgeBench {
+    /// Chapter 6's runs' namespace, and chapter 8's: one each, as a run
+    /// deletes the pair of the run before it in its namespace if the kernel
+    /// has not yet (it does in the background), which would time a delete.
+    veth: NetHolder,
+    veth_ch08: NetHolder,
+    bridge: NetHolder,
+    /// `/run/workshop-bridge/net-INODE` of the bridge's namespace.
+    state: PathBuf,
+}
+
+/// The name the holder of the bridge has on it.
+const HOLDER_NAME: &str = "bench-holder";
+
+impl BridgeBench {
+    fn start(ch10: &str, rootfs: &str) -> Result<BridgeBench> {
+        let veth = NetHolder::start(
+            "chapter 6's runs' namespace (sleep)",
+            &["sleep".into(), "86400".into()],
+        )?;
+        let veth_ch08 = NetHolder::start(
+            "chapter 8's runs' namespace (sleep)",
+            &["sleep".into(), "86400".into()],
+        )?;
+        let mut bridge = NetHolder::start(
+            "the container that holds the bridge (ch10-bridge)",
+            &[
+                ch10.into(),
+                "--quiet".into(),
+                "--rootfs".into(),
+                rootfs.into(),
+                "--name".into(),
+                HOLDER_NAME.into(),
+                "--".into(),
+                "/bin/sleep".into(),
+                "86400".into(),
+            ],
+        )?;
+        // Ready when the holder's name is in the bridge's hosts file: join's
+        // last step.
+        bridge.wait_until(Duration::from_secs(30), |h| {
+            bridge_state_of(&h.namespace())
+                .and_then(|s| std::fs::read_to_string(s.join("hosts")).ok())
+                .is_some_and(|hosts| hosts.contains(HOLDER_NAME))
+        })?;
+        let state = bridge_state_of(&bridge.namespace()).context("the bridge's namespace")?;
+        Ok(BridgeBench {
+            veth,
+            veth_ch08,
+            bridge,
+            state,
+        })
+    }
+
+    /// Stop both; chapter 10's holder, the last one on the bridge, removes
+    /// it and its state. Returns a note if it left its state behind (which
+    /// is removed here).
+    fn stop(mut self) -> Result<Option<String>> {
+        self.veth.stop()?;
+        self.veth_ch08.stop()?;
+        let status = self.bridge.stop()?;
+        if self.state.exists() {
+            std::fs::remove_dir_all(&self.state)?;
+            let _ = std::fs::remove_dir("/run/workshop-bridge");
+            return Ok(Some(format!(
+                "ch10-bridge, stopped with SIGTERM ({}), left {} (removed by the bench)",
+                status.map_or("?".into(), |s| s.to_string()),
+                self.state.display()
+            )));
+        }
+        Ok(None)
+    }
 }

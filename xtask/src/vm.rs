@@ -9,9 +9,12 @@
 //!    test executables and the chapter binaries, whose absolute paths the
 //!    tests have compiled in (`CARGO_BIN_EXE_*`);
 //! 3. the initramfs: a newc cpio written here ([`cpio`]) with a static
-//!    busybox, those executables at the same absolute paths, cargo's
-//!    `CACHEDIR.TAG` (so `workshop_rootfs::default_dir` finds the target
-//!    dir) and an `/init` script ([`init_script`]);
+//!    busybox, the kernel modules the chapters need and those they depend
+//!    on ([`MODULES`]), the host programs busybox has not with their shared
+//!    libraries ([`PROGRAMS`]: `nft`, for chapter 10), those executables at
+//!    the same absolute paths, cargo's `CACHEDIR.TAG` (so
+//!    `workshop_rootfs::default_dir` finds the target dir) and an `/init`
+//!    script ([`init_script`]);
 //! 4. qemu with software emulation (TCG: no KVM needed) and no network
 //!    device; its serial console is streamed here, and the run passes only
 //!    when `/init` reports that every test executable passed.
@@ -47,6 +50,7 @@ pub const PACKAGES: &[&str] = &[
     "ch07-cgroups",
     "ch08-overlay",
     "ch09-image",
+    "ch10-bridge",
     // The exercise checks, against the solutions: the probe
     // (`solutions-probe`) goes in as a binary of the package.
     "solutions",
@@ -153,6 +157,7 @@ pub fn run(args: VmTestArgs) -> Result<()> {
         )
     })?;
     let busybox = static_busybox()?;
+    let programs = programs(&packages)?;
     fs::create_dir_all(&vm_dir)
         .with_context(|| format!("failed to create {}", vm_dir.display()))?;
 
@@ -193,15 +198,33 @@ pub fn run(args: VmTestArgs) -> Result<()> {
 
     let initramfs = vm_dir.join("initramfs.cpio");
     let packed = Instant::now();
-    let script = init_script(&built, &skips);
     let modules = modules(&kernel)?;
-    let (entries, bytes) = write_initramfs(&initramfs, &busybox, &modules, &built, &script)?;
+    let loads: Vec<&Load> = modules.iter().map(|(load, _)| load).collect();
+    let in_vm: Vec<&Program> = programs.iter().map(|(p, _)| *p).collect();
+    let script = init_script(&built, &skips, &loads, &in_vm);
+    let (entries, bytes) =
+        write_initramfs(&initramfs, &busybox, &modules, &programs, &built, &script)?;
     say(&format!(
         "initramfs {}: {entries} entries, {} MiB, uncompressed ({:.1} s)",
         shown(&initramfs).display(),
         bytes >> 20,
         packed.elapsed().as_secs_f64()
     ));
+    say(&format!(
+        "modules /init loads, in order: {}",
+        loads
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    for (p, placements) in &programs {
+        say(&format!(
+            "{} from the host, with {} files of its loader and libraries",
+            p.in_vm().display(),
+            placements.len() - 1
+        ));
+    }
     for skip in &skips {
         say(&format!(
             "will skip {} {}: {}",
@@ -720,7 +743,7 @@ fn skips_for(built: &Built, packages: &[String]) -> Result<Vec<&'static Skip>> {
 /// pivot_root, so it copies everything into a tmpfs and `switch_root`s there.
 /// Stage 2 mounts what a machine has, cgroup2 with every controller enabled
 /// at the root, runs each test executable and reports, then powers off.
-fn init_script(built: &Built, skips: &[&Skip]) -> String {
+fn init_script(built: &Built, skips: &[&Skip], modules: &[&Load], programs: &[&Program]) -> String {
     let mut runs = String::new();
     for skip in skips {
         let _ = writeln!(
@@ -743,16 +766,20 @@ fn init_script(built: &Built, skips: &[&Skip]) -> String {
         let _ = writeln!(runs, "{line}");
     }
     let mut loads = String::new();
-    for m in MODULES {
+    for m in modules {
         let at = m.in_vm();
         let _ = writeln!(
             loads,
             "insmod {at} || say \"warning: could not load the {} module (insmod {at}): {}\"",
-            m.name(),
-            m.needed_by
+            m.name, m.needed_by
         );
     }
+    let mut says = String::new();
+    for p in programs {
+        let _ = writeln!(says, "say \"{0} --version: $({0} --version 2>&1)\"", p.name);
+    }
     INIT.replace("@MODULES@", loads.trim_end())
+        .replace("@PROGRAMS@", says.trim_end())
         .replace("@RUNS@", runs.trim_end())
         .replace("@COUNT@", &built.tests.len().to_string())
 }
@@ -796,9 +823,12 @@ for controller in $(cat /sys/fs/cgroup/cgroup.controllers); do
 done
 ip link set lo up
 hostname workshop-vm
-# Debian builds veth and overlay as modules (CONFIG_VETH=m,
-# CONFIG_OVERLAY_FS=m), and this VM has no modprobe: load each by its file.
+# Debian builds veth, overlay, bridge and nf_tables as modules
+# (CONFIG_VETH=m, CONFIG_OVERLAY_FS=m, ...), and this VM has no modprobe:
+# load each by its file, after the ones it needs.
 @MODULES@
+# The host programs that came in with their shared libraries, if any.
+@PROGRAMS@
 
 say "kernel $(uname -r), $(nproc) CPUs, $(free -m | awk '/^Mem:/ { print $2 }') MiB"
 say "cat /proc/self/cgroup: $(cat /proc/self/cgroup)"
@@ -838,57 +868,272 @@ poweroff -f
 "#;
 
 /// A driver the stock kernel builds as a module (`=m` in its config) and a
-/// chapter needs: the initramfs carries it, and /init loads it with insmod.
-/// None of them depends on another module (`depends=` is empty in each).
+/// chapter needs: the initramfs carries it and the modules it depends on,
+/// and /init loads them with busybox's insmod, each after the ones it
+/// needs. The VM has no modprobe to find them, and Debian's package has no
+/// `modules.dep` (depmod makes it at install): each module's own `depends=`
+/// (its `.modinfo` section, as `modinfo -F depends` shows it) says.
 struct Module {
-    /// Its file in the package, under `lib/modules/RELEASE/`.
-    file: &'static str,
+    /// As `lsmod` names it: `veth` is `kernel/drivers/net/veth.ko`.
+    name: &'static str,
     /// Who needs it, for the warning when it does not load.
     needed_by: &'static str,
 }
 
 const MODULES: &[Module] = &[
     Module {
-        file: "kernel/drivers/net/veth.ko",
+        name: "veth",
         needed_by: "chapters 6 and 7 lay a veth pair",
     },
     Module {
-        file: "kernel/fs/overlayfs/overlay.ko",
+        name: "overlay",
         needed_by: "chapter 8 mounts the container's root as an overlay",
+    },
+    Module {
+        name: "bridge",
+        needed_by: "chapter 10 makes the bridge wsbr0",
+    },
+    // Chapter 10's `nft -f -`: a table of family ip (nf_tables), a chain of
+    // type nat (nft_chain_nat, with nf_nat and nf_conntrack beneath it) and
+    // a masquerade statement (nft_masq). nf_tables and nf_conntrack need
+    // libcrc32c, which asks the crypto API for "crc32c" (a soft dependency,
+    // not in `depends=`): the generic one, as TCG's CPU may lack SSE 4.2.
+    Module {
+        name: "crc32c_generic",
+        needed_by: "libcrc32c (for nf_tables and nf_conntrack) asks for crc32c",
+    },
+    Module {
+        name: "nft_chain_nat",
+        needed_by: "chapter 10's masquerade rule is in a chain of type nat",
+    },
+    Module {
+        name: "nft_masq",
+        needed_by: "chapter 10's masquerade rule",
     },
 ];
 
-impl Module {
-    /// `veth` for `kernel/drivers/net/veth.ko`.
-    fn name(&self) -> &'static str {
-        let file = self.file.rsplit('/').next().unwrap_or(self.file);
-        file.strip_suffix(".ko").unwrap_or(file)
-    }
+/// A module to load in the VM, in the order of the list it is in.
+#[derive(Debug, PartialEq, Eq)]
+struct Load {
+    name: String,
+    /// Who needs it: a chapter (one of [`MODULES`]), or the module that
+    /// depends on it.
+    needed_by: String,
+}
 
+impl Load {
     /// Where the VM's /init finds it: `/lib/veth.ko`.
     fn in_vm(&self) -> String {
-        format!("/lib/{}.ko", self.name())
+        format!("/lib/{}.ko", self.name)
     }
 }
 
-/// The [`MODULES`] of the unpacked kernel package, with where each goes in
-/// the VM. Debian ships them uncompressed (busybox's insmod reads them as
-/// they are).
-fn modules(kernel: &Kernel) -> Result<Vec<(PathBuf, String)>> {
-    let dir = kernel.dir.join("lib/modules").join(&kernel.release);
-    MODULES
+/// What the kernel package says of a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// Built into the kernel (`modules.builtin`): nothing to load.
+    BuiltIn,
+    /// A file, and the modules it depends on (`depends=`).
+    File(Vec<String>),
+}
+
+/// The order to load `wanted` in: each module after what it depends on
+/// (depth first), each once, the built-in ones left out. `kind_of` tells
+/// what the kernel package says of a module, by its name.
+fn load_order(
+    wanted: &[Module],
+    kind_of: &mut dyn FnMut(&str) -> Result<Kind>,
+) -> Result<Vec<Load>> {
+    fn visit(
+        name: &str,
+        needed_by: String,
+        kind_of: &mut dyn FnMut(&str) -> Result<Kind>,
+        order: &mut Vec<Load>,
+        seen: &mut BTreeSet<String>,
+    ) -> Result<()> {
+        if !seen.insert(name.to_string()) {
+            return Ok(());
+        }
+        let Kind::File(depends) = kind_of(name)? else {
+            return Ok(());
+        };
+        for dep in &depends {
+            visit(dep, format!("{name} needs it"), kind_of, order, seen)?;
+        }
+        order.push(Load {
+            name: name.to_string(),
+            needed_by,
+        });
+        Ok(())
+    }
+    let mut order = Vec::new();
+    let mut seen = BTreeSet::new();
+    for m in wanted {
+        visit(m.name, m.needed_by.into(), kind_of, &mut order, &mut seen)
+            .with_context(|| format!("{} in the VM", m.needed_by))?;
+    }
+    Ok(order)
+}
+
+/// A module's name from its file: `nf_conntrack` for
+/// `kernel/net/netfilter/nf_conntrack.ko`. The kernel spells `-` as `_`.
+fn module_name(file: &str) -> Option<String> {
+    let base = file.rsplit('/').next()?;
+    Some(base.strip_suffix(".ko")?.replace('-', "_"))
+}
+
+/// The `key=value` strings of a module's `.modinfo` section (a 64-bit
+/// little-endian ELF relocatable file, as x86_64's modules are).
+fn modinfo(bytes: &[u8]) -> Option<Vec<(String, String)>> {
+    let at = |offset: usize, len: usize| bytes.get(offset..offset.checked_add(len)?);
+    let u16_at = |o| at(o, 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |o| at(o, 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize);
+    let u64_at = |o| at(o, 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
+    if at(0, 6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(0x28)?, u16_at(0x3a)?, u16_at(0x3c)?, u16_at(0x3e)?);
+    // (name's offset in the section names, offset, size) of section i.
+    let section = |i: usize| {
+        let h = shoff.checked_add(i.checked_mul(shentsize)?)?;
+        Some((u32_at(h)?, u64_at(h + 24)?, u64_at(h + 32)?))
+    };
+    let (_, names, names_len) = section(shstrndx)?;
+    let names = at(names, names_len)?;
+    for i in 0..shnum {
+        let (name, offset, size) = section(i)?;
+        let name = names.get(name..)?.split(|b| *b == 0).next()?;
+        if name == b".modinfo" {
+            return Some(
+                at(offset, size)?
+                    .split(|b| *b == 0)
+                    .filter_map(|s| std::str::from_utf8(s).ok()?.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+        }
+    }
+    None
+}
+
+/// The modules a module depends on, from its `depends=` (comma-separated,
+/// empty for none).
+fn depends_of(file: &Path) -> Result<Vec<String>> {
+    let bytes = fs::read(file).with_context(|| format!("failed to read {}", file.display()))?;
+    let info =
+        modinfo(&bytes).with_context(|| format!("{} has no .modinfo section", file.display()))?;
+    Ok(info
         .iter()
-        .map(|m| {
-            let path = dir.join(m.file);
-            if !path.is_file() {
-                bail!(
-                    "the kernel package {} has no {}: {} in the VM",
-                    kernel.package,
-                    path.display(),
-                    m.needed_by
-                );
+        .filter(|(k, _)| k == "depends")
+        .flat_map(|(_, v)| v.split(','))
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// The [`MODULES`] of the unpacked kernel package and what they depend on,
+/// in the order to load them, each with its file on the host. Debian ships
+/// them uncompressed (busybox's insmod reads them as they are).
+fn modules(kernel: &Kernel) -> Result<Vec<(Load, PathBuf)>> {
+    let dir = kernel.dir.join("lib/modules").join(&kernel.release);
+    let builtin_list = dir.join("modules.builtin");
+    let builtin: BTreeSet<String> = fs::read_to_string(&builtin_list)
+        .with_context(|| format!("failed to read {}", builtin_list.display()))?
+        .lines()
+        .filter_map(module_name)
+        .collect();
+    // Every module file of the package, by name.
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut dirs = vec![dir.join("kernel")];
+    while let Some(d) = dirs.pop() {
+        for entry in fs::read_dir(&d).with_context(|| format!("failed to read {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Some(name) = path.to_str().and_then(module_name) {
+                files.insert(name, path);
             }
-            Ok((path, m.in_vm()))
+        }
+    }
+    let mut kind_of = |name: &str| -> Result<Kind> {
+        if builtin.contains(name) {
+            return Ok(Kind::BuiltIn);
+        }
+        match files.get(name) {
+            Some(file) => Ok(Kind::File(depends_of(file)?)),
+            None => bail!(
+                "the kernel package {} has no module {name} under {}",
+                kernel.package,
+                shown(&dir).display()
+            ),
+        }
+    };
+    let order = load_order(MODULES, &mut kind_of)?;
+    Ok(order
+        .into_iter()
+        .map(|load| {
+            let file = files[&load.name].clone();
+            (load, file)
+        })
+        .collect())
+}
+
+/// A host program that a chapter's tests run in the VM and busybox has not:
+/// the initramfs carries it at `/bin/NAME`, with the dynamic loader and
+/// every shared library it loads, where the host has them (found as the
+/// rootfs builder finds them, [`elf::Search::libraries_of`]).
+struct Program {
+    name: &'static str,
+    /// The Debian package that has it.
+    debian: &'static str,
+    /// The packages whose tests need it: it goes in when one of them is tested.
+    packages: &'static [&'static str],
+    needed_by: &'static str,
+}
+
+const PROGRAMS: &[Program] = &[Program {
+    name: "nft",
+    debian: "nftables",
+    packages: &["ch10-bridge"],
+    needed_by: "chapter 10 adds its masquerade rule with `nft -f -`",
+}];
+
+impl Program {
+    /// Where it is in the VM: on /init's PATH, which is /bin.
+    fn in_vm(&self) -> PathBuf {
+        Path::new("/bin").join(self.name)
+    }
+}
+
+/// The [`PROGRAMS`] the `packages` under test need, each with what goes
+/// into the initramfs for it: the program itself first, then its loader
+/// and libraries.
+fn programs(packages: &[String]) -> Result<Vec<(&'static Program, Vec<elf::Placement>)>> {
+    let search = elf::Search::host();
+    PROGRAMS
+        .iter()
+        .filter(|p| packages.iter().any(|t| p.packages.contains(&t.as_str())))
+        .map(|p| {
+            let Some(host) = workshop_rootfs::find_host_program(p.name) else {
+                return Err(hinted(
+                    format!("`{}` is not installed: {} in the VM", p.name, p.needed_by),
+                    format!(
+                        "apt-get install {} (vm-test copies it into the VM with its libraries)",
+                        p.debian
+                    ),
+                ));
+            };
+            let mut placements = vec![elf::Placement::Copy {
+                from: host.clone(),
+                to: p.in_vm(),
+            }];
+            placements.extend(
+                search
+                    .libraries_of(&host, &p.in_vm())
+                    .with_context(|| format!("failed to find what {} loads", host.display()))?,
+            );
+            Ok((p, placements))
         })
         .collect()
 }
@@ -900,7 +1145,8 @@ fn modules(kernel: &Kernel) -> Result<Vec<(PathBuf, String)>> {
 fn write_initramfs(
     path: &Path,
     busybox: &Path,
-    modules: &[(PathBuf, String)],
+    modules: &[(Load, PathBuf)],
+    programs: &[(&Program, Vec<elf::Placement>)],
     built: &Built,
     init: &str,
 ) -> Result<(usize, u64)> {
@@ -931,15 +1177,42 @@ fn write_initramfs(
     // busybox, an applet link for each applet, and the usual dirs pointing at /bin.
     count(copy_file(&mut w, busybox, "/bin/busybox"))?;
     for applet in applets(busybox)? {
-        count(w.symlink(&format!("/bin/{applet}"), "busybox"))?;
+        // A program of the host's, if it has the applet's name, is the one.
+        if !programs.iter().any(|(p, _)| p.name == applet) {
+            count(w.symlink(&format!("/bin/{applet}"), "busybox"))?;
+        }
     }
     count(w.symlink("/sbin", "bin"))?;
     count(w.symlink("/usr/bin", "../bin"))?;
     count(w.symlink("/usr/sbin", "../bin"))?;
     // The kernel modules the chapters need, which /init loads.
     count(w.dir("/lib", 0o755))?;
-    for (from, inside) in modules {
-        count(copy_file(&mut w, from, inside))?;
+    for (load, from) in modules {
+        count(copy_file(&mut w, from, &load.in_vm()))?;
+    }
+    // The host programs, their loader and libraries (two programs may
+    // share some: each goes in once).
+    let mut placed = BTreeSet::new();
+    let utf8 = |p: &Path| {
+        p.to_str()
+            .map(str::to_string)
+            .with_context(|| format!("{} is not UTF-8", p.display()))
+    };
+    for placement in programs.iter().flat_map(|(_, placements)| placements) {
+        match placement {
+            elf::Placement::Copy { from, to } => {
+                let to = utf8(to)?;
+                if placed.insert(to.clone()) {
+                    count(copy_file(&mut w, from, &to))?;
+                }
+            }
+            elf::Placement::Link { at, target } => {
+                let at = utf8(at)?;
+                if placed.insert(at.clone()) {
+                    count(w.symlink(&at, &utf8(target)?))?;
+                }
+            }
+        }
     }
 
     let ours = built
@@ -1287,7 +1560,7 @@ mod tests {
             ..Built::default()
         };
         let skips: Vec<&Skip> = SKIPS.iter().collect();
-        let init = init_script(&built, &skips);
+        let init = init_script(&built, &skips, &[], &[]);
         assert!(init.starts_with("#!/bin/sh\n"));
         assert!(init.contains("\nrun_tests ch01-clone '/w/t/deps/ch01-1'\n"));
         assert!(init.contains(
@@ -1299,22 +1572,185 @@ mod tests {
         assert!(!init.contains("@MODULES@"));
     }
 
+    /// What Debian's 6.1.0-57-amd64 says of the modules vm-test loads and
+    /// of what they depend on (`depends=` of each, and modules.builtin).
+    fn debian_6_1(name: &str) -> Result<Kind> {
+        let depends: &[&str] = match name {
+            "veth" | "overlay" | "llc" | "nfnetlink" | "libcrc32c" | "crc32c_generic"
+            | "nf_defrag_ipv4" | "nf_defrag_ipv6" => &[],
+            "ipv6" => return Ok(Kind::BuiltIn),
+            "stp" => &["llc"],
+            "bridge" => &["llc", "stp"],
+            "nf_tables" => &["nfnetlink", "libcrc32c"],
+            "nf_conntrack" => &["nf_defrag_ipv4", "nf_defrag_ipv6", "libcrc32c"],
+            "nf_nat" => &["nf_conntrack", "libcrc32c"],
+            "nft_chain_nat" => &["nf_tables", "nf_nat"],
+            "nft_masq" => &["nf_tables", "nf_nat", "nf_conntrack"],
+            _ => bail!("no module {name}"),
+        };
+        Ok(Kind::File(depends.iter().map(|d| d.to_string()).collect()))
+    }
+
     #[test]
-    fn init_loads_veth_and_overlay_before_the_tests() {
-        let init = init_script(&Built::default(), &[]);
+    fn modules_load_after_what_they_depend_on_each_once() {
+        let order = load_order(MODULES, &mut debian_6_1).unwrap();
+        let names: Vec<&str> = order.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "veth",
+                "overlay",
+                "llc",
+                "stp",
+                "bridge",
+                "crc32c_generic",
+                "nfnetlink",
+                "libcrc32c",
+                "nf_tables",
+                "nf_defrag_ipv4",
+                "nf_defrag_ipv6",
+                "nf_conntrack",
+                "nf_nat",
+                "nft_chain_nat",
+                "nft_masq",
+            ]
+        );
+        for (i, load) in order.iter().enumerate() {
+            let Kind::File(depends) = debian_6_1(&load.name).unwrap() else {
+                panic!("{} is built in", load.name)
+            };
+            for dep in depends {
+                let at = order.iter().position(|o| o.name == dep).unwrap();
+                assert!(at < i, "{} is loaded before {dep}", load.name);
+            }
+        }
+        assert_eq!(order[2].needed_by, "bridge needs it");
+        assert_eq!(order[4].in_vm(), "/lib/bridge.ko");
+        // A built-in module is not loaded, nor are its dependencies looked at.
+        let wanted = [Module {
+            name: "ipv6",
+            needed_by: "test",
+        }];
+        assert_eq!(load_order(&wanted, &mut debian_6_1).unwrap(), []);
+        let wanted = [Module {
+            name: "nope",
+            needed_by: "a test wants nope",
+        }];
+        let missing = load_order(&wanted, &mut debian_6_1).unwrap_err();
+        assert_eq!(
+            format!("{missing:#}"),
+            "a test wants nope in the VM: no module nope"
+        );
+    }
+
+    #[test]
+    fn module_names_spell_dashes_as_underscores() {
+        assert_eq!(
+            module_name("kernel/arch/x86/crypto/crc32c-intel.ko").as_deref(),
+            Some("crc32c_intel")
+        );
+        assert_eq!(
+            module_name("kernel/net/bridge/bridge.ko").as_deref(),
+            Some("bridge")
+        );
+        assert_eq!(module_name("modules.builtin"), None);
+    }
+
+    /// A 64-bit little-endian ELF file with no content but its section
+    /// headers: the null section, the section names, and a `.modinfo`.
+    fn module_with_modinfo(modinfo: &[u8]) -> Vec<u8> {
+        let names = b"\0.shstrtab\0.modinfo\0";
+        let mut file = vec![0u8; 64];
+        file[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        let names_at = file.len();
+        file.extend_from_slice(names);
+        let modinfo_at = file.len();
+        file.extend_from_slice(modinfo);
+        let shoff = file.len();
+        file[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+        file[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        file[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        file[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        for (name, offset, size) in [
+            (0u32, 0usize, 0usize),
+            (1, names_at, names.len()),
+            (11, modinfo_at, modinfo.len()),
+        ] {
+            let mut header = [0u8; 64];
+            header[..4].copy_from_slice(&name.to_le_bytes());
+            header[24..32].copy_from_slice(&(offset as u64).to_le_bytes());
+            header[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+            file.extend_from_slice(&header);
+        }
+        file
+    }
+
+    #[test]
+    fn a_modules_dependencies_are_read_from_its_modinfo_section() {
+        let bytes = module_with_modinfo(
+            b"alias=rtnl-link-bridge\0license=GPL\0depends=llc,stp\0intree=Y\0name=bridge\0",
+        );
+        let info = modinfo(&bytes).unwrap();
+        assert!(
+            info.contains(&("depends".into(), "llc,stp".into())),
+            "{info:?}"
+        );
+        assert!(info.contains(&("name".into(), "bridge".into())), "{info:?}");
+        let dir = std::env::temp_dir().join(format!("vm-modinfo-test.{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (bridge, veth) = (dir.join("bridge.ko"), dir.join("veth.ko"));
+        fs::write(&bridge, &bytes).unwrap();
+        fs::write(&veth, module_with_modinfo(b"depends=\0name=veth\0")).unwrap();
+        let (of_bridge, of_veth) = (depends_of(&bridge), depends_of(&veth));
+        fs::write(&veth, b"not an ELF file").unwrap();
+        let of_junk = depends_of(&veth);
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(of_bridge.unwrap(), ["llc", "stp"]);
+        assert_eq!(of_veth.unwrap(), Vec::<String>::new());
+        assert!(of_junk.is_err());
+    }
+
+    #[test]
+    fn init_loads_the_modules_in_order_before_the_tests() {
+        let order = load_order(MODULES, &mut debian_6_1).unwrap();
+        let loads: Vec<&Load> = order.iter().collect();
+        let init = init_script(&Built::default(), &[], &loads, &[]);
         let tests_start = init.find("run_tests() {").expect("the run_tests function");
-        for module in ["veth", "overlay"] {
-            let line = format!("\ninsmod /lib/{module}.ko || say ");
+        let mut last = 0;
+        for name in [
+            "veth",
+            "overlay",
+            "llc",
+            "stp",
+            "bridge",
+            "nf_tables",
+            "nft_masq",
+        ] {
+            let line = format!("\ninsmod /lib/{name}.ko || say ");
             let at = init
                 .find(&line)
-                .unwrap_or_else(|| panic!("/init does not load {module}.ko:\n{init}"));
+                .unwrap_or_else(|| panic!("/init does not load {name}.ko:\n{init}"));
             assert!(
                 at < tests_start,
-                "{module}.ko is loaded after the tests start"
+                "{name}.ko is loaded after the tests start"
             );
+            assert!(at > last, "{name}.ko is loaded out of order");
+            last = at;
         }
-        assert_eq!(MODULES[1].name(), "overlay");
-        assert_eq!(MODULES[1].in_vm(), "/lib/overlay.ko");
+    }
+
+    #[test]
+    fn init_shows_the_host_programs_it_carries() {
+        let nft: Vec<&Program> = PROGRAMS.iter().filter(|p| p.name == "nft").collect();
+        let init = init_script(&Built::default(), &[], &[], &nft);
+        assert!(init.contains("\nsay \"nft --version: $(nft --version 2>&1)\"\n"));
+        assert!(!init.contains("@PROGRAMS@"));
+        assert_eq!(nft[0].in_vm(), Path::new("/bin/nft"));
+    }
+
+    #[test]
+    fn nft_goes_in_only_with_chapter_10() {
+        assert!(programs(&["ch06-net".to_string()]).unwrap().is_empty());
     }
 
     #[test]
