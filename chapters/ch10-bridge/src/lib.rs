@@ -101,11 +101,17 @@ impl State {
     }
 }
 
+/// The bridge's name while it is made, until it has the alias that says it
+/// is ours (the kernel takes no alias with a new link): a run killed in
+/// between leaves a link by this name, and the next run removes it.
+pub const BRIDGE_BEING_MADE: &str = "wsbr0-new";
+
 // ANCHOR: create_bridge
 /// `ip link add wsbr0 type bridge; ip addr add 10.201.0.1/24 dev wsbr0;
 /// ip link set wsbr0 up`: the switch, with the gateway's address on it (the
-/// kernel adds the route to 10.201.0.0/24 through it). Its alias keeps
-/// `forwarding_before`, the `ip_forward` the host had, to put back.
+/// kernel adds the route to 10.201.0.0/24 through it). It is made under
+/// another name and becomes wsbr0 in the same request that gives it its
+/// alias: whose it is, and `forwarding_before`, the `ip_forward` to put back.
 pub fn create_bridge(nl: &mut Netlink, forwarding_before: &str) -> Result<()> {
     if let Some(why) = ch06_net::subnet_clash(nl, &SUBNET)? {
         return Err(hinted(
@@ -113,17 +119,29 @@ pub fn create_bridge(nl: &mut Netlink, forwarding_before: &str) -> Result<()> {
             "remove what uses it (`ip route`, `ip addr`), or run with --network veth",
         ));
     }
-    nl.add_bridge(BRIDGE).map_err(|e| match errno_of(&e) {
+    remove_half_made_bridge(nl)?;
+    nl.add_bridge(BRIDGE_BEING_MADE).map_err(|e| match errno_of(&e) {
         Some(Errno::EOPNOTSUPP) => hinted(
             format!("{e:#}"),
             "this kernel has no bridge driver: `modprobe bridge`, or a kernel built with CONFIG_BRIDGE",
         ),
         _ => e,
     })?;
+    let alias = format!("{BRIDGE_ALIAS}{forwarding_before}");
+    nl.rename_and_describe(BRIDGE_BEING_MADE, BRIDGE, &alias)?;
     nl.add_address(BRIDGE, GATEWAY, SUBNET.prefix)?;
-    nl.describe_and_set_up(BRIDGE, &format!("{BRIDGE_ALIAS}{forwarding_before}"))
+    nl.set_up(BRIDGE)
 }
 // ANCHOR_END: create_bridge
+
+/// The bridge a run killed while making it left (under chapter 6's lock,
+/// which that run held: it is gone).
+fn remove_half_made_bridge(nl: &mut Netlink) -> Result<()> {
+    match nl.link(BRIDGE_BEING_MADE)? {
+        Some(_) => nl.delete_link(BRIDGE_BEING_MADE),
+        None => Ok(()),
+    }
+}
 
 /// Whether `link` is the bridge this chapter made: it carries its alias (a
 /// link called wsbr0 the host made is the host's, and stays).
@@ -295,12 +313,10 @@ impl BridgeNetwork {
         }
         match nl.link(BRIDGE)? {
             None => {
-                // The first container makes it, and lets the host forward.
-                let before = nat::enable_forwarding()?;
-                if let Err(e) = create_bridge(nl, &before) {
-                    nat::restore_forwarding(&before)?;
-                    return Err(e);
-                }
+                // The first container makes it, then lets the host forward
+                // (once the bridge's alias keeps the value to put back).
+                create_bridge(nl, &nat::forwarding()?)?;
+                nat::enable_forwarding()?;
                 if nat::nft_available() {
                     nat::add_masquerade(SUBNET, BRIDGE)?;
                 } else {
@@ -440,6 +456,7 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
         return Ok(false);
     }
     nat::remove_masquerade()?;
+    remove_half_made_bridge(nl)?;
     let ours = nl
         .link(BRIDGE)?
         .filter(|l| forwarding_before(l.alias.as_deref()).is_some());
