@@ -844,13 +844,14 @@ fn an_empty_lease_a_killed_claimer_left_does_not_hold_the_bridge() {
 
 /// A first run SIGKILLed at each of its netlink requests in turn (strace
 /// delivers the signal as the Nth `sendto` is entered: the bridge made, its
-/// address, its alias, the veth, its port...): the next run works, and
+/// address, its alias, the veth, its port...), and at each of its writes:
+/// the next run works, and
 /// when it ends the sandbox is as it was, ip_forward back at 0. Before, a
 /// kill between writing ip_forward and putting the alias on the bridge left
 /// ip_forward at 1 for good, or a wsbr0 with no alias that every later run
 /// refused as "not the workshop's".
 #[test]
-fn a_first_run_killed_at_any_netlink_request_is_reclaimed_by_the_next() {
+fn a_run_killed_at_any_netlink_request_or_write_is_reclaimed_by_the_next() {
     assert!(
         Command::new("strace").arg("-V").output().is_ok(),
         "SKIPPED, AS A FAILURE: strace is not installed, and this test kills the tool at \
@@ -861,10 +862,13 @@ fn a_first_run_killed_at_any_netlink_request_is_reclaimed_by_the_next() {
     host.set_ip_forward("0");
     let before = host.snapshot();
     let args = ["--quiet", "--name", "k", "-p", "8085:80", "--", "true"];
-    for n in 1..=16 {
-        let inject = format!("sendto:signal=SIGKILL:when={n}");
+    let steps = (1..=16).map(|n| ("sendto", n));
+    // Its writes: ip_forward, nft's ruleset, the lease, the hosts file, the
+    // handoff, then on the way out ip_forward put back.
+    for (call, n) in steps.chain((1..=7).map(|n| ("write", n))) {
+        let inject = format!("{call}:signal=SIGKILL:when={n}");
         let mut strace = Command::new("strace");
-        strace.args(["-o", "/dev/null", "-e", "trace=sendto", "-e"]);
+        strace.args(["-o", "/dev/null", "-e", &format!("trace={call}"), "-e"]);
         strace.arg(format!("inject={inject}")).arg(BIN).args(args);
         host.net.enter_on_exec(&mut strace);
         let killed = run(&mut strace, LIMIT);
@@ -875,11 +879,11 @@ fn a_first_run_killed_at_any_netlink_request_is_reclaimed_by_the_next() {
         }
         assert!(
             next.status.success(),
-            "killed at sendto #{n} ({:?}), the next run failed: {}",
+            "killed at {call} #{n} ({:?}), the next run failed: {}",
             killed.status,
             stderr_of(&next)
         );
-        host.assert_as_it_was(&before, &format!("killed at sendto #{n}, then a run"));
+        host.assert_as_it_was(&before, &format!("killed at {call} #{n}, then a run"));
     }
 }
 
