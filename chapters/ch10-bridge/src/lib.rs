@@ -461,12 +461,13 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
         .link(BRIDGE)?
         .filter(|l| forwarding_before(l.alias.as_deref()).is_some());
     if let Some(bridge) = ours {
+        // ip_forward first: its old value lives in the bridge's alias.
+        if let Some(before) = forwarding_before(bridge.alias.as_deref()) {
+            nat::restore_forwarding(before)?;
+        }
         match nl.delete_link(BRIDGE) {
             Err(e) if errno_of(&e) != Some(Errno::ENODEV) => return Err(e),
             _ => {} // deleted, or gone meanwhile
-        }
-        if let Some(before) = forwarding_before(bridge.alias.as_deref()) {
-            nat::restore_forwarding(before)?;
         }
     }
     match std::fs::remove_dir_all(&state.dir) {
