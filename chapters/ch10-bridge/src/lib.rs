@@ -681,6 +681,8 @@ mod tests {
             "wéb",
             "localhost",
             "host.workshop.internal",
+            "LocalHost",
+            "Host.Workshop.Internal",
         ] {
             assert!(parse_name(bad).is_err(), "{bad:?}");
         }

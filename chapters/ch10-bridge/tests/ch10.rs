@@ -1047,6 +1047,42 @@ fn a_name_taken_on_the_bridge_is_refused_and_its_holder_is_unaffected() {
     host.assert_as_it_was(&before, "after a duplicate name");
 }
 
+/// Names in /etc/hosts are looked up whatever their case (`ping WEB` finds
+/// web): a second container called DUP beside dup would make `ping dup`
+/// reach whichever comes first. It is refused as the same name is.
+#[test]
+fn a_name_that_differs_only_in_case_is_taken_too() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let mut first = host.start(&[
+        "--quiet",
+        "--name",
+        "dup",
+        "--",
+        "sh",
+        "-c",
+        "echo up; exec sleep 30",
+    ]);
+    first.wait_for("up", Duration::from_secs(20));
+    let found = host.tool(&["--quiet", "--", "ping", "-c1", "-W2", "DUP"]);
+    let out = host.tool(&["--name", "DUP", "--", "true"]);
+    let err = stderr_of(&out);
+    first.signal(Signal::SIGTERM);
+    assert_eq!(first.finish().0, 143);
+    assert!(
+        found.status.success(),
+        "ping DUP finds dup: {}",
+        stderr_of(&found)
+    );
+    assert_eq!(exit_code(out.status), 1, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains("taken")),
+        "{err}"
+    );
+    host.assert_as_it_was(&before, "after a name in another case");
+}
+
 /// A namespace no process is in can still be there: held by a descriptor (as
 /// these tests' sandboxes are, or a container manager's), by a thread that
 /// joined it, or by a bind mount outside /run/netns (docker's
