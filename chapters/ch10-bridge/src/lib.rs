@@ -178,7 +178,8 @@ pub fn parse_name(name: &str) -> Result<String, String> {
     if name.len() > 63 {
         return Err(format!("{name:?} is {} characters: at most 63", name.len()));
     }
-    if name == hosts::HOST_NAME || name == "localhost" {
+    // Names are looked up whatever their case: LOCALHOST is localhost.
+    if name.eq_ignore_ascii_case(hosts::HOST_NAME) || name.eq_ignore_ascii_case("localhost") {
         return Err(format!("{name:?} is taken: it names the host"));
     }
     Ok(name.to_string())
@@ -301,12 +302,12 @@ impl BridgeNetwork {
         let live = reclaim_stale_leases(&self.state)?;
         if let Some(taken) = live
             .iter()
-            .find(|l| !self.name.is_empty() && l.name == self.name)
+            .find(|l| !self.name.is_empty() && l.name.eq_ignore_ascii_case(&self.name))
         {
             return Err(hinted(
                 format!(
-                    "the name {} is taken on the bridge by {} ({})",
-                    self.name, taken.address, taken.owner
+                    "the name {} is taken on the bridge: {} is {} ({})",
+                    self.name, taken.name, taken.address, taken.owner
                 ),
                 "give this container another --name, or stop the other one first",
             ));
