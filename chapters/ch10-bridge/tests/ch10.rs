@@ -1083,6 +1083,49 @@ fn a_name_that_differs_only_in_case_is_taken_too() {
     host.assert_as_it_was(&before, "after a name in another case");
 }
 
+/// The bridge's hosts file replaced by a symlink (a student who wanted the
+/// host's names in the containers: `ln -sf /etc/hosts .../hosts`): a run
+/// that joins must not write through it (it would cut the host's
+/// /etc/hosts to the bridge's names) nor show its target in a container.
+/// It is refused, and the file the link points to is as it was.
+#[test]
+fn a_hosts_file_replaced_by_a_symlink_is_not_written_through() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let target = std::env::temp_dir().join(format!("ch10-hosts-target-{}", std::process::id()));
+    std::fs::write(&target, "192.0.2.7 the-hosts-own\n").unwrap();
+    let mut first = host.start(&[
+        "--quiet",
+        "--name",
+        "a",
+        "--",
+        "sh",
+        "-c",
+        "echo up; exec sleep 30",
+    ]);
+    first.wait_for("up", Duration::from_secs(20));
+    let hosts = host.state_dir().join("hosts");
+    std::fs::remove_file(&hosts).unwrap();
+    std::os::unix::fs::symlink(&target, &hosts).unwrap();
+    let out = host.tool(&["--quiet", "--name", "b", "--", "cat", "/etc/hosts"]);
+    let _ = std::fs::remove_file(&hosts);
+    first.signal(Signal::SIGTERM);
+    assert_eq!(first.finish().0, 143);
+    let after = std::fs::read_to_string(&target).unwrap();
+    std::fs::remove_file(&target).unwrap();
+    assert_eq!(
+        after, "192.0.2.7 the-hosts-own\n",
+        "written through the symlink"
+    );
+    assert!(
+        !stdout_of(&out).contains("the-hosts-own"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(exit_code(out.status), 1, "{}", stderr_of(&out));
+    host.assert_as_it_was(&before, "after a hosts file made a symlink");
+}
+
 /// A namespace no process is in can still be there: held by a descriptor (as
 /// these tests' sandboxes are, or a container manager's), by a thread that
 /// joined it, or by a bind mount outside /run/netns (docker's
