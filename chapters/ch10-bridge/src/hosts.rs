@@ -40,12 +40,20 @@ pub fn render(gateway: Ipv4Addr, leases: &[Lease]) -> String {
 /// old from the start, then the file cut to its length: a reader in between
 /// sees whole lines of one or the other, never an empty file.
 pub fn write_in_place(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW) // a symlink put there is not followed (ELOOP)
         .open(path)
-        .with_context(|| format!("failed to open {}", path.display()))?;
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => workshop::error::hinted(
+                format!("{} is a symbolic link: not written through", path.display()),
+                format!("it is the bridge's own file, for the containers only: `rm {}` (the next run writes it again)", path.display()),
+            ),
+            _ => anyhow::Error::new(e).context(format!("failed to open {}", path.display())),
+        })?;
     file.write_all(text.as_bytes())
         .and_then(|()| file.set_len(text.len() as u64))
         .with_context(|| format!("failed to write {}", path.display()))
@@ -58,7 +66,7 @@ pub fn write_in_place(path: &Path, text: &str) -> Result<()> {
 /// that [`attach_hosts`] puts in place once the container is in its root.
 pub fn detach_bind_of(hosts: &Path) -> Result<OwnedFd> {
     let path = CString::new(hosts.as_os_str().as_bytes())?;
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_SYMLINK_NOFOLLOW as u32;
     // SAFETY: a plain system call with a valid NUL-terminated path.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
     if fd < 0 {
