@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use workshop_netlink::Netlink;
@@ -243,12 +243,7 @@ impl Host {
 }
 
 fn nft_installed() -> bool {
-    Command::new("nft")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    ch10_bridge::nat::nft_available()
 }
 
 /// A run of the tool in the background, its output collected as it comes.
