@@ -34,6 +34,12 @@ pub fn render(gateway: Ipv4Addr, leases: &[Lease]) -> String {
     text
 }
 
+/// What is written over a file of `old_len` bytes before it is cut to
+/// `text`'s length.
+fn over_old(text: &str, _old_len: usize) -> String {
+    text.to_string()
+}
+
 /// Replace the content of `path`, keeping its inode: the containers' bind
 /// mounts show this very file (a new file renamed over it would be another
 /// inode, which they would never see). The new content is written over the
@@ -54,7 +60,8 @@ pub fn write_in_place(path: &Path, text: &str) -> Result<()> {
             ),
             _ => anyhow::Error::new(e).context(format!("failed to open {}", path.display())),
         })?;
-    file.write_all(text.as_bytes())
+    let old_len = file.metadata().map_or(0, |m| m.len() as usize);
+    file.write_all(over_old(text, old_len).as_bytes())
         .and_then(|()| file.set_len(text.len() as u64))
         .with_context(|| format!("failed to write {}", path.display()))
 }
@@ -137,6 +144,42 @@ mod tests {
         assert!(text.contains("10.201.0.2\tweb\n"), "{text}");
         assert!(text.contains("10.201.0.4\tdb\n"), "{text}");
         assert!(!text.contains("10.201.0.3"), "{text}");
+    }
+
+    #[test]
+    fn a_reader_before_the_cut_sees_only_whole_lines_of_the_new_text() {
+        let lease = |n: u8, name: &str| Lease {
+            address: Ipv4Addr::new(10, 201, 0, n),
+            owner: "o".into(),
+            name: name.into(),
+            port: String::new(),
+            path: Default::default(),
+        };
+        let gateway = Ipv4Addr::new(10, 201, 0, 1);
+        let old = render(
+            gateway,
+            &[lease(2, "alpha"), lease(3, "bravo"), lease(4, "charlie")],
+        );
+        // bravo left: without care the reader sees "ha\n" (a piece of
+        // "alpha") or a piece such as "0.4\tcharlie" (glibc reads 0.0.0.4).
+        for new in [
+            render(gateway, &[lease(2, "al"), lease(3, "bravo")]),
+            render(gateway, &[lease(3, "bravo")]),
+            render(gateway, &[]),
+        ] {
+            // The file between the write and the cut: the new bytes over the old.
+            let written = over_old(&new, old.len());
+            let mut seen = written.clone().into_bytes();
+            seen.extend_from_slice(&old.as_bytes()[written.len().min(old.len())..]);
+            let seen = String::from_utf8(seen).unwrap();
+            for line in seen.lines() {
+                assert!(
+                    new.lines().any(|l| l == line) || line.is_empty() || line.starts_with('#'),
+                    "a reader before the cut sees {line:?}, a piece of an old line:\n{seen}"
+                );
+            }
+            assert!(written.starts_with(&new));
+        }
     }
 
     #[test]
