@@ -35,16 +35,23 @@ pub fn render(gateway: Ipv4Addr, leases: &[Lease]) -> String {
 }
 
 /// What is written over a file of `old_len` bytes before it is cut to
-/// `text`'s length.
-fn over_old(text: &str, _old_len: usize) -> String {
-    text.to_string()
+/// `text`'s length: `text`, then, if the old was longer, one comment line
+/// (`#####`) up to its end, so that no piece of an old line follows.
+fn over_old(text: &str, old_len: usize) -> String {
+    let mut out = text.to_string();
+    if let Some(pad) = old_len.checked_sub(text.len() + 1) {
+        out.push_str(&"#".repeat(pad));
+        out.push('\n');
+    }
+    out
 }
 
 /// Replace the content of `path`, keeping its inode: the containers' bind
 /// mounts show this very file (a new file renamed over it would be another
 /// inode, which they would never see). The new content is written over the
-/// old from the start, then the file cut to its length: a reader in between
-/// sees whole lines of one or the other, never an empty file.
+/// old from the start (with a comment line over what is left of the old),
+/// then the file cut to its length: a reader in between sees the new
+/// names, never an empty file nor a piece of an old line.
 pub fn write_in_place(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
