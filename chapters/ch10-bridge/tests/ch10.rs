@@ -1121,6 +1121,28 @@ fn a_hosts_file_replaced_by_a_symlink_is_not_written_through() {
     host.assert_as_it_was(&before, "after a hosts file made a symlink");
 }
 
+/// An image (here a --layer) whose /etc/hosts is a directory cannot have
+/// the bridge's names mounted there: the run says so, naming the path
+/// (exit 1), rather than a bare "move_mount: Invalid argument".
+#[test]
+fn an_image_whose_etc_hosts_is_a_directory_is_told_so() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let layer = std::env::temp_dir().join(format!("ch10-hosts-dir-{}", std::process::id()));
+    std::fs::create_dir_all(layer.join("etc/hosts")).unwrap();
+    let out = host.tool(&["--quiet", "--layer", layer.to_str().unwrap(), "--", "true"]);
+    std::fs::remove_dir_all(&layer).unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(exit_code(out.status), 1, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains("/etc/hosts is a directory")),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    host.assert_as_it_was(&before, "after an image with a directory at /etc/hosts");
+}
+
 /// A namespace no process is in can still be there: held by a descriptor (as
 /// these tests' sandboxes are, or a container manager's), by a thread that
 /// joined it, or by a bind mount outside /run/netns (docker's
