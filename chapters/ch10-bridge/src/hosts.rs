@@ -99,10 +99,7 @@ pub fn detach_bind_of(hosts: &Path) -> Result<OwnedFd> {
 /// names. `mount --bind HOSTS /etc/hosts && mount -o remount,bind,ro /etc/hosts`.
 pub fn attach_hosts(tree: OwnedFd) -> Result<()> {
     let target = Path::new("/etc/hosts");
-    if std::fs::symlink_metadata(target).is_err() {
-        std::fs::create_dir_all("/etc").context("failed to make /etc")?;
-        std::fs::File::create(target).context("failed to make /etc/hosts")?;
-    }
+    make_file_if_missing(target)?; // an image may have none
     let empty = CString::default();
     let to = CString::new("/etc/hosts")?;
     // SAFETY: a plain system call with valid descriptors and paths.
@@ -126,6 +123,30 @@ pub fn attach_hosts(tree: OwnedFd) -> Result<()> {
         .context("failed to make /etc/hosts read-only")
 }
 // ANCHOR_END: attach
+
+/// `target`, made an empty file if the image has none (and its directory);
+/// a directory there is refused, as a file cannot be mounted on it.
+fn make_file_if_missing(target: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(target) {
+        Err(_) => {
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("failed to make {}", dir.display()))?;
+            }
+            std::fs::File::create(target)
+                .with_context(|| format!("failed to make {}", target.display()))?;
+            Ok(())
+        }
+        Ok(meta) if meta.is_dir() => Err(workshop::error::hinted(
+            format!(
+                "the image's {} is a directory: the bridge's names (a file) cannot go there",
+                target.display()
+            ),
+            "give it back its file (a layer without the directory), or run with --network veth",
+        )),
+        Ok(_) => Ok(()),
+    }
+}
 
 #[cfg(test)]
 mod tests {
