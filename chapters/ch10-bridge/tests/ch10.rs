@@ -1226,6 +1226,26 @@ fn a_wsbr0_the_chapter_did_not_make_is_left_alone() {
     host.assert_as_it_was(&before, "after a run beside the host's own wsbr0");
 }
 
+/// The demo beside a wsbr0 of the host's own: its first run is refused,
+/// and the demo says why (that run's error and hint), not only that the
+/// run "ended before it was on the bridge".
+#[test]
+fn the_demo_says_why_a_run_of_its_crew_was_refused() {
+    let host = Host::new();
+    host.netlink(|nl| nl.add_bridge(BRIDGE))
+        .expect("a bridge of the host's own");
+    let before = host.snapshot();
+    let out = host.tool(&["--color", "never"]);
+    let err = stderr_of(&out);
+    assert_eq!(exit_code(out.status), 1, "{err}");
+    assert!(err.contains("the workshop did not make it"), "{err}");
+    assert!(
+        err.contains(&format!("ip -d link show {BRIDGE}")),
+        "the run's hint: {err}"
+    );
+    host.assert_as_it_was(&before, "after the demo beside the host's own wsbr0");
+}
+
 /// Names follow the containers: a container sees the name of one that
 /// joins appear in its /etc/hosts, and go when that one leaves.
 #[test]
