@@ -12,6 +12,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 use std::sync::{Arc, Mutex};
@@ -571,6 +572,64 @@ fn a_published_port_serves_the_containers_page_and_closes_after() {
         "port 8080 after the run: {after:?}"
     );
     host.assert_as_it_was(&before, "after the published port");
+}
+
+/// More connections at once than the run has descriptors for (its limit set
+/// to 64 here; 1024 is a desktop's usual soft limit): accept() fails with
+/// EMFILE a while. Once they are closed, the published port serves again;
+/// before, the relay's accept loop ended at its first error and the port
+/// took connections that no one ever answered, until the run ended.
+#[test]
+fn a_published_port_serves_again_after_more_connections_than_descriptors() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let script = format!(
+        "mkdir -p /www && echo '{PAGE}' > /www/index.html && echo serving && \
+         exec httpd -f -p 80 -h /www"
+    );
+    let args = [
+        "--quiet", "--name", "web", "-p", "8086:80", "--", "sh", "-c", &script,
+    ];
+    let mut web = host.start_with(&args, |command| {
+        // SAFETY: between fork and exec only setrlimit, async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = nix::libc::rlimit {
+                    rlim_cur: 64,
+                    rlim_max: 64,
+                };
+                match nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+    });
+    web.wait_for("serving", Duration::from_secs(20));
+    let fetched = |limit: Duration| {
+        let start = Instant::now();
+        loop {
+            match host.fetch(8086) {
+                Ok(reply) if reply.contains(PAGE) => return true,
+                _ if start.elapsed() > limit => return false,
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    };
+    assert!(
+        fetched(Duration::from_secs(5)),
+        "the page, before: {}",
+        web.stderr()
+    );
+    let storm: Vec<_> = (0..60).filter_map(|_| host.connect(8086).ok()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(storm);
+    let served = fetched(Duration::from_secs(5));
+    web.signal(Signal::SIGTERM);
+    let (code, _, err) = web.finish();
+    assert!(served, "no page through -p 8086:80 after the storm\n{err}");
+    assert_eq!(code, 143, "{err}");
+    host.assert_as_it_was(&before, "after a storm of connections");
 }
 
 // ---------------------------------------------------------------------------
