@@ -324,7 +324,7 @@ impl BridgeNetwork {
                     self.say.warn(NO_NFT);
                 }
             }
-            Some(link) if forwarding_before(link.alias.as_deref()).is_none() => {
+            Some(link) if !is_ours(&link) => {
                 return Err(hinted(
                     format!("a link called {BRIDGE} is there, and the workshop did not make it"),
                     format!("`ip -d link show {BRIDGE}` says what it is; delete it or rename it"),
@@ -458,14 +458,13 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
     }
     nat::remove_masquerade()?;
     remove_half_made_bridge(nl)?;
-    let ours = nl
-        .link(BRIDGE)?
-        .filter(|l| forwarding_before(l.alias.as_deref()).is_some());
-    if let Some(bridge) = ours {
-        // ip_forward first: its old value lives in the bridge's alias.
-        if let Some(before) = forwarding_before(bridge.alias.as_deref()) {
-            nat::restore_forwarding(before)?;
-        }
+    let bridge = nl.link(BRIDGE)?;
+    if let Some(before) = bridge
+        .as_ref()
+        .and_then(|l| forwarding_before(l.alias.as_deref()))
+    {
+        // ip_forward first, while the bridge's alias keeps its old value.
+        nat::restore_forwarding(before)?;
         match nl.delete_link(BRIDGE) {
             Err(e) if errno_of(&e) != Some(Errno::ENODEV) => return Err(e),
             _ => {} // deleted, or gone meanwhile
