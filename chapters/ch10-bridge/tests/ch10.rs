@@ -732,6 +732,43 @@ fn path_without_nft() -> String {
     kept.join(":")
 }
 
+/// An nft that fails to lay the rule (a kernel without nftables' NAT; here
+/// a stand-in on PATH that says so): the first run stops with the error,
+/// a hint of what to do, and leaves nothing (bridge, ip_forward, state).
+#[test]
+fn an_nft_that_cannot_lay_the_rule_fails_the_run_with_a_hint_and_leaves_nothing() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let bin = std::env::temp_dir().join(format!("ch10-fake-nft-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("nft"),
+        "#!/bin/sh\ncase \"$1\" in --version) exit 0;; -f) cat >/dev/null; \
+         echo 'Error: Could not process rule: No such file or directory' >&2; exit 1;; esac\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("nft"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let mut command = chapter(BIN);
+    command.args(["--quiet", "--", "true"]);
+    command.env("PATH", format!("{}:{}", bin.display(), path_without_nft()));
+    host.net.enter_on_exec(&mut command);
+    let out = run(&mut command, LIMIT);
+    std::fs::remove_dir_all(&bin).unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(exit_code(out.status), 1, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && l.contains("nft")),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    host.assert_as_it_was(&before, "after nft failed");
+}
+
 /// With the masquerade rule (nft), what a container sends to the outside
 /// leaves with the host's uplink address, 192.0.2.1, never the container's
 /// 10.201.0.x. Without nft this test fails, saying how to install it (as the
