@@ -77,7 +77,13 @@ fn nft(args: &[&str], input: Option<&str>) -> Result<()> {
 
 /// Add the masquerade rule: `nft -f -` with [`ruleset`].
 pub fn add_masquerade(subnet: Subnet, bridge: &str) -> Result<()> {
-    nft(&["-f", "-"], Some(&ruleset(subnet, bridge)))
+    nft(&["-f", "-"], Some(&ruleset(subnet, bridge))).map_err(|e| {
+        workshop::error::hinted(
+            format!("{e:#}"),
+            "the kernel may lack nftables' NAT (`modprobe nft_chain_nat nft_masq`; CONFIG_NFT_NAT, CONFIG_NFT_MASQ); \
+             `nft list ruleset` shows what nft can do here",
+        )
+    })
 }
 
 /// `nft delete table ip workshop_bridge`, if it is there.
