@@ -36,10 +36,13 @@ pub fn render(gateway: Ipv4Addr, leases: &[Lease]) -> String {
 
 /// What is written over a file of `old_len` bytes before it is cut to
 /// `text`'s length: `text`, then, if the old was longer, one comment line
-/// (`#####`) up to its end, so that no piece of an old line follows.
+/// (`#####`) up to its end, so that no piece of an old line follows. Not
+/// past 64 KiB: a file that big is not the tool's (a container's root can
+/// remount it writable), and is cut at once.
 fn over_old(text: &str, old_len: usize) -> String {
     let mut out = text.to_string();
-    if let Some(pad) = old_len.checked_sub(text.len() + 1) {
+    let pad = old_len.checked_sub(text.len() + 1);
+    if let Some(pad) = pad.filter(|&p| p < 64 * 1024) {
         out.push_str(&"#".repeat(pad));
         out.push('\n');
     }
