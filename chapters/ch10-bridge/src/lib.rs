@@ -686,6 +686,15 @@ mod tests {
         ] {
             assert!(parse_name(bad).is_err(), "{bad:?}");
         }
+        // What the C library reads as an address is never looked up as a
+        // name: `ping 12` pings 0.0.0.12, `ping 0x10` 0.0.0.16.
+        for address_like in ["12", "1.2", "10.201.0.3", "0x10", "0X1f.2"] {
+            let err = parse_name(address_like).unwrap_err();
+            assert!(err.contains("address"), "{address_like}: {err}");
+        }
+        for name in ["1a", "web1", "0xg", "1-2", "1.2.3.4.5"] {
+            assert!(parse_name(name).is_ok(), "{name}");
+        }
         assert!(parse_name(&"a".repeat(63)).is_ok());
         assert!(parse_name(&"a".repeat(64)).is_err());
     }
