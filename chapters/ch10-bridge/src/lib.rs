@@ -175,6 +175,11 @@ pub fn parse_name(name: &str) -> Result<String, String> {
             "{name:?}: a name is a letter or digit, then letters, digits, '_', '.' or '-'"
         ));
     }
+    if reads_as_address(name) {
+        return Err(format!(
+            "{name:?} reads as an address (`ping {name}` would ping it): give a name with a letter"
+        ));
+    }
     if name.len() > 63 {
         return Err(format!("{name:?} is {} characters: at most 63", name.len()));
     }
@@ -183,6 +188,21 @@ pub fn parse_name(name: &str) -> Result<String, String> {
         return Err(format!("{name:?} is taken: it names the host"));
     }
     Ok(name.to_string())
+}
+
+/// Whether the C library's `inet_aton` takes `name` for an IPv4 address
+/// (1 to 4 parts split by '.', each decimal, octal or 0x hex), so that a
+/// lookup of it never reaches /etc/hosts.
+fn reads_as_address(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('.').collect();
+    parts.len() <= 4
+        && parts.iter().all(|part| {
+            let hex = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X"));
+            match hex {
+                Some(digits) => digits.chars().all(|c| c.is_ascii_hexdigit()),
+                None => !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()),
+            }
+        })
 }
 
 /// `--network`, in docker's words, from this chapter on.
