@@ -155,15 +155,18 @@ fn make_file_if_missing(target: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lists_the_host_and_each_named_lease() {
-        let lease = |n: u8, name: &str| Lease {
+    fn lease(n: u8, name: &str) -> Lease {
+        Lease {
             address: Ipv4Addr::new(10, 201, 0, n),
             owner: "o".into(),
             name: name.into(),
             port: String::new(),
             path: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn lists_the_host_and_each_named_lease() {
         let text = render(
             Ipv4Addr::new(10, 201, 0, 1),
             &[lease(2, "web"), lease(3, ""), lease(4, "db")],
@@ -179,13 +182,6 @@ mod tests {
 
     #[test]
     fn a_reader_before_the_cut_sees_only_whole_lines_of_the_new_text() {
-        let lease = |n: u8, name: &str| Lease {
-            address: Ipv4Addr::new(10, 201, 0, n),
-            owner: "o".into(),
-            name: name.into(),
-            port: String::new(),
-            path: Default::default(),
-        };
         let gateway = Ipv4Addr::new(10, 201, 0, 1);
         let old = render(
             gateway,

@@ -229,7 +229,16 @@ impl Host {
         run(&mut command, LIMIT)
     }
 
-    /// A run of the tool in the sandbox, in the background.
+    /// A run called `name` in the background, once its container is on the
+    /// bridge and runs (it sleeps 30 s).
+    fn start_named(&self, name: &str) -> Run {
+        let script = "echo up; exec sleep 30";
+        let mut run = self.start(&["--quiet", "--name", name, "--", "sh", "-c", script]);
+        run.wait_for("up", Duration::from_secs(20));
+        run
+    }
+
+    /// A run of the tool in the background.
     fn start(&self, args: &[&str]) -> Run {
         self.start_with(args, |_| {})
     }
@@ -1100,16 +1109,7 @@ fn a_host_port_already_taken_is_refused_with_a_hint() {
 fn a_name_taken_on_the_bridge_is_refused_and_its_holder_is_unaffected() {
     let host = Host::new();
     let before = host.snapshot();
-    let mut first = host.start(&[
-        "--quiet",
-        "--name",
-        "dup",
-        "--",
-        "sh",
-        "-c",
-        "echo up; exec sleep 30",
-    ]);
-    first.wait_for("up", Duration::from_secs(20));
+    let first = host.start_named("dup");
     let ports = host.bridge_ports();
     let out = host.tool(&["--name", "dup", "--", "true"]);
     let err = stderr_of(&out);
@@ -1145,16 +1145,7 @@ fn a_name_taken_on_the_bridge_is_refused_and_its_holder_is_unaffected() {
 fn a_name_that_differs_only_in_case_is_taken_too() {
     let host = Host::new();
     let before = host.snapshot();
-    let mut first = host.start(&[
-        "--quiet",
-        "--name",
-        "dup",
-        "--",
-        "sh",
-        "-c",
-        "echo up; exec sleep 30",
-    ]);
-    first.wait_for("up", Duration::from_secs(20));
+    let first = host.start_named("dup");
     let found = host.tool(&["--quiet", "--", "ping", "-c1", "-W2", "DUP"]);
     let out = host.tool(&["--name", "DUP", "--", "true"]);
     let err = stderr_of(&out);
@@ -1185,16 +1176,7 @@ fn a_hosts_file_replaced_by_a_symlink_is_not_written_through() {
     let before = host.snapshot();
     let target = std::env::temp_dir().join(format!("ch10-hosts-target-{}", std::process::id()));
     std::fs::write(&target, "192.0.2.7 the-hosts-own\n").unwrap();
-    let mut first = host.start(&[
-        "--quiet",
-        "--name",
-        "a",
-        "--",
-        "sh",
-        "-c",
-        "echo up; exec sleep 30",
-    ]);
-    first.wait_for("up", Duration::from_secs(20));
+    let first = host.start_named("a");
     let hosts = host.state_dir().join("hosts");
     std::fs::remove_file(&hosts).unwrap();
     std::os::unix::fs::symlink(&target, &hosts).unwrap();
@@ -1355,16 +1337,7 @@ fn names_come_and_go_with_the_containers() {
         grep -q '\tlater$' /etc/hosts || echo went; exec sleep 30";
     let mut first = host.start(&["--quiet", "--name", "first", "--", "sh", "-c", watch]);
     first.wait_for("up", Duration::from_secs(20));
-    let mut later = host.start(&[
-        "--quiet",
-        "--name",
-        "later",
-        "--",
-        "sh",
-        "-c",
-        "echo up; exec sleep 30",
-    ]);
-    later.wait_for("up", Duration::from_secs(20));
+    let later = host.start_named("later");
     first.wait_for("appeared", Duration::from_secs(12));
     later.signal(Signal::SIGTERM);
     assert_eq!(later.finish().0, 143);
