@@ -42,9 +42,9 @@ impl Crew {
             .args(["--", "sh", "-c", script])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: between fork and exec only prctl, which is async-signal-safe:
-        // if the demo is killed, so are its runs (and their containers with them).
+            .stderr(Stdio::piped()); // read if it ends early: its error says why
+                                     // SAFETY: between fork and exec only prctl, which is async-signal-safe:
+                                     // if the demo is killed, so are its runs (and their containers with them).
         unsafe {
             command.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
@@ -78,7 +78,11 @@ impl Crew {
         loop {
             for (name, child) in &mut self.runs {
                 if let Some(status) = child.try_wait()? {
-                    bail!("the run of {name} ended before it was on the bridge ({status})");
+                    let mut said = String::new();
+                    if let Some(mut stderr) = child.stderr.take() {
+                        let _ = stderr.read_to_string(&mut said);
+                    }
+                    return Err(refused(name, status, &said));
                 }
             }
             let leases = lease::leases(&state.leases())?;
@@ -107,6 +111,22 @@ impl Crew {
         for (_, mut child) in self.runs.drain(..) {
             let _ = child.wait();
         }
+    }
+}
+
+/// The error of a run of the crew that ended early, with its own error
+/// and hint (it runs with --quiet: its stderr holds little else).
+fn refused(name: &str, status: std::process::ExitStatus, said: &str) -> anyhow::Error {
+    let line = |prefix: &str| {
+        said.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::to_string)
+    };
+    let why = line("error: ").unwrap_or_else(|| said.trim().to_string());
+    let error = format!("the run of {name} ended before it was on the bridge ({status}): {why}");
+    match line("hint: ") {
+        Some(hint) => workshop::error::hinted(error, hint),
+        None => anyhow::anyhow!(error),
     }
 }
 

@@ -34,19 +34,44 @@ pub fn render(gateway: Ipv4Addr, leases: &[Lease]) -> String {
     text
 }
 
+/// What is written over a file of `old_len` bytes before it is cut to
+/// `text`'s length: `text`, then, if the old was longer, one comment line
+/// (`#####`) up to its end, so that no piece of an old line follows. Not
+/// past 64 KiB: a file that big is not the tool's (a container's root can
+/// remount it writable), and is cut at once.
+fn over_old(text: &str, old_len: usize) -> String {
+    let mut out = text.to_string();
+    let pad = old_len.checked_sub(text.len() + 1);
+    if let Some(pad) = pad.filter(|&p| p < 64 * 1024) {
+        out.push_str(&"#".repeat(pad));
+        out.push('\n');
+    }
+    out
+}
+
 /// Replace the content of `path`, keeping its inode: the containers' bind
 /// mounts show this very file (a new file renamed over it would be another
 /// inode, which they would never see). The new content is written over the
-/// old from the start, then the file cut to its length: a reader in between
-/// sees whole lines of one or the other, never an empty file.
+/// old from the start (with a comment line over what is left of the old),
+/// then the file cut to its length: a reader in between sees the new
+/// names, never an empty file nor a piece of an old line.
 pub fn write_in_place(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW) // a symlink put there is not followed (ELOOP)
         .open(path)
-        .with_context(|| format!("failed to open {}", path.display()))?;
-    file.write_all(text.as_bytes())
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => workshop::error::hinted(
+                format!("{} is a symbolic link: not written through", path.display()),
+                format!("it is the bridge's own file, for the containers only: `rm {}` (the next run writes it again)", path.display()),
+            ),
+            _ => anyhow::Error::new(e).context(format!("failed to open {}", path.display())),
+        })?;
+    let old_len = file.metadata().map_or(0, |m| m.len() as usize);
+    file.write_all(over_old(text, old_len).as_bytes())
         .and_then(|()| file.set_len(text.len() as u64))
         .with_context(|| format!("failed to write {}", path.display()))
 }
@@ -58,7 +83,7 @@ pub fn write_in_place(path: &Path, text: &str) -> Result<()> {
 /// that [`attach_hosts`] puts in place once the container is in its root.
 pub fn detach_bind_of(hosts: &Path) -> Result<OwnedFd> {
     let path = CString::new(hosts.as_os_str().as_bytes())?;
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_SYMLINK_NOFOLLOW as u32;
     // SAFETY: a plain system call with a valid NUL-terminated path.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
     if fd < 0 {
@@ -77,10 +102,7 @@ pub fn detach_bind_of(hosts: &Path) -> Result<OwnedFd> {
 /// names. `mount --bind HOSTS /etc/hosts && mount -o remount,bind,ro /etc/hosts`.
 pub fn attach_hosts(tree: OwnedFd) -> Result<()> {
     let target = Path::new("/etc/hosts");
-    if std::fs::symlink_metadata(target).is_err() {
-        std::fs::create_dir_all("/etc").context("failed to make /etc")?;
-        std::fs::File::create(target).context("failed to make /etc/hosts")?;
-    }
+    make_file_if_missing(target)?; // an image may have none
     let empty = CString::default();
     let to = CString::new("/etc/hosts")?;
     // SAFETY: a plain system call with valid descriptors and paths.
@@ -105,19 +127,46 @@ pub fn attach_hosts(tree: OwnedFd) -> Result<()> {
 }
 // ANCHOR_END: attach
 
+/// `target`, made an empty file if the image has none (and its directory);
+/// a directory there is refused, as a file cannot be mounted on it.
+fn make_file_if_missing(target: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(target) {
+        Err(_) => {
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("failed to make {}", dir.display()))?;
+            }
+            std::fs::File::create(target)
+                .with_context(|| format!("failed to make {}", target.display()))?;
+            Ok(())
+        }
+        Ok(meta) if meta.is_dir() => Err(workshop::error::hinted(
+            format!(
+                "the image's {} is a directory: the bridge's names (a file) cannot go there",
+                target.display()
+            ),
+            "give it back its file (a layer without the directory), or run with --network veth",
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn lists_the_host_and_each_named_lease() {
-        let lease = |n: u8, name: &str| Lease {
+    fn lease(n: u8, name: &str) -> Lease {
+        Lease {
             address: Ipv4Addr::new(10, 201, 0, n),
             owner: "o".into(),
             name: name.into(),
             port: String::new(),
             path: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn lists_the_host_and_each_named_lease() {
         let text = render(
             Ipv4Addr::new(10, 201, 0, 1),
             &[lease(2, "web"), lease(3, ""), lease(4, "db")],
@@ -129,6 +178,39 @@ mod tests {
         assert!(text.contains("10.201.0.2\tweb\n"), "{text}");
         assert!(text.contains("10.201.0.4\tdb\n"), "{text}");
         assert!(!text.contains("10.201.0.3"), "{text}");
+    }
+
+    #[test]
+    fn a_reader_before_the_cut_sees_only_whole_lines_of_the_new_text() {
+        let gateway = Ipv4Addr::new(10, 201, 0, 1);
+        let old = render(
+            gateway,
+            &[lease(2, "alpha"), lease(3, "bravo"), lease(4, "charlie")],
+        );
+        // bravo left: without care the reader sees "ha\n" (a piece of
+        // "alpha") or a piece such as "0.4\tcharlie" (glibc reads 0.0.0.4).
+        for new in [
+            render(gateway, &[lease(2, "al"), lease(3, "bravo")]),
+            render(gateway, &[lease(3, "bravo")]),
+            render(gateway, &[]),
+        ] {
+            // The file between the write and the cut: the new bytes over the old.
+            let written = over_old(&new, old.len());
+            let mut seen = written.clone().into_bytes();
+            seen.extend_from_slice(&old.as_bytes()[written.len().min(old.len())..]);
+            let seen = String::from_utf8(seen).unwrap();
+            for line in seen.lines() {
+                assert!(
+                    new.lines().any(|l| l == line) || line.is_empty() || line.starts_with('#'),
+                    "a reader before the cut sees {line:?}, a piece of an old line:\n{seen}"
+                );
+            }
+            assert!(written.starts_with(&new));
+        }
+        // A file a root in a container made huge (remount rw, then write):
+        // the next rewrite does not pad a gigabyte of '#' in memory.
+        let new = render(gateway, &[]);
+        assert!(over_old(&new, 1 << 30).len() <= new.len() + 64 * 1024);
     }
 
     #[test]

@@ -98,13 +98,11 @@ impl Lease {
 
     /// Whether the run that holds it is still running: the process with
     /// its PID is the one that started at the time the record says (a PID
-    /// is reused once its process is gone; see chapter 6's `owner`). A
-    /// record not written yet (empty: a run is claiming it right now) counts
-    /// as held.
+    /// is reused once its process is gone; see chapter 6's `owner`). Ask it
+    /// under chapter 6's lock, as every claim is made: an empty lease is
+    /// then not one being claimed right now but one whose run was killed
+    /// before it wrote its record, and is not held.
     pub fn is_held(&self) -> bool {
-        if self.owner.is_empty() {
-            return true;
-        }
         match self.pid() {
             Some(pid) => ch06_net::owner(pid).as_deref() == Some(self.owner.as_str()),
             None => false,
@@ -200,6 +198,9 @@ mod tests {
             !all[1].is_held(),
             "no process has PID 4194303 (above pid_max)"
         );
+        std::fs::write(dir.join("10.9.8.6"), "").unwrap();
+        let empty = leases(&dir).unwrap().pop().unwrap();
+        assert!(!empty.is_held(), "an empty lease is a killed claimer's");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -101,11 +101,17 @@ impl State {
     }
 }
 
+/// The bridge's name while it is made, until it has the alias that says it
+/// is ours (the kernel takes no alias with a new link): a run killed in
+/// between leaves a link by this name, and the next run removes it.
+pub const BRIDGE_BEING_MADE: &str = "wsbr0-new";
+
 // ANCHOR: create_bridge
 /// `ip link add wsbr0 type bridge; ip addr add 10.201.0.1/24 dev wsbr0;
 /// ip link set wsbr0 up`: the switch, with the gateway's address on it (the
-/// kernel adds the route to 10.201.0.0/24 through it). Its alias keeps
-/// `forwarding_before`, the `ip_forward` the host had, to put back.
+/// kernel adds the route to 10.201.0.0/24 through it). It is made under
+/// another name and becomes wsbr0 in the same request that gives it its
+/// alias: whose it is, and `forwarding_before`, the `ip_forward` to put back.
 pub fn create_bridge(nl: &mut Netlink, forwarding_before: &str) -> Result<()> {
     if let Some(why) = ch06_net::subnet_clash(nl, &SUBNET)? {
         return Err(hinted(
@@ -113,17 +119,29 @@ pub fn create_bridge(nl: &mut Netlink, forwarding_before: &str) -> Result<()> {
             "remove what uses it (`ip route`, `ip addr`), or run with --network veth",
         ));
     }
-    nl.add_bridge(BRIDGE).map_err(|e| match errno_of(&e) {
+    remove_half_made_bridge(nl)?;
+    nl.add_bridge(BRIDGE_BEING_MADE).map_err(|e| match errno_of(&e) {
         Some(Errno::EOPNOTSUPP) => hinted(
             format!("{e:#}"),
             "this kernel has no bridge driver: `modprobe bridge`, or a kernel built with CONFIG_BRIDGE",
         ),
         _ => e,
     })?;
+    let alias = format!("{BRIDGE_ALIAS}{forwarding_before}");
+    nl.rename_and_describe(BRIDGE_BEING_MADE, BRIDGE, &alias)?;
     nl.add_address(BRIDGE, GATEWAY, SUBNET.prefix)?;
-    nl.describe_and_set_up(BRIDGE, &format!("{BRIDGE_ALIAS}{forwarding_before}"))
+    nl.set_up(BRIDGE)
 }
 // ANCHOR_END: create_bridge
+
+/// The bridge a run killed while making it left (under chapter 6's lock,
+/// which that run held: it is gone).
+fn remove_half_made_bridge(nl: &mut Netlink) -> Result<()> {
+    match nl.link(BRIDGE_BEING_MADE)? {
+        Some(_) => nl.delete_link(BRIDGE_BEING_MADE),
+        None => Ok(()),
+    }
+}
 
 /// Whether `link` is the bridge this chapter made: it carries its alias (a
 /// link called wsbr0 the host made is the host's, and stays).
@@ -157,13 +175,34 @@ pub fn parse_name(name: &str) -> Result<String, String> {
             "{name:?}: a name is a letter or digit, then letters, digits, '_', '.' or '-'"
         ));
     }
+    if reads_as_address(name) {
+        return Err(format!(
+            "{name:?} reads as an address (`ping {name}` would ping it): give a name with a letter"
+        ));
+    }
     if name.len() > 63 {
         return Err(format!("{name:?} is {} characters: at most 63", name.len()));
     }
-    if name == hosts::HOST_NAME || name == "localhost" {
+    // Names are looked up whatever their case: LOCALHOST is localhost.
+    if name.eq_ignore_ascii_case(hosts::HOST_NAME) || name.eq_ignore_ascii_case("localhost") {
         return Err(format!("{name:?} is taken: it names the host"));
     }
     Ok(name.to_string())
+}
+
+/// Whether the C library's `inet_aton` takes `name` for an IPv4 address
+/// (1 to 4 parts split by '.', each decimal, octal or 0x hex), so that a
+/// lookup of it never reaches /etc/hosts.
+fn reads_as_address(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('.').collect();
+    parts.len() <= 4
+        && parts.iter().all(|part| {
+            let hex = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X"));
+            match hex {
+                Some(digits) => digits.chars().all(|c| c.is_ascii_hexdigit()),
+                None => !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()),
+            }
+        })
 }
 
 /// `--network`, in docker's words, from this chapter on.
@@ -283,31 +322,29 @@ impl BridgeNetwork {
         let live = reclaim_stale_leases(&self.state)?;
         if let Some(taken) = live
             .iter()
-            .find(|l| !self.name.is_empty() && l.name == self.name)
+            .find(|l| !self.name.is_empty() && l.name.eq_ignore_ascii_case(&self.name))
         {
             return Err(hinted(
                 format!(
-                    "the name {} is taken on the bridge by {} ({})",
-                    self.name, taken.address, taken.owner
+                    "the name {} is taken on the bridge: {} is {} ({})",
+                    self.name, taken.name, taken.address, taken.owner
                 ),
                 "give this container another --name, or stop the other one first",
             ));
         }
         match nl.link(BRIDGE)? {
             None => {
-                // The first container makes it, and lets the host forward.
-                let before = nat::enable_forwarding()?;
-                if let Err(e) = create_bridge(nl, &before) {
-                    nat::restore_forwarding(&before)?;
-                    return Err(e);
-                }
+                // The first container makes it, then lets the host forward
+                // (once the bridge's alias keeps the value to put back).
+                create_bridge(nl, &nat::forwarding()?)?;
+                nat::enable_forwarding()?;
                 if nat::nft_available() {
                     nat::add_masquerade(SUBNET, BRIDGE)?;
                 } else {
                     self.say.warn(NO_NFT);
                 }
             }
-            Some(link) if forwarding_before(link.alias.as_deref()).is_none() => {
+            Some(link) if !is_ours(&link) => {
                 return Err(hinted(
                     format!("a link called {BRIDGE} is there, and the workshop did not make it"),
                     format!("`ip -d link show {BRIDGE}` says what it is; delete it or rename it"),
@@ -440,16 +477,17 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
         return Ok(false);
     }
     nat::remove_masquerade()?;
-    let ours = nl
-        .link(BRIDGE)?
-        .filter(|l| forwarding_before(l.alias.as_deref()).is_some());
-    if let Some(bridge) = ours {
+    remove_half_made_bridge(nl)?;
+    let bridge = nl.link(BRIDGE)?;
+    if let Some(before) = bridge
+        .as_ref()
+        .and_then(|l| forwarding_before(l.alias.as_deref()))
+    {
+        // ip_forward first, while the bridge's alias keeps its old value.
+        nat::restore_forwarding(before)?;
         match nl.delete_link(BRIDGE) {
             Err(e) if errno_of(&e) != Some(Errno::ENODEV) => return Err(e),
             _ => {} // deleted, or gone meanwhile
-        }
-        if let Some(before) = forwarding_before(bridge.alias.as_deref()) {
-            nat::restore_forwarding(before)?;
         }
     }
     match std::fs::remove_dir_all(&state.dir) {
@@ -663,8 +701,19 @@ mod tests {
             "wéb",
             "localhost",
             "host.workshop.internal",
+            "LocalHost",
+            "Host.Workshop.Internal",
         ] {
             assert!(parse_name(bad).is_err(), "{bad:?}");
+        }
+        // What the C library reads as an address is never looked up as a
+        // name: `ping 12` pings 0.0.0.12, `ping 0x10` 0.0.0.16.
+        for address_like in ["12", "1.2", "10.201.0.3", "0x10", "0X1f.2"] {
+            let err = parse_name(address_like).unwrap_err();
+            assert!(err.contains("address"), "{address_like}: {err}");
+        }
+        for name in ["1a", "web1", "0xg", "1-2", "1.2.3.4.5"] {
+            assert!(parse_name(name).is_ok(), "{name}");
         }
         assert!(parse_name(&"a".repeat(63)).is_ok());
         assert!(parse_name(&"a".repeat(64)).is_err());

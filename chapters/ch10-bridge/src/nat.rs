@@ -77,7 +77,13 @@ fn nft(args: &[&str], input: Option<&str>) -> Result<()> {
 
 /// Add the masquerade rule: `nft -f -` with [`ruleset`].
 pub fn add_masquerade(subnet: Subnet, bridge: &str) -> Result<()> {
-    nft(&["-f", "-"], Some(&ruleset(subnet, bridge)))
+    nft(&["-f", "-"], Some(&ruleset(subnet, bridge))).map_err(|e| {
+        workshop::error::hinted(
+            format!("{e:#}"),
+            "the kernel may lack nftables' NAT (`modprobe nft_chain_nat nft_masq`; CONFIG_NFT_NAT, CONFIG_NFT_MASQ); \
+             `nft list ruleset` shows what nft can do here",
+        )
+    })
 }
 
 /// `nft delete table ip workshop_bridge`, if it is there.
@@ -88,20 +94,21 @@ pub fn remove_masquerade() -> Result<()> {
     nft(&["delete", "table", "ip", TABLE], None)
 }
 
-/// Turn forwarding on. Returns the value it had, for [`restore_forwarding`]
-/// to put back exactly what the host had (the bridge carries it in its
-/// alias: it lives and dies with the bridge, in the same namespace).
-pub fn enable_forwarding() -> Result<String> {
-    let before = std::fs::read_to_string(IP_FORWARD)
+/// `net.ipv4.ip_forward` as it is: what [`restore_forwarding`] puts back
+/// (the bridge carries it in its alias: it lives and dies with the bridge,
+/// in the same namespace).
+pub fn forwarding() -> Result<String> {
+    let now = std::fs::read_to_string(IP_FORWARD)
         .with_context(|| format!("failed to read {IP_FORWARD}"))?;
-    let before = before.trim().to_string();
-    if before != "1" {
-        std::fs::write(IP_FORWARD, "1").with_context(|| format!("failed to write {IP_FORWARD}"))?;
-    }
-    Ok(before)
+    Ok(now.trim().to_string())
 }
 
-/// Put back the value [`enable_forwarding`] found.
+/// Turn forwarding on: `sysctl -w net.ipv4.ip_forward=1`.
+pub fn enable_forwarding() -> Result<()> {
+    restore_forwarding("1")
+}
+
+/// Put back the value [`forwarding`] read.
 pub fn restore_forwarding(before: &str) -> Result<()> {
     let now = std::fs::read_to_string(IP_FORWARD).unwrap_or_default();
     if now.trim() != before {

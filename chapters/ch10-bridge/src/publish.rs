@@ -116,17 +116,23 @@ pub fn relay(listeners: Vec<(Publish, TcpListener)>, container: Ipv4Addr) -> Res
     for (publish, listener) in listeners {
         let to = SocketAddrV4::new(container, publish.container_port);
         let accepting = listener.try_clone().context("failed to dup a listener")?;
-        let thread = std::thread::spawn(move || {
-            // accept() fails once the Relays are dropped (shutdown below).
-            while let Ok((client, _)) = accepting.accept() {
-                std::thread::spawn(move || {
-                    if let Ok(server) =
-                        TcpStream::connect_timeout(&to.into(), Duration::from_secs(5))
-                    {
-                        pipe_both_ways(client, server);
-                    } // refused: the client's connection is closed
-                });
-            }
+        let thread = std::thread::spawn(move || loop {
+            let client = match accepting.accept() {
+                Ok((client, _)) => client,
+                // The Relays were dropped (shutdown below): the port closes.
+                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => break,
+                // Out of descriptors (EMFILE) or the like: wait, try again.
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            // No thread to be had: that connection is closed, not the port.
+            let _ = std::thread::Builder::new().spawn(move || {
+                if let Ok(server) = TcpStream::connect_timeout(&to.into(), Duration::from_secs(5)) {
+                    pipe_both_ways(client, server);
+                } // refused: the client's connection is closed
+            });
         });
         running.push((listener, thread));
     }

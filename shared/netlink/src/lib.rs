@@ -331,6 +331,17 @@ impl Netlink {
         .with_context(|| format!("failed to rename {name} to {new}"))
     }
 
+    /// `ip link set NAME name NEW alias TEXT`: rename a link (it must be
+    /// down) and describe it, in one request: no one sees it under its new
+    /// name without the description.
+    pub fn rename_and_describe(&mut self, name: &str, new: &str, alias: &str) -> Result<()> {
+        self.set_link(name, |m| {
+            m.attributes.push(LinkAttribute::IfName(new.to_string()));
+            m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+        })
+        .with_context(|| format!("failed to rename {name} to {new}"))
+    }
+
     /// `ip link set NAME up`.
     pub fn set_up(&mut self, name: &str) -> Result<()> {
         self.set_link(name, |m| {
