@@ -718,8 +718,12 @@ impl Drop for Outside {
 /// A container on the bridge connects to the outside: the address the
 /// outside saw.
 fn container_connects_out(host: &Host, outside: &Outside, without_nft: bool) -> Option<Ipv4Addr> {
-    let script = format!("echo hello | nc -w 2 {OUTSIDE} {OUTSIDE_PORT}; echo nc=$?");
-    let run = host.start_with(&["--quiet", "--", "sh", "-c", &script], |command| {
+    // The container's own PATH: the tool's may lack the directory of sh
+    // (the VM keeps nft in /bin, beside busybox), and /bin/sh is named whole.
+    let script = format!(
+        "PATH=/bin:/sbin:/usr/bin:/usr/sbin; echo hello | nc -w 2 {OUTSIDE} {OUTSIDE_PORT}; echo nc=$?"
+    );
+    let run = host.start_with(&["--quiet", "--", "/bin/sh", "-c", &script], |command| {
         if without_nft {
             command.env("PATH", path_without_nft());
         }
