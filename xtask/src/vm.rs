@@ -1092,12 +1092,20 @@ struct Program {
     needed_by: &'static str,
 }
 
-const PROGRAMS: &[Program] = &[Program {
-    name: "nft",
-    debian: "nftables",
-    packages: &["ch10-bridge"],
-    needed_by: "chapter 10 adds its masquerade rule with `nft -f -`",
-}];
+const PROGRAMS: &[Program] = &[
+    Program {
+        name: "nft",
+        debian: "nftables",
+        packages: &["ch10-bridge"],
+        needed_by: "chapter 10 adds its masquerade rule with `nft -f -`",
+    },
+    Program {
+        name: "strace",
+        debian: "strace",
+        packages: &["ch10-bridge"],
+        needed_by: "chapter 10's test kills a run at each of its netlink requests and writes with `strace --inject`",
+    },
+];
 
 impl Program {
     /// Where it is in the VM: on /init's PATH, which is /bin.
