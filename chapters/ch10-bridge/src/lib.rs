@@ -600,6 +600,13 @@ pub fn reclaim_bridge(nl: &mut Netlink) -> Result<(Vec<Lease>, bool)> {
     if !state.dir.exists() {
         return Ok((Vec::new(), false));
     }
+    // Most often every lease is held by a running container: nothing to do,
+    // and no lock to take. (Read without the lock, a lease being claimed
+    // right now may look empty, which takes the slow way: under the lock.)
+    let held = lease::leases(&state.leases())?;
+    if !held.is_empty() && held.iter().all(Lease::is_held) {
+        return Ok((Vec::new(), false));
+    }
     let _lock = lock_addresses()?;
     let before = lease::leases(&state.leases())?;
     let removed_bridge = settle(nl, &state)?;
