@@ -771,14 +771,7 @@ fn an_nft_that_cannot_lay_the_rule_fails_the_run_with_a_hint_and_leaves_nothing(
     host.net.enter_on_exec(&mut command);
     let out = run(&mut command, LIMIT);
     std::fs::remove_dir_all(&bin).unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(exit_code(out.status), 1, "{err}");
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with("error:") && l.contains("nft")),
-        "{err}"
-    );
-    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    assert_refused_with_hint(&out, 1, &["nft"]);
     host.assert_as_it_was(&before, "after nft failed");
 }
 
@@ -1085,14 +1078,7 @@ fn a_host_port_already_taken_is_refused_with_a_hint() {
         .run_in(|| TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8085)))
         .expect("listen on 8085 in the sandbox");
     let out = host.tool(&["-p", "8085:80", "--", "true"]);
-    let err = stderr_of(&out);
-    assert_eq!(exit_code(out.status), 1, "{err}");
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with("error:") && l.contains("8085") && l.contains("taken")),
-        "{err}"
-    );
-    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    assert_refused_with_hint(&out, 1, &["8085", "taken"]);
     assert!(
         host.veths().is_empty() && !host.has_bridge(),
         "a link was made"
@@ -1116,14 +1102,7 @@ fn a_name_taken_on_the_bridge_is_refused_and_its_holder_is_unaffected() {
     let first = host.start_named("dup");
     let ports = host.bridge_ports();
     let out = host.tool(&["--name", "dup", "--", "true"]);
-    let err = stderr_of(&out);
-    assert_eq!(exit_code(out.status), 1, "{err}");
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with("error:") && l.contains("dup") && l.contains("taken")),
-        "{err}"
-    );
-    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    assert_refused_with_hint(&out, 1, &["dup", "taken"]);
     // The first: alive, the same port on the bridge, reachable by name.
     assert!(is_alive(first.pid()));
     let check = host.tool(&["--quiet", "--", "ping", "-c1", "-W2", "dup"]);
@@ -1214,14 +1193,7 @@ fn an_image_whose_etc_hosts_is_a_directory_is_told_so() {
     std::fs::create_dir_all(layer.join("etc/hosts")).unwrap();
     let out = host.tool(&["--quiet", "--layer", layer.to_str().unwrap(), "--", "true"]);
     std::fs::remove_dir_all(&layer).unwrap();
-    let err = stderr_of(&out);
-    assert_eq!(exit_code(out.status), 1, "{err}");
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with("error:") && l.contains("/etc/hosts is a directory")),
-        "{err}"
-    );
-    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    assert_refused_with_hint(&out, 1, &["/etc/hosts is a directory"]);
     host.assert_as_it_was(&before, "after an image with a directory at /etc/hosts");
 }
 
@@ -1275,14 +1247,7 @@ fn the_demo_fails_loudly_when_a_ping_gets_no_answer() {
     .unwrap();
     std::fs::set_permissions(&ping, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = host.tool(&["--rootfs", rootfs.path().to_str().unwrap()]);
-    let err = stderr_of(&out);
-    assert_eq!(exit_code(out.status), 1, "{err}");
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with("error:") && l.contains("could not reach")),
-        "{err}"
-    );
-    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    assert_refused_with_hint(&out, 1, &["could not reach"]);
     host.assert_as_it_was(&before, "after a demo whose pings failed");
 }
 
@@ -1297,14 +1262,7 @@ fn a_wsbr0_the_chapter_did_not_make_is_left_alone() {
         .expect("a bridge of the host's own");
     let before = host.snapshot();
     let out = host.tool(&["--quiet", "--", "true"]);
-    let err = stderr_of(&out);
-    assert_eq!(exit_code(out.status), 1, "{err}");
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with("error:") && l.contains(BRIDGE)),
-        "{err}"
-    );
-    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    assert_refused_with_hint(&out, 1, &[BRIDGE]);
     host.assert_as_it_was(&before, "after a run beside the host's own wsbr0");
 }
 
@@ -1409,14 +1367,7 @@ fn a_bridge_subnet_the_host_already_uses_is_refused_and_nothing_is_left() {
         .expect("an address in the bridge's subnet");
     let before = host.snapshot();
     let out = host.tool(&["--quiet", "--", "true"]);
-    let err = stderr_of(&out);
-    assert_eq!(exit_code(out.status), 1, "{err}");
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with("error:") && l.contains("10.201.0.0/24")),
-        "{err}"
-    );
-    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+    assert_refused_with_hint(&out, 1, &["10.201.0.0/24"]);
     host.assert_as_it_was(&before, "after a refused subnet");
 }
 
@@ -1471,4 +1422,17 @@ fn a_ctrl_c_while_the_demos_containers_run_leaves_nothing() {
     let (code, _, err) = demo.finish();
     assert_eq!(code, 130, "{err}");
     host.assert_as_it_was(&before, "after a Ctrl-C mid-demo");
+}
+
+/// A run refused as a student would see it: exit `code`, an `error:` line
+/// that says each of `says`, and a `hint:` line.
+fn assert_refused_with_hint(out: &std::process::Output, code: i32, says: &[&str]) {
+    let err = stderr_of(out);
+    assert_eq!(exit_code(out.status), code, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("error:") && says.iter().all(|s| l.contains(s))),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
 }
