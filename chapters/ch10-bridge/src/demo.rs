@@ -162,6 +162,35 @@ fn exec_in(container: Pid, argv: &[&str]) -> Result<ch01_clone::Observed> {
     })
 }
 
+/// The demo makes its own bridge and three containers named web, alpha
+/// and beta: here, lo must be up (it fetches a page at 127.0.0.1), and no
+/// container may be on this namespace's bridge already.
+fn ready_for_the_demo(nl: &mut Netlink, state: &State) -> Result<()> {
+    if !nl.link("lo")?.is_some_and(|lo| lo.up) {
+        return Err(workshop::error::hinted(
+            "lo is down in this network namespace: the demo fetches its page at 127.0.0.1",
+            "bring it up first: `ip link set lo up` (a new namespace starts with lo down)",
+        ));
+    }
+    let held: Vec<_> = lease::leases(&state.leases())?
+        .into_iter()
+        .filter(|l| l.is_held())
+        .collect();
+    if let Some(lease) = held.first() {
+        return Err(workshop::error::hinted(
+            format!(
+                "{} container(s) are on {BRIDGE} here already ({} at {}, ...): the demo wants the bridge to itself",
+                held.len(),
+                if lease.name.is_empty() { "one" } else { &lease.name },
+                lease.address
+            ),
+            "stop them first, or run the demo in a network namespace of its own: \
+             `sudo unshare --net sh -c 'ip link set lo up; target/debug/ch10-bridge'`",
+        ));
+    }
+    Ok(())
+}
+
 /// A free TCP port on the host for the demo's published port, from 8080 on.
 fn free_port() -> Result<u16> {
     (8080..8180)
@@ -184,7 +213,7 @@ fn fetch(port: u16) -> Result<String> {
 
 /// The container's name in the leases, for a port (the veth's host end).
 fn name_of_port<'a>(leases: &'a [lease::Lease], port: &str) -> &'a str {
-    (leases.iter().find(|l| l.port == port)).map_or("?", |l| l.name.as_str())
+    (leases.iter().find(|l| l.veth == port)).map_or("?", |l| l.name.as_str())
 }
 
 const PAGE: &str = "<h1>hello from web</h1>";
@@ -200,19 +229,25 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
 
     say.step("the first container makes the bridge")?;
     reclaim_what_killed_runs_left(nl, say)?;
+    ready_for_the_demo(nl, &state)?;
     let port = free_port()?;
     let web =
         format!("mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www");
     say.shell(&format!(
-        "ch10-bridge --name web -p {port}:80 -- \\\n    sh -c \"echo ... >/www/index.html; httpd -f -p 80 -h /www\" &"
+        "ch10-bridge --name web -p {port}:80 -- sh -c \\\n    \"{}\" &",
+        web.replace(" && exec", " &&\\\n    exec")
     ));
     crew.start("web", &["-p", &format!("{port}:80")], &web)?;
     crew.wait_until_joined(&state)?;
-    say.syscall("RTM_NEWLINK wsbr0 kind bridge · RTM_NEWADDR 10.201.0.1/24 · RTM_NEWLINK up");
-    say.shell(
-        "ip link add wsbr0 type bridge; ip addr add 10.201.0.1/24 dev wsbr0; ip link set wsbr0 up",
-    );
+    say.syscall("RTM_NEWLINK wsbr0-new kind bridge · RTM_SETLINK name wsbr0, alias");
+    say.syscall("RTM_NEWADDR 10.201.0.1/24 · RTM_SETLINK up");
+    say.shell("ip link add wsbr0-new type bridge");
     let bridge = nl.link(BRIDGE)?.context("the bridge is not there")?;
+    say.shell(&format!(
+        "ip link set wsbr0-new name wsbr0 alias '{}'",
+        bridge.alias.as_deref().unwrap_or("")
+    ));
+    say.shell("ip addr add 10.201.0.1/24 dev wsbr0; ip link set wsbr0 up");
     say.host(&format!(
         "{}: {}, {GATEWAY}/{} (the containers' gateway), {}",
         bridge.name,
@@ -228,13 +263,14 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
         crew.start(name, &[], "exec sleep 600")?;
     }
     let leases = crew.wait_until_joined(&state)?;
-    say.shell(&format!("ls {}", state.leases().display()));
+    say.shell(&format!("head {}/*", state.leases().display()));
     for lease in &leases {
         say.host(&format!(
             "{:<11} {:<6} {}",
             lease.address, lease.name, lease.owner
         ));
     }
+    say.note("(each file's name, then the name and the owner it holds)");
     say.note("A lease is a file named by its address, made with O_EXCL: of two runs at once, only one creates it. It names the run that holds it (PID and start time), so a killed run's lease is found and reclaimed.");
 
     say.step("bridge link: each container's veth is a port of the bridge")?;
@@ -292,7 +328,7 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     }
 
     say.step("bridge fdb: the bridge learned which port each container is behind")?;
-    say.shell(&format!("bridge fdb show br {BRIDGE}"));
+    say.shell(&format!("bridge fdb show br {BRIDGE} | grep -v permanent"));
     let ports: Vec<_> = nl.links()?;
     for entry in nl.fdb(BRIDGE)?.iter().filter(|e| !e.permanent) {
         let port = (ports.iter().find(|l| l.index == entry.port)).map_or("?", |l| l.name.as_str());

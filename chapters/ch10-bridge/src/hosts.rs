@@ -160,7 +160,7 @@ mod tests {
             address: Ipv4Addr::new(10, 201, 0, n),
             owner: "o".into(),
             name: name.into(),
-            port: String::new(),
+            veth: String::new(),
             path: Default::default(),
         }
     }

@@ -55,13 +55,13 @@ pub struct Lease {
     pub owner: String,
     pub name: String,
     /// The veth's host end, the container's port on the bridge.
-    pub port: String,
+    pub veth: String,
     pub path: PathBuf,
 }
 
-/// The lease's record: owner, name and port, one per line.
-pub fn record(owner: &str, name: &str, port: &str) -> String {
-    format!("{owner}\nname {name}\nport {port}\n")
+/// The lease's record: owner, name and veth (its host end), one per line.
+pub fn record(owner: &str, name: &str, veth: &str) -> String {
+    format!("{owner}\nname {name}\nveth {veth}\n")
 }
 
 impl Lease {
@@ -73,14 +73,14 @@ impl Lease {
             address,
             owner,
             name: String::new(),
-            port: String::new(),
+            veth: String::new(),
             path: path.to_path_buf(),
         };
         for line in lines {
             if let Some(name) = line.strip_prefix("name ") {
                 lease.name = name.to_string();
-            } else if let Some(port) = line.strip_prefix("port ") {
-                lease.port = port.to_string();
+            } else if let Some(veth) = line.strip_prefix("veth ") {
+                lease.veth = veth.to_string();
             }
         }
         Some(lease)
@@ -189,7 +189,7 @@ mod tests {
         let all = leases(&dir).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(
-            (all[0].name.as_str(), all[0].port.as_str()),
+            (all[0].name.as_str(), all[0].veth.as_str()),
             ("web", "wsh-1")
         );
         assert_eq!(all[0].pid(), Some(std::process::id()));

@@ -638,7 +638,9 @@ pub fn reclaim_what_killed_runs_left(nl: &mut Netlink, say: &Narrator) -> Result
         ));
     }
     if bridge {
-        say.note(&format!("removed {BRIDGE}: no container was left on it"));
+        say.note(&format!(
+            "removed {BRIDGE} and its rule: killed runs left them with no container on it"
+        ));
     }
     Ok(())
 }

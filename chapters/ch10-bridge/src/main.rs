@@ -26,7 +26,8 @@ mod demo;
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Example: ch10-bridge --name web -p 8080:80 -- httpd -f -p 80 -h /etc"
+    after_help = "Example: ch10-bridge --name web -p 8080:80 -- \\\n    sh -c 'echo hello > /tmp/index.html && exec httpd -f -p 80 -h /tmp'\n\
+    then, on the host: curl http://127.0.0.1:8080/"
 )]
 struct Cli {
     #[command(flatten)]

@@ -1389,7 +1389,7 @@ fn the_state_a_dead_namespace_left_under_this_ones_inode_is_not_taken_for_its_ow
     std::fs::create_dir_all(dir.join("leases")).unwrap();
     std::fs::write(
         dir.join("leases/10.201.0.2"),
-        "workshop run 4194303 started at 1\nname old\nport wsh-4194303\n",
+        "workshop run 4194303 started at 1\nname old\nveth wsh-4194303\n",
     )
     .unwrap();
     std::fs::write(dir.join("ip_forward.before"), "0").unwrap();
@@ -1435,4 +1435,50 @@ fn assert_refused_with_hint(out: &std::process::Output, code: i32, says: &[&str]
         "{err}"
     );
     assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+}
+
+/// The demo in a namespace whose lo is down (a fresh `unshare --net`) stops
+/// before it makes anything, saying how to bring lo up; before, it ran six
+/// steps and then failed to fetch its page at 127.0.0.1, with no hint.
+#[test]
+fn the_demo_with_lo_down_says_so_before_it_makes_anything() {
+    let host = Host::new();
+    let down = host.command("ip", &["link", "set", "lo", "down"]);
+    assert!(down.status.success(), "{}", stderr_of(&down));
+    let before = host.snapshot();
+    let out = host.tool(&[]);
+    assert_refused_with_hint(&out, 1, &["lo is down"]);
+    assert!(
+        stderr_of(&out).contains("ip link set lo up"),
+        "{}",
+        stderr_of(&out)
+    );
+    host.assert_as_it_was(&before, "after a demo refused for lo down");
+}
+
+/// The demo wants the bridge to itself (it names its containers web, alpha
+/// and beta): with a container on the bridge already, it stops before it
+/// starts any, saying to stop it or to use a namespace of its own, and the
+/// container there is unaffected.
+#[test]
+fn the_demo_beside_a_running_container_says_so_and_leaves_it_be() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let web = host.start_named("web");
+    let out = host.tool(&[]);
+    assert_refused_with_hint(&out, 1, &["already", "web"]);
+    assert!(
+        stderr_of(&out).contains("unshare --net"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(is_alive(web.pid()), "the container there is unaffected");
+    assert_eq!(
+        host.bridge_ports().len(),
+        1,
+        "its veth is still on the bridge"
+    );
+    web.signal(Signal::SIGTERM);
+    web.finish();
+    host.assert_as_it_was(&before, "after a demo refused beside a container");
 }
