@@ -231,11 +231,9 @@ pub fn demo(root: &Path, nl: &mut Netlink, say: &Narrator) -> Result<()> {
     reclaim_what_killed_runs_left(nl, say)?;
     ready_for_the_demo(nl, &state)?;
     let port = free_port()?;
-    let web =
-        format!("mkdir -p /www && echo '{PAGE}' > /www/index.html && exec httpd -f -p 80 -h /www");
+    let web = format!("mkdir /w && echo '{PAGE}' >/w/index.html &&\nexec httpd -f -p 80 -h /w");
     say.shell(&format!(
-        "ch10-bridge --name web -p {port}:80 -- sh -c \\\n    \"{}\" &",
-        web.replace(" && exec", " &&\\\n    exec")
+        "ch10-bridge --name web -p {port}:80 -- sh -c \\\n\"{web}\" &"
     ));
     crew.start("web", &["-p", &format!("{port}:80")], &web)?;
     crew.wait_until_joined(&state)?;
