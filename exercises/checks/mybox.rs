@@ -182,10 +182,10 @@ fn mybox_two_containers_on_your_bridge() {
          sleep 1; {mybox} --network bridge -- sh -c '{second}'; echo b_exit=$?; \
          wait $first; echo a_exit=$?; cat $out; rm -f $out; \
          echo links_after=$(ip -o link show | wc -l); \
-         test -e {state}/net-$(stat -Lc %i /proc/self/ns/net) && echo leases_after=left \
+         test -e {state}$(stat -Lc %i /proc/self/ns/net) && echo leases_after=left \
            || echo leases_after=gone",
         mybox = crate::MYBOX,
-        state = "/run/mybox-bridge",
+        state = "/run/mybox-bridge-net-",
     );
     let out = workshop_testkit::run_in_net_sandbox(&script, Duration::from_secs(60));
     host.assert_unchanged("mybox on a bridge");

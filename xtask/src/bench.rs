@@ -653,12 +653,12 @@ impl Drop for NetHolder {
 }
 
 /// Chapter 10's state of the bridge in the namespace at `/proc/PID/ns/net`
-/// (`/run/workshop-bridge/net-INODE`), as `ch10_bridge::State::here` names
+/// (`/run/workshop-bridge-net-INODE`), as `ch10_bridge::State::here` names
 /// it from inside.
 fn bridge_state_of(namespace: &str) -> Option<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let inode = std::fs::metadata(namespace).ok()?.ino();
-    Some(Path::new("/run/workshop-bridge").join(format!("net-{inode}")))
+    Some(PathBuf::from(format!("/run/workshop-bridge-net-{inode}")))
 }
 
 /// The namespaces of issue 14's figure: one where chapter 6 lays its veth,
@@ -672,7 +672,7 @@ struct BridgeBench {
     veth: NetHolder,
     veth_ch08: NetHolder,
     bridge: NetHolder,
-    /// `/run/workshop-bridge/net-INODE` of the bridge's namespace.
+    /// `/run/workshop-bridge-net-INODE` of the bridge's namespace.
     state: PathBuf,
 }
 
@@ -728,7 +728,6 @@ impl BridgeBench {
         let status = self.bridge.stop()?;
         if self.state.exists() {
             std::fs::remove_dir_all(&self.state)?;
-            let _ = std::fs::remove_dir("/run/workshop-bridge");
             return Ok(Some(format!(
                 "ch10-bridge, stopped with SIGTERM ({}), left {} (removed by the bench)",
                 status.map_or("?".into(), |s| s.to_string()),

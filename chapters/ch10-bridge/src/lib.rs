@@ -24,7 +24,7 @@ use std::convert::Infallible;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use workshop::error::hinted;
 use workshop::Narrator;
 use workshop_netlink::errno_of;
@@ -61,10 +61,13 @@ pub fn forwarding_before(alias: Option<&str>) -> Option<&str> {
         .filter(|v| *v == "0" || *v == "1")
 }
 
-/// Where the bridges' state lives: one directory per network namespace
-/// (`net-INODE`, the inode of `/proc/self/ns/net`), as each namespace has
-/// a bridge of its own. Removed with the bridge.
-pub const STATE_DIR: &str = "/run/workshop-bridge";
+/// Where the bridges' state lives: one directory per network namespace,
+/// `/run/workshop-bridge-net-INODE` (the inode of `/proc/self/ns/net`), as
+/// each namespace has a bridge of its own. Removed with the bridge. Each
+/// sits in /run itself, with no parent of the workshop's that a run in
+/// another namespace (under another lock) would remove once empty, maybe
+/// between another's making of it and of its own directory in it.
+pub const STATE_PREFIX: &str = "/run/workshop-bridge-net-";
 
 /// The state of the bridge of the network namespace this process is in.
 #[derive(Debug, Clone)]
@@ -79,7 +82,7 @@ impl State {
             .with_context(|| format!("failed to stat {path}"))?
             .ino();
         Ok(State {
-            dir: Path::new(STATE_DIR).join(format!("net-{inode}")),
+            dir: PathBuf::from(format!("{STATE_PREFIX}{inode}")),
         })
     }
 
@@ -496,7 +499,6 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
         }
         _ => {}
     }
-    let _ = std::fs::remove_dir(STATE_DIR); // only if no other namespace has a bridge
     Ok(true)
 }
 // ANCHOR_END: settle
@@ -560,24 +562,25 @@ fn nsfs_mounts(mountinfo: &str) -> Vec<u64> {
 /// The state of bridges whose network namespace is gone (the bridge went
 /// with it, killed runs left the state): removed. Returns what it removed.
 pub fn reclaim_dead_namespaces() -> Result<Vec<PathBuf>> {
-    let Ok(entries) = std::fs::read_dir(STATE_DIR) else {
+    let (run, prefix) = STATE_PREFIX.rsplit_once('/').expect("an absolute path");
+    let Ok(entries) = std::fs::read_dir(run) else {
         return Ok(Vec::new());
     };
     let here = State::here()?.dir;
-    let others: Vec<PathBuf> = entries
+    let others: Vec<(PathBuf, Option<u64>)> = entries
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| *p != here)
+        .filter_map(|e| {
+            let inode = e.file_name().to_str()?.strip_prefix(prefix)?.parse().ok();
+            Some((e.path(), inode))
+        })
+        .filter(|(p, _)| *p != here)
         .collect();
     if others.is_empty() {
         return Ok(Vec::new());
     }
     let live = live_namespaces();
     let mut removed = Vec::new();
-    for dir in others {
-        let inode = (dir.file_name().and_then(|n| n.to_str()))
-            .and_then(|n| n.strip_prefix("net-"))
-            .and_then(|n| n.parse::<u64>().ok());
+    for (dir, inode) in others {
         if inode.is_some_and(|i| !live.contains(&i)) {
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => removed.push(dir),
@@ -588,7 +591,6 @@ pub fn reclaim_dead_namespaces() -> Result<Vec<PathBuf>> {
             }
         }
     }
-    let _ = std::fs::remove_dir(STATE_DIR); // if that was all
     Ok(removed)
 }
 

@@ -7,7 +7,7 @@
 //! and routes over netlink, `/proc/sys/net`, `nft list`, a socket's peer),
 //! or from inside the containers (`ip addr`, `ping`, `/etc/hosts`).
 
-use ch10_bridge::{BRIDGE, STATE_DIR};
+use ch10_bridge::{BRIDGE, STATE_PREFIX};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::{ErrorKind, Read, Write};
@@ -72,9 +72,9 @@ impl Host {
         }
     }
 
-    /// `/run/workshop-bridge/net-INODE`: this sandbox's bridge state.
+    /// `/run/workshop-bridge-net-INODE`: this sandbox's bridge state.
     fn state_dir(&self) -> PathBuf {
-        PathBuf::from(STATE_DIR).join(format!("net-{}", self.net.inode()))
+        PathBuf::from(format!("{STATE_PREFIX}{}", self.net.inode()))
     }
 
     fn netlink<T: Send>(&self, f: impl FnOnce(&mut Netlink) -> T + Send) -> T {

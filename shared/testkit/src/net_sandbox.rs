@@ -70,7 +70,7 @@ impl NetSandbox {
     }
 
     /// The namespace's inode: the N of `net:[N]`, and of a chapter's
-    /// per-namespace state (chapter 10's `/run/workshop-bridge/net-N`).
+    /// per-namespace state (chapter 10's `/run/workshop-bridge-net-N`).
     pub fn inode(&self) -> u64 {
         std::fs::File::from(self.0.try_clone().expect("dup the sandbox's descriptor"))
             .metadata()

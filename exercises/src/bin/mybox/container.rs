@@ -44,7 +44,7 @@ exit. On your own machine, run it in a network namespace of its own:
 The default, none, touches no network outside the container.
 --network bridge makes the bridge mybox0 (10.202.0.1/24) in that namespace if
 it is not there, and the last mybox on it removes it (its leases are under
-/run/mybox-bridge).
+/run/mybox-bridge-net-INODE).
 
 The hostname uses 5.2's spawn_with_hostname as it is: mybox starts itself
 again through it (so its second half runs in the new UTS namespace with your
@@ -680,7 +680,10 @@ fn wait_status(pid: Pid, forward: bool) -> Result<WaitStatus> {
 /// subnet and gateway, and where its leases live (one directory per
 /// network namespace, as each has a bridge of its own).
 const BRIDGE: &str = "mybox0";
-const BRIDGE_STATE: &str = "/run/mybox-bridge";
+/// Leases under /run/mybox-bridge-net-INODE, one directory per network
+/// namespace, with no shared parent that one namespace's last run would
+/// remove while another's is making its directory in it.
+const BRIDGE_STATE: &str = "/run/mybox-bridge-net-";
 
 fn bridge_subnet() -> ch06_net::Subnet {
     ch06_net::Subnet::of(Ipv4Addr::new(10, 202, 0, 0), 24)
@@ -696,7 +699,7 @@ fn bridge_leases() -> Result<PathBuf> {
     let inode = std::fs::metadata("/proc/self/ns/net")
         .context("failed to stat /proc/self/ns/net")?
         .ino();
-    Ok(Path::new(BRIDGE_STATE).join(format!("net-{inode}")))
+    Ok(PathBuf::from(format!("{BRIDGE_STATE}{inode}")))
 }
 
 /// This run's place on the bridge: its address, claimed with 10.2, and the
@@ -769,7 +772,6 @@ impl Drop for BridgeLease {
                 let _ = nl.delete_link(BRIDGE);
             }
             let _ = std::fs::remove_dir(dir);
-            let _ = std::fs::remove_dir(BRIDGE_STATE); // if no other namespace has one
         }
     }
 }
