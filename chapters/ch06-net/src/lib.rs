@@ -351,7 +351,7 @@ pub fn lock_addresses() -> Result<Flock<std::fs::File>> {
                         "failed to flock {path}: another run has held it for {} s",
                         LOCK_WAIT.as_secs()
                     ),
-                    "is a ch06 or ch07 run stopped (Ctrl-Z) in this network namespace? `fg` it or end it",
+                    "is a run of a chapter from 6 on stopped (Ctrl-Z) in this network namespace? `fg` it or end it",
                 ))
             }
             Err((_, e)) => return Err(e).with_context(|| format!("failed to flock {path}")),

@@ -357,7 +357,12 @@ impl BridgeNetwork {
         }
         let me = owner(std::process::id()).context("failed to read this process's start time")?;
         let record = lease::record(&me, &self.name, &self.host_end);
-        let address = claim_next(&leases, SUBNET, &record)?;
+        let address = claim_next(&leases, SUBNET, &record).map_err(|e| {
+            hinted(
+                format!("{e:#}"),
+                format!("{} containers are on {BRIDGE} already: stop one, or run this one with --network veth", live.len()),
+            )
+        })?;
         self.lease = Some(leases.join(address.to_string()));
         create_pair(nl, &self.host_end, &self.container_end, container)?;
         nl.describe_and_set_up(&self.host_end, &me)?; // who owns the pair (chapter 6)

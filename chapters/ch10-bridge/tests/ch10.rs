@@ -1482,3 +1482,30 @@ fn the_demo_beside_a_running_container_says_so_and_leaves_it_be() {
     web.finish();
     host.assert_as_it_was(&before, "after a demo refused beside a container");
 }
+
+/// A full bridge: a container on it holds .2, and every address from .3 to
+/// .254 is held by a live run (here, this test process's own owner line).
+/// The next run is refused with exit 1, an error that says no address is
+/// free, and a hint; the container there is unaffected, and once it and the
+/// fake leases go, so does everything.
+#[test]
+fn a_full_bridge_refuses_the_next_run_with_a_hint() {
+    let host = Host::new();
+    let before = host.snapshot();
+    let first = host.start_named("first");
+    let leases = host.state_dir().join("leases");
+    let me = ch06_net::owner(std::process::id()).unwrap();
+    for n in 3..=254 {
+        let record = ch10_bridge::lease::record(&me, &format!("c{n}"), "wsh-0");
+        std::fs::write(leases.join(format!("10.201.0.{n}")), record).unwrap();
+    }
+    let out = host.tool(&["--quiet", "--", "true"]);
+    assert_refused_with_hint(&out, 1, &["no free address"]);
+    assert!(is_alive(first.pid()), "the container there is unaffected");
+    for n in 3..=254 {
+        std::fs::remove_file(leases.join(format!("10.201.0.{n}"))).unwrap();
+    }
+    first.signal(Signal::SIGTERM);
+    first.finish();
+    host.assert_as_it_was(&before, "after a full bridge");
+}
