@@ -168,23 +168,12 @@ pub fn reclaim_stale() -> Result<Vec<PathBuf>> {
         if Path::new("/proc").join(pid.to_string()).exists() || dir.join(KEPT_MARK).exists() {
             continue;
         }
-        if remove_stale_dir(&dir)? {
+        // Gone already: another tool's run reclaimed it first.
+        if workshop::fs::remove_if_there(&dir, |p| std::fs::remove_dir_all(p))? {
             removed.push(dir);
         }
     }
     Ok(removed)
-}
-
-/// Remove a killed run's directory; `false` when it is gone already: the
-/// runs of other tools (another worktree's, another test's) reclaim the same
-/// directories at the same time, and one of them removing it first is no
-/// failure of ours.
-fn remove_stale_dir(dir: &Path) -> Result<bool> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("failed to remove {}", dir.display())),
-    }
 }
 
 /// Before a run: remove what runs killed with SIGKILL left behind (they

@@ -26,6 +26,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use workshop::error::hinted;
+use workshop::fs::remove_if_there;
 use workshop::Narrator;
 use workshop_netlink::errno_of;
 
@@ -290,8 +291,6 @@ pub struct BridgeNetwork {
     hosts_tree: Cell<Option<OwnedFd>>,
     /// On the host: this run's lease, once claimed.
     lease: Option<PathBuf>,
-    /// The address it got.
-    pub plan: Option<Plan>,
     say: Narrator,
 }
 
@@ -309,7 +308,6 @@ impl BridgeNetwork {
             relays: None,
             hosts_tree: Cell::new(None),
             lease: None,
-            plan: None,
             say: say.clone(),
         })
     }
@@ -367,7 +365,7 @@ impl BridgeNetwork {
         create_pair(nl, &self.host_end, &self.container_end, container)?;
         nl.describe_and_set_up(&self.host_end, &me)?; // who owns the pair (chapter 6)
         attach(nl, &self.host_end, BRIDGE)?;
-        write_hosts(&self.state)?;
+        write_hosts(&self.state, &lease::leases(&leases)?)?; // with its own lease
         Ok(Plan::in_subnet(SUBNET, address))
     }
     // ANCHOR_END: join
@@ -380,12 +378,7 @@ impl BridgeNetwork {
             return Ok(());
         };
         let _lock = lock_addresses()?;
-        match std::fs::remove_file(&lease) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("failed to remove {}", lease.display()))
-            }
-            _ => {}
-        }
+        remove_if_there(&lease, |p| std::fs::remove_file(p))?;
         settle(&mut Netlink::open()?, &self.state).map(|_| ())
     }
 }
@@ -418,10 +411,7 @@ impl Network for BridgeNetwork {
             Ok(plan)
         });
         match laid {
-            Ok(plan) => {
-                self.plan = Some(plan);
-                Ok(Some(plan))
-            }
+            Ok(plan) => Ok(Some(plan)),
             Err(e) => {
                 stop_waiting_container(container);
                 if self.lease.is_none() {
@@ -447,10 +437,9 @@ impl Drop for BridgeNetwork {
     }
 }
 
-/// Rewrite the hosts file from the leases.
-fn write_hosts(state: &State) -> Result<()> {
-    let leases = lease::leases(&state.leases())?;
-    hosts::write_in_place(&state.hosts(), &hosts::render(GATEWAY, &leases))
+/// Rewrite the hosts file from `leases`, those of the bridge's state.
+fn write_hosts(state: &State, leases: &[Lease]) -> Result<()> {
+    hosts::write_in_place(&state.hosts(), &hosts::render(GATEWAY, leases))
 }
 
 /// Remove the leases of runs that have ended (killed: they could not
@@ -462,13 +451,7 @@ pub fn reclaim_stale_leases(state: &State) -> Result<Vec<Lease>> {
         if lease.is_held() {
             live.push(lease);
         } else {
-            match std::fs::remove_file(&lease.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e)
-                        .with_context(|| format!("failed to remove {}", lease.path.display()))
-                }
-                _ => {}
-            }
+            remove_if_there(&lease.path, |p| std::fs::remove_file(p))?;
         }
     }
     Ok(live)
@@ -480,8 +463,9 @@ pub fn reclaim_stale_leases(state: &State) -> Result<Vec<Lease>> {
 /// masquerade rule, the state, and put `ip_forward` back as it was. Call it
 /// under chapter 6's lock. Returns whether the bridge was removed.
 pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
-    if !reclaim_stale_leases(state)?.is_empty() {
-        write_hosts(state)?;
+    let live = reclaim_stale_leases(state)?;
+    if !live.is_empty() {
+        write_hosts(state, &live)?;
         return Ok(false);
     }
     nat::remove_masquerade()?;
@@ -498,12 +482,7 @@ pub fn settle(nl: &mut Netlink, state: &State) -> Result<bool> {
             _ => {} // deleted, or gone meanwhile
         }
     }
-    match std::fs::remove_dir_all(&state.dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("failed to remove {}", state.dir.display()))
-        }
-        _ => {}
-    }
+    remove_if_there(&state.dir, |p| std::fs::remove_dir_all(p))?;
     Ok(true)
 }
 // ANCHOR_END: settle
@@ -586,14 +565,10 @@ pub fn reclaim_dead_namespaces() -> Result<Vec<PathBuf>> {
     let live = live_namespaces();
     let mut removed = Vec::new();
     for (dir, inode) in others {
-        if inode.is_some_and(|i| !live.contains(&i)) {
-            match std::fs::remove_dir_all(&dir) {
-                Ok(()) => removed.push(dir),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(e).with_context(|| format!("failed to remove {}", dir.display()))
-                }
-            }
+        if inode.is_some_and(|i| !live.contains(&i))
+            && remove_if_there(&dir, |p| std::fs::remove_dir_all(p))?
+        {
+            removed.push(dir);
         }
     }
     Ok(removed)
