@@ -138,7 +138,7 @@ impl Drop for Layers {
         } else {
             // The overlay itself was mounted in the container's mount
             // namespace, and went with it: only directories are left.
-            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = workshop::fs::remove_tree(&self.dir);
             if let Some(runs_dir) = &self.runs_dir {
                 // Only when empty: another run's directory keeps it.
                 let _ = std::fs::remove_dir(runs_dir);
@@ -152,8 +152,14 @@ impl Drop for Layers {
 /// could not clean up): a directory under [`RUNS_DIR`] named after a PID
 /// that no longer runs, not kept. Returns what it removed.
 pub fn reclaim_stale() -> Result<Vec<PathBuf>> {
+    reclaim_stale_in(Path::new(RUNS_DIR))
+}
+
+/// [`reclaim_stale`] in another runs directory (chapter 11 keeps a
+/// student's runs in one of their own).
+pub fn reclaim_stale_in(runs_dir: &Path) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
-    let Ok(entries) = std::fs::read_dir(RUNS_DIR) else {
+    let Ok(entries) = std::fs::read_dir(runs_dir) else {
         return Ok(removed); // no run yet
     };
     for entry in entries.flatten() {
@@ -169,7 +175,7 @@ pub fn reclaim_stale() -> Result<Vec<PathBuf>> {
             continue;
         }
         // Gone already: another tool's run reclaimed it first.
-        if workshop::fs::remove_if_there(&dir, |p| std::fs::remove_dir_all(p))? {
+        if workshop::fs::remove_if_there(&dir, workshop::fs::remove_tree)? {
             removed.push(dir);
         }
     }

@@ -42,6 +42,25 @@ pub fn main<C: ChapterCli>(
     report(result, &say)
 }
 
+/// [`main`] for a chapter that needs no privilege at all (chapter 11, the
+/// rootless container: it runs as the student, and never asks for sudo).
+pub fn main_unprivileged<C: ChapterCli>(
+    tool: &str,
+    run: impl FnOnce(&C, &Narrator) -> anyhow::Result<i32>,
+) -> std::process::ExitCode {
+    let cli = C::parse();
+    cli.common().reject_mistyped_option::<C>();
+    cli.reject_conflicts();
+    let say = Narrator::new(cli.common());
+    let result = process::block_termination_signals().and_then(|()| {
+        if cli.common().shell {
+            prepare_shell(tool);
+        }
+        run(&cli, &say)
+    });
+    report(result, &say)
+}
+
 /// What every chapter does before anything else: block the termination
 /// signals (they are handled where the tool waits), check for the capability
 /// the chapter needs, and with `--shell` prepare the prompt and the terminal.

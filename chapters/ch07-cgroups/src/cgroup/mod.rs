@@ -81,7 +81,7 @@ fn keyed(text: &str, key: &str) -> Option<u64> {
 }
 
 /// The controllers a set of limits needs, by their names in the kernel.
-fn controllers_for(limits: &Limits) -> Vec<&'static str> {
+pub fn controllers_for(limits: &Limits) -> Vec<&'static str> {
     let mut names = vec!["cpu"]; // always: its usage counter measures the container
     if limits.pids.is_some() {
         names.push("pids");
@@ -170,7 +170,7 @@ fn make_dir(dir: &Path) -> Result<()> {
 
 /// rmdir a cgroup, retrying for up to two seconds: the last processes of a
 /// container may take a moment to leave after it is reaped (EBUSY).
-fn remove_dir_patiently(dir: &Path) -> Result<()> {
+pub fn remove_dir_patiently(dir: &Path) -> Result<()> {
     let start = std::time::Instant::now();
     loop {
         match std::fs::remove_dir(dir) {

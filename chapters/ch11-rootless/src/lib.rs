@@ -1,0 +1,318 @@
+//! Chapter 11: rootless containers. A user namespace gives the container a
+//! root of its own: uid 0 inside, with every capability, over the
+//! namespaces it owns, and the student's own uid outside, with none over
+//! the host. With it, a normal user makes every namespace of the chapters
+//! before, mounts an overlay and pivots into it, with no sudo at all.
+//!
+//! The maps (who is who) are in `idmap`; cgroups delegated to the user, or
+//! none, in `cgroup`; the network without root (pasta, slirp4netns, or `lo`
+//! alone) in `net`; the attacks every later container is tried with, in
+//! `attack`.
+
+use anyhow::{Context, Result};
+use ch01_clone::Gate;
+use ch05_uts::{set_hostname, HostnameOption};
+use ch07_cgroups::LimitOptions;
+use ch08_overlay::Layers;
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sched::CloneFlags;
+use nix::unistd::{Gid, Pid, Uid};
+use std::convert::Infallible;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use workshop::error::{hinted, HintExt};
+use workshop::process::wait_for;
+use workshop::Narrator;
+
+pub mod attack;
+pub mod cgroup;
+pub mod idmap;
+pub mod net;
+
+use idmap::{MapChoice, Mapping};
+
+// ANCHOR: flags
+/// Chapter 8's namespaces, and two more: a user namespace, created first
+/// by the kernel whatever the order of the flags, which owns all the
+/// others; and an IPC namespace (SysV shared memory, semaphores and message
+/// queues of its own: the host's are out of sight).
+pub const FLAGS: CloneFlags = ch08_overlay::FLAGS
+    .union(CloneFlags::CLONE_NEWUSER)
+    .union(CloneFlags::CLONE_NEWIPC);
+// ANCHOR_END: flags
+
+// ANCHOR: start
+/// Start `body` in a new user namespace (and the others of `flags`), as
+/// root in there. The child is born as nobody: a new user namespace maps no
+/// id until its `uid_map` is written, from outside. So it waits at a gate
+/// while the tool writes the maps (and lays the network, which needs them),
+/// then makes itself root, and runs `body`. `cgroup`: a delegated cgroup to
+/// be born in (chapter 7's clone3), if any.
+pub fn start_in_user_namespace(
+    flags: CloneFlags,
+    mapping: &Mapping,
+    cgroup: Option<&cgroup::Delegated>,
+    before_the_gate: impl FnOnce(Pid) -> Result<()>,
+    body: impl FnOnce() -> Result<Infallible>,
+) -> Result<Pid> {
+    let mut gate = Gate::new()?;
+    let child = || {
+        gate.pass()?; // the maps are written
+        become_root(mapping)?;
+        body()
+    };
+    let pid = match cgroup {
+        Some(delegated) => {
+            ch07_cgroups::clone_into_cgroup(flags, delegated.open_dir()?.as_fd(), child)
+        }
+        None => ch01_clone::clone_child(flags, child),
+    }
+    .map_err(refused_user_namespace)?;
+    // Maps first, then anything that joins the namespace (pasta does).
+    let set_up = idmap::write_maps(pid, mapping).and_then(|()| before_the_gate(pid));
+    if let Err(e) = set_up {
+        ch06_net::stop_waiting_container(pid);
+        return Err(e);
+    }
+    gate.open();
+    Ok(pid)
+}
+// ANCHOR_END: start
+
+// ANCHOR: become_root
+/// In the container, once mapped: take uid and gid 0. The kernel already
+/// counts us as 0 (the map says the student's id is 0 in here), so this
+/// changes only the saved and filesystem ids; with a range of subordinate
+/// gids, drop the host's supplementary groups too (they are not mapped,
+/// and show as nogroup). With one id mapped, setgroups() is denied.
+pub fn become_root(mapping: &Mapping) -> Result<()> {
+    if mapping.helpers.is_some() {
+        nix::unistd::setgroups(&[]).context("failed to setgroups([]) in the user namespace")?;
+    }
+    let root_gid = Gid::from_raw(0);
+    let root_uid = Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)
+        .context("failed to setresgid(0, 0, 0) in the user namespace")?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+        .context("failed to setresuid(0, 0, 0) in the user namespace")?;
+    // A change of ids may clear PR_SET_PDEATHSIG: ask again.
+    workshop::process::rearm_parent_death_signal()
+}
+// ANCHOR_END: become_root
+
+/// The settings that forbid unprivileged user namespaces, each with the
+/// value that does: (file, value that forbids, what it is).
+pub const FORBIDDING: &[(&str, &str, &str)] = &[
+    (
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "0",
+        "Debian's and Ubuntu's switch for unprivileged user namespaces",
+    ),
+    (
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        "1",
+        "Ubuntu 23.10+: AppArmor lets only programs with a profile that allows it create user namespaces",
+    ),
+    (
+        "/proc/sys/user/max_user_namespaces",
+        "0",
+        "the most user namespaces a user may have at once",
+    ),
+];
+
+/// The settings of [`FORBIDDING`] that are set to forbid, read from
+/// `root` (`/` on the machine; a test gives a directory of its own).
+pub fn forbidding_settings(root: &Path) -> Vec<(String, &'static str)> {
+    FORBIDDING
+        .iter()
+        .filter_map(|(file, forbids, what)| {
+            let path = root.join(file.trim_start_matches('/'));
+            let value = std::fs::read_to_string(path).ok()?;
+            (value.trim() == *forbids).then(|| (format!("{file} = {forbids}"), *what))
+        })
+        .collect()
+}
+
+/// A clone() of a user namespace refused: say which setting refused it,
+/// and the command that shows it.
+fn refused_user_namespace(err: anyhow::Error) -> anyhow::Error {
+    let errno = err
+        .root_cause()
+        .downcast_ref::<Errno>()
+        .copied()
+        .or_else(|| {
+            err.downcast_ref::<workshop::error::Hinted>()
+                .and_then(|h| errno_in(&h.message))
+        });
+    if !matches!(errno, Some(Errno::EPERM | Errno::ENOSPC | Errno::EACCES)) {
+        return err;
+    }
+    let settings = forbidding_settings(Path::new("/"));
+    let hint = if settings.is_empty() {
+        "none of the usual settings forbids it (`sysctl kernel.unprivileged_userns_clone user.max_user_namespaces`); \
+         a seccomp filter or a security module (SELinux, AppArmor) may: are you inside a container?"
+            .to_string()
+    } else {
+        let named: Vec<String> = settings
+            .iter()
+            .map(|(setting, what)| format!("{setting} ({what})"))
+            .collect();
+        format!(
+            "this machine forbids unprivileged user namespaces: {}; see it with `cat {}`, \
+             and ask its root to allow them (the book's troubleshooting shows how)",
+            named.join("; "),
+            settings
+                .iter()
+                .map(|(s, _)| s.split(' ').next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    };
+    hinted(
+        format!("the kernel refused a new user namespace: {err:#}"),
+        hint,
+    )
+}
+
+fn errno_in(message: &str) -> Option<Errno> {
+    [Errno::EPERM, Errno::ENOSPC, Errno::EACCES]
+        .into_iter()
+        .find(|e| message.contains(&format!("{e}")))
+}
+
+// ANCHOR: enter_layers
+/// Chapter 8's `enter_layers`, in a user namespace: the overlay keeps its
+/// own notes (opaque directories, redirects) in extended attributes, and
+/// the `trusted.*` ones it uses as root are for the host's root alone; in
+/// a user namespace it must use `user.overlay.*` (`userxattr`, Linux 5.11).
+pub fn enter_layers(layers: &Layers) -> Result<()> {
+    ch03_mount::make_mounts_private()?; // first, before any mount
+    let mut options = ch08_overlay::overlay_options(&layers.lowers, &layers.upper, &layers.work)?;
+    options.push_str(",userxattr");
+    mount(
+        Some("overlay"),
+        &layers.merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(options.as_str()),
+    )
+    .with_context(|| format!("failed to mount overlay on {} ({options})", layers.merged.display()))
+    .hint("unprivileged overlay mounts need Linux 5.11 or later, and upper and work on a filesystem that takes user.* xattrs (ext4, xfs, btrfs; tmpfs since 6.6)")?;
+    ch04_rootfs::populate_dev(&layers.merged)?; // while the host's /dev is reachable
+                                                // Before the pivot, not after as chapter 4 does: in a user namespace
+                                                // the kernel mounts a new proc only while a proc it can compare with is
+                                                // in sight (one with nothing hidden under other mounts, or the new one
+                                                // would reveal what they hide), and the pivot takes the host's away.
+    ch04_rootfs::mount_proc_at(&layers.merged)
+        .hint("in a user namespace, a new /proc is refused when the /proc you started from has paths hidden under other mounts (as inside a container)")?;
+    ch04_rootfs::pivot_into(&layers.merged)
+}
+// ANCHOR_END: enter_layers
+
+/// Where a rootless run keeps its layers: the student's own runtime
+/// directory ($XDG_RUNTIME_DIR, a tmpfs of theirs), else one of theirs in
+/// /tmp, made 0700 and checked to be theirs (another user could have made
+/// it first, to watch or change what the container writes).
+pub fn runs_dir() -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let uid = Uid::current().as_raw();
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.metadata().is_ok_and(|m| m.uid() == uid && m.is_dir()));
+    let dir = match base {
+        Some(base) => base.join("workshop-rootless"),
+        None => PathBuf::from(format!("/tmp/workshop-rootless-{uid}")),
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("failed to create {}", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(&dir)
+        .with_context(|| format!("failed to look at {}", dir.display()))?;
+    if !meta.is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(hinted(
+            format!(
+                "{} is not a directory of yours alone (owner {}, mode {:o})",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+            "someone else made it: remove it (as root), or set XDG_RUNTIME_DIR to a directory of yours",
+        ));
+    }
+    Ok(dir)
+}
+
+/// The run's options, as the command line gives them: chapter 8's
+/// (`--keep`, the limits, the hostname), this chapter's `--map` and its
+/// network.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RootlessOptions {
+    /// Which of the host's ids the container's users are (see the book)
+    #[arg(long, value_enum, default_value_t = MapChoice::Auto)]
+    pub map: MapChoice,
+
+    #[command(flatten)]
+    pub network: net::NetworkOption,
+
+    /// Keep the container's upper (its `diff`) after it exits, and say where
+    #[arg(long)]
+    pub keep: bool,
+
+    #[command(flatten)]
+    pub limits: LimitOptions,
+
+    #[command(flatten)]
+    pub hostname: HostnameOption,
+}
+
+// ANCHOR: run
+/// A rootless container: chapter 8's container over `lowers`, in a user
+/// namespace of the student's, with chapter 7's limits when a cgroup is
+/// delegated to them, and a network without root. `start` runs in it after
+/// the pivot. Returns the container's exit code, once its layers are gone.
+pub fn run_rootless(
+    options: &RootlessOptions,
+    lowers: Vec<PathBuf>,
+    say: &Narrator,
+    start: impl FnOnce() -> Result<Infallible>,
+) -> Result<i32> {
+    let mapping = idmap::plan_for_me(options.map)?;
+    for stale in ch08_overlay::reclaim_stale_in(&runs_dir()?)? {
+        say.note(&format!(
+            "removed {}, the layers of a run that was killed",
+            stale.display()
+        ));
+    }
+    let layers = Layers::in_runs_dir(&runs_dir()?, lowers, options.keep)?;
+    let cgroup = cgroup::for_limits(&options.limits.limits(), say)?;
+    let mut network = net::Network::choose(options.network.network, say)?;
+    let kind = network.kind();
+    let pid = start_in_user_namespace(
+        FLAGS,
+        &mapping,
+        cgroup.as_ref(),
+        |pid| network.connect(pid), // pasta or slirp4netns, from outside
+        || {
+            net::inside(kind)?; // lo up, unless pasta did it
+            set_hostname(&options.hostname.name)?; // chapter 5, in our own UTS namespace
+            enter_layers(&layers)?; // chapter 8's overlay, with userxattr
+            start()
+        },
+    )?;
+    say.container_started(pid);
+    let exit = wait_for(pid)?;
+    if let Some(cgroup) = &cgroup {
+        cgroup.warn_if_oom_killed(exit, options.limits.memory.as_ref(), say);
+    }
+    if layers.kept() {
+        say.note(&format!(
+            "kept: the container's upper is {}",
+            layers.upper.display()
+        ));
+    }
+    Ok(exit.code())
+}
+// ANCHOR_END: run

@@ -1,0 +1,196 @@
+//! A network without root. Chapter 6's veth needs CAP_NET_ADMIN in the
+//! host's network namespace (its host end lives there), which a user
+//! namespace of the student's does not give. What is left: `lo` alone, or a
+//! program of the student's own that carries the container's packets out
+//! through ordinary sockets on the host: pasta (Debian: passt) or
+//! slirp4netns, a small TCP/IP stack in user space behind a tap device in
+//! the container. Podman uses the same two.
+
+use anyhow::{bail, Context, Result};
+use nix::unistd::Pid;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use workshop::error::hinted;
+use workshop::Narrator;
+
+/// `--network`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Choice {
+    /// pasta if installed, else slirp4netns if installed, else lo only
+    #[default]
+    Auto,
+    /// pasta (Debian: passt): the host's addresses and routes, copied into the container
+    Pasta,
+    /// slirp4netns: a tap0 with 10.0.2.100/24 behind a user-space NAT
+    Slirp4netns,
+    /// Only lo, up: nothing in or out
+    None,
+}
+
+/// `--network`, as a clap group a later chapter can flatten.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NetworkOption {
+    /// The container's network: pasta or slirp4netns (a user-space network), or none (lo only)
+    #[arg(long, value_enum, default_value_t = Choice::Auto)]
+    pub network: Choice,
+}
+
+/// The network chosen, once `auto` is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pasta,
+    Slirp4netns,
+    LoopbackOnly,
+}
+
+/// The network of one run: what was chosen, and the helper process
+/// (slirp4netns runs in the foreground, and goes when this is dropped;
+/// pasta goes by itself once the namespace is gone).
+pub struct Network {
+    kind: Kind,
+    program: Option<PathBuf>,
+    slirp: Option<Slirp>,
+}
+
+struct Slirp {
+    child: Child,
+    /// Closing it tells slirp4netns to exit (`--exit-fd`).
+    _exit: OwnedFd,
+}
+
+impl Drop for Slirp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Network {
+    /// Settle `choice`, saying which network the container gets and why.
+    pub fn choose(choice: Choice, say: &Narrator) -> Result<Network> {
+        let find = crate::idmap::find_program;
+        let (kind, program) = match choice {
+            Choice::None => (Kind::LoopbackOnly, None),
+            Choice::Pasta => (
+                Kind::Pasta,
+                Some(find("pasta").ok_or_else(|| missing("pasta", "passt"))?),
+            ),
+            Choice::Slirp4netns => (
+                Kind::Slirp4netns,
+                Some(find("slirp4netns").ok_or_else(|| missing("slirp4netns", "slirp4netns"))?),
+            ),
+            Choice::Auto => match (find("pasta"), find("slirp4netns")) {
+                (Some(p), _) => (Kind::Pasta, Some(p)),
+                (None, Some(s)) => (Kind::Slirp4netns, Some(s)),
+                (None, None) => {
+                    say.note("network: lo only (neither pasta nor slirp4netns is installed; `sudo apt install passt` for one)");
+                    (Kind::LoopbackOnly, None)
+                }
+            },
+        };
+        Ok(Network {
+            kind,
+            program,
+            slirp: None,
+        })
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    // ANCHOR: connect
+    /// From the host, once the container's maps are written, before it
+    /// runs: start the user-space network in its namespaces. `pasta PID`
+    /// joins the container's user and network namespaces, makes a tap
+    /// device there with the host's addresses, and forks to the background
+    /// once it is ready (it exits when the namespace is gone).
+    /// slirp4netns stays in the foreground; it says it is ready on a pipe.
+    pub fn connect(&mut self, container: Pid) -> Result<()> {
+        let Some(program) = &self.program else {
+            return Ok(()); // lo only: the container brings it up itself
+        };
+        match self.kind {
+            Kind::Pasta => {
+                let out = Command::new(program)
+                    .args(["--config-net", "--quiet", &container.to_string()])
+                    .stdin(Stdio::null())
+                    .output()
+                    .with_context(|| format!("failed to run {}", program.display()))?;
+                if !out.status.success() {
+                    bail!(
+                        "pasta --config-net {container} failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+            }
+            Kind::Slirp4netns => self.slirp = Some(start_slirp(program, container)?),
+            Kind::LoopbackOnly => {}
+        }
+        Ok(())
+    }
+    // ANCHOR_END: connect
+}
+
+fn missing(program: &str, package: &str) -> anyhow::Error {
+    hinted(
+        format!("{program} is not installed"),
+        format!("install it (Debian, Ubuntu: `sudo apt install {package}`), or use --network none"),
+    )
+}
+
+/// `slirp4netns --configure --ready-fd R --exit-fd E PID tap0`, waited
+/// for until it writes "1" on its ready pipe.
+fn start_slirp(program: &std::path::Path, container: Pid) -> Result<Slirp> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+    let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).context("failed to make a pipe");
+    let ((ready_read, ready_write), (exit_read, exit_write)) = (pipe()?, pipe()?);
+    // The two ends slirp4netns keeps must survive its exec: no CLOEXEC on
+    // those (this process has one thread: no other child can inherit them).
+    for end in [&ready_write, &exit_read] {
+        fcntl(end, FcntlArg::F_SETFD(FdFlag::empty())).context("failed to clear FD_CLOEXEC")?;
+    }
+    let ready_fd = ready_write.as_raw_fd();
+    let exit_fd = exit_read.as_raw_fd();
+    let child = Command::new(program)
+        .args([
+            "--configure",
+            "--mtu=65520",
+            "--disable-host-loopback",
+            &format!("--ready-fd={ready_fd}"),
+            &format!("--exit-fd={exit_fd}"),
+            &container.to_string(),
+            "tap0",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null()) // it tells of every tap fd it passes
+        .spawn()
+        .with_context(|| format!("failed to run {}", program.display()))?;
+    drop(ready_write);
+    drop(exit_read);
+    let mut slirp = Slirp {
+        child,
+        _exit: exit_write,
+    };
+    let mut byte = [0u8; 1];
+    let n = nix::unistd::read(&ready_read, &mut byte)
+        .context("failed to read slirp4netns's ready pipe")?;
+    if n != 1 {
+        let status = slirp.child.wait()?;
+        return Err(hinted(
+            format!("slirp4netns for {container} exited before it was ready ({status})"),
+            "run `slirp4netns --configure PID tap0` by hand to see what it says, or use --network none",
+        ));
+    }
+    Ok(slirp)
+}
+
+/// In the container, first: bring `lo` up, unless pasta did (it does).
+pub fn inside(kind: Kind) -> Result<()> {
+    match kind {
+        Kind::Pasta => Ok(()),
+        Kind::Slirp4netns | Kind::LoopbackOnly => ch06_net::bring_up_loopback(),
+    }
+}
