@@ -74,8 +74,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("workshop-fs-tree-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("work/work/deeper")).unwrap();
         std::fs::write(dir.join("work/work/deeper/f"), "x").unwrap();
-        std::fs::set_permissions(dir.join("work/work"), std::fs::Permissions::from_mode(0))
-            .unwrap();
+        std::fs::set_permissions(
+            dir.join("work/work"),
+            std::fs::Permissions::from_mode(0o000),
+        )
+        .unwrap();
         remove_tree(&dir).unwrap();
         assert!(!dir.exists());
         assert!(
