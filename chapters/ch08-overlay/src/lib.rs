@@ -138,7 +138,7 @@ impl Drop for Layers {
         } else {
             // The overlay itself was mounted in the container's mount
             // namespace, and went with it: only directories are left.
-            let _ = workshop::fs::remove_tree(&self.dir);
+            let _ = workshop_rootfs::remove_tree(&self.dir); // work/work may be mode 000
             if let Some(runs_dir) = &self.runs_dir {
                 // Only when empty: another run's directory keeps it.
                 let _ = std::fs::remove_dir(runs_dir);
@@ -174,8 +174,11 @@ pub fn reclaim_stale_in(runs_dir: &Path) -> Result<Vec<PathBuf>> {
         if Path::new("/proc").join(pid.to_string()).exists() || dir.join(KEPT_MARK).exists() {
             continue;
         }
-        // Gone already: another tool's run reclaimed it first.
-        if workshop::fs::remove_if_there(&dir, workshop::fs::remove_tree)? {
+        // Gone already (another tool's run reclaimed it first) is fine.
+        // remove_tree, not remove_dir_all: a run in a user namespace
+        // (chapter 11) leaves a work/work of mode 000 that only root reads.
+        if dir.exists() {
+            workshop_rootfs::remove_tree(&dir)?;
             removed.push(dir);
         }
     }
