@@ -6,6 +6,7 @@ pub mod contract;
 pub mod early_kill;
 pub mod host_cgroups;
 pub mod net_sandbox;
+pub mod user;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
