@@ -288,7 +288,10 @@ pub fn run_rootless(
     }
     let layers = Layers::in_runs_dir(&runs_dir()?, lowers, options.keep)?;
     let cgroup = cgroup::for_limits(&options.limits.limits(), say)?;
-    let mut network = net::Network::choose(options.network.network, say)?;
+    let mut network = net::Network::choose(options.network.network)?;
+    if let Some(why) = &network.fallback {
+        say.note(&format!("network: lo only: {why}"));
+    }
     let kind = network.kind();
     let pid = start_in_user_namespace(
         FLAGS,

@@ -12,7 +12,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use workshop::error::hinted;
-use workshop::Narrator;
 
 /// `--network`.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +48,8 @@ pub enum Kind {
 /// pasta goes by itself once the namespace is gone).
 pub struct Network {
     kind: Kind,
+    /// Why this one, when `auto` chose lo only.
+    pub fallback: Option<String>,
     program: Option<PathBuf>,
     slirp: Option<Slirp>,
 }
@@ -68,8 +69,9 @@ impl Drop for Slirp {
 
 impl Network {
     /// Settle `choice`, saying which network the container gets and why.
-    pub fn choose(choice: Choice, say: &Narrator) -> Result<Network> {
+    pub fn choose(choice: Choice) -> Result<Network> {
         let find = crate::idmap::find_program;
+        let mut fallback = None;
         let (kind, program) = match choice {
             Choice::None => (Kind::LoopbackOnly, None),
             Choice::Pasta => (
@@ -80,17 +82,30 @@ impl Network {
                 Kind::Slirp4netns,
                 Some(find("slirp4netns").ok_or_else(|| missing("slirp4netns", "slirp4netns"))?),
             ),
-            Choice::Auto => match (find("pasta"), find("slirp4netns")) {
-                (Some(p), _) => (Kind::Pasta, Some(p)),
-                (None, Some(s)) => (Kind::Slirp4netns, Some(s)),
-                (None, None) => {
-                    say.note("network: lo only (neither pasta nor slirp4netns is installed; `sudo apt install passt` for one)");
+            Choice::Auto => match (find("pasta"), find("slirp4netns"), tun_usable()) {
+                (Some(p), _, true) => (Kind::Pasta, Some(p)),
+                (None, Some(s), true) => (Kind::Slirp4netns, Some(s)),
+                (None, None, _) => {
+                    fallback = Some("neither pasta nor slirp4netns is installed (`sudo apt install passt` for one)".into());
+                    (Kind::LoopbackOnly, None)
+                }
+                (_, _, false) => {
+                    fallback = Some(format!(
+                        "{TUN} is not open to you, and pasta and slirp4netns need it"
+                    ));
                     (Kind::LoopbackOnly, None)
                 }
             },
         };
+        if program.is_some() && !tun_usable() {
+            return Err(hinted(
+                format!("{TUN} is not open to you for reading and writing, and {choice:?} needs it for its tap device"),
+                format!("most distributions make it mode 666 (`ls -l {TUN}`); ask root to `chmod 666 {TUN}`, or use --network none"),
+            ));
+        }
         Ok(Network {
             kind,
+            fallback,
             program,
             slirp: None,
         })
@@ -119,10 +134,11 @@ impl Network {
                     .output()
                     .with_context(|| format!("failed to run {}", program.display()))?;
                 if !out.status.success() {
-                    bail!(
-                        "pasta --config-net {container} failed: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    );
+                    let said = String::from_utf8_lossy(&out.stderr);
+                    // It says each line twice when it cannot reach syslog.
+                    let said: Vec<&str> =
+                        said.lines().filter(|l| !l.contains("to syslog")).collect();
+                    bail!("pasta --config-net {container} failed: {}", said.join("; "));
                 }
             }
             Kind::Slirp4netns => self.slirp = Some(start_slirp(program, container)?),
@@ -131,6 +147,19 @@ impl Network {
         Ok(())
     }
     // ANCHOR_END: connect
+}
+
+/// The tun/tap device pasta and slirp4netns open to make the container's
+/// tap device.
+pub const TUN: &str = "/dev/net/tun";
+
+/// Whether this user may open [`TUN`] for reading and writing.
+pub fn tun_usable() -> bool {
+    nix::unistd::access(
+        TUN,
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,
+    )
+    .is_ok()
 }
 
 fn missing(program: &str, package: &str) -> anyhow::Error {
