@@ -11,6 +11,7 @@ use ch11_rootless::attack::{self, Outcome, Report};
 use ch11_rootless::cgroup::{self, Delegation};
 use ch11_rootless::idmap::{self, Mapping};
 use ch11_rootless::net::{self, Kind};
+use ch11_rootless::shm::HostSegment;
 use ch11_rootless::{
     forbidding_settings, runs_dir, start_in_user_namespace, RootlessOptions, FLAGS,
 };
@@ -254,7 +255,7 @@ fn attacks(
         .with_context(|| format!("failed to create {}", layer.display()))?;
     let _layer = RemoveOnDrop(layer.clone());
     attack::install_into(&layer)?;
-    let segment = HostSegment::create()?;
+    let segment = HostSegment::create(0x5753_0000)?;
     say.host(&format!(
         "a SysV shared memory segment of yours: key {:#x} (ipcs -m lists it)",
         segment.key
@@ -346,40 +347,5 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = workshop_rootfs::remove_tree(&self.0);
-    }
-}
-
-/// A SysV shared memory segment the host makes for the IPC attack, removed
-/// (IPC_RMID) when dropped.
-struct HostSegment {
-    key: i32,
-    id: i32,
-}
-
-impl HostSegment {
-    fn create() -> Result<HostSegment> {
-        use nix::libc;
-        for attempt in 0..64 {
-            let key = 0x5753_0000 | ((std::process::id() as i32 + attempt) & 0xffff);
-            // SAFETY: shmget only takes numbers; it maps nothing.
-            let id = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
-            if id >= 0 {
-                return Ok(HostSegment { key, id });
-            }
-            let errno = nix::errno::Errno::last();
-            if errno != nix::errno::Errno::EEXIST {
-                return Err(errno).context("failed to shmget() a segment on the host");
-            }
-        }
-        anyhow::bail!("no free SysV key found for the demo's segment")
-    }
-}
-
-impl Drop for HostSegment {
-    fn drop(&mut self) {
-        // SAFETY: IPC_RMID with no buffer: removes our own segment.
-        unsafe {
-            nix::libc::shmctl(self.id, nix::libc::IPC_RMID, std::ptr::null_mut());
-        }
     }
 }

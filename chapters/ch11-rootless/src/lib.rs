@@ -29,6 +29,7 @@ pub mod attack;
 pub mod cgroup;
 pub mod idmap;
 pub mod net;
+pub mod shm;
 
 use idmap::{MapChoice, Mapping};
 
