@@ -281,6 +281,13 @@ fn attacks(
             Outcome::Worked(evidence) => say.warn(&format!("{attack}: worked: {evidence}")),
         }
     }
+    let worked = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Worked(_)))
+        .count();
+    if worked > 0 {
+        anyhow::bail!("{worked} of the attacks worked against the rootless container (see above)");
+    }
     say.note(
         "chapter 12's demo (as root) shows each of them working against chapter 7's container.",
     );
