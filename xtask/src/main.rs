@@ -75,7 +75,7 @@ pub fn root() -> PathBuf {
 }
 
 /// The chapters, in order: (package name, directory under chapters/).
-pub const CHAPTERS: [&str; 10] = [
+pub const CHAPTERS: [&str; 12] = [
     "ch01-clone",
     "ch02-namespaces",
     "ch03-mount",
@@ -86,6 +86,8 @@ pub const CHAPTERS: [&str; 10] = [
     "ch08-overlay",
     "ch09-image",
     "ch10-bridge",
+    "ch11-rootless",
+    "ch12-hardened",
 ];
 
 /// `cargo` as the one that runs us.
