@@ -12,6 +12,7 @@
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use std::fmt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -303,8 +304,6 @@ fn shocker() -> Result<String, Refusal> {
 }
 // ANCHOR_END: shocker
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-
 fn ext_root_handle() -> FileHandle {
     let mut handle = FileHandle {
         handle_bytes: 8,
@@ -372,7 +371,9 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// release_agent to run a program as the host's root. Here the parent is
 /// the cgroup the tool that started the container lives in (the house
 /// rule: never to the root cgroup, never out of the tool's), and the
-/// mount goes again at once.
+/// mount goes again at once. (On cgroup v2, chapter 7's containers live in
+/// `/workshop/PID`, and `/workshop` enables controllers for its children,
+/// so v2's "no internal processes" rule refuses the move: EBUSY.)
 fn cgroup_escape() -> Result<String, Refusal> {
     let text = io_called(
         std::fs::read_to_string("/proc/self/cgroup"),
@@ -721,5 +722,72 @@ mod tests {
             "sysctl-write: refused: EROFS by open"
         );
         assert!("shocker: maybe".parse::<Report>().is_err());
+    }
+
+    #[test]
+    fn every_attack_answers_to_its_name() {
+        for attack in Attack::ALL {
+            assert_eq!(attack.to_string().parse::<Attack>(), Ok(attack));
+        }
+        assert!("shock".parse::<Attack>().is_err());
+    }
+
+    #[test]
+    fn a_shm_key_reads_as_ipcs_prints_it_or_in_decimal() {
+        assert_eq!(parse_shm_key("0x5a5a0001"), Some(0x5a5a0001));
+        assert_eq!(parse_shm_key("1234"), Some(1234));
+        // key_t is an int: ipcs's 0xdeadbeef is negative to the kernel.
+        assert_eq!(parse_shm_key("0xdeadbeef"), Some(0xdeadbeef_u32 as i32));
+        assert_eq!(parse_shm_key("-5"), Some(-5));
+        for bad in ["", "0x", "0xzz", "12abc", "0x1ffffffff"] {
+            assert_eq!(parse_shm_key(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_cgroup_to_escape_is_the_v1_pids_one_else_cgroup2() {
+        let hybrid = "9:name=systemd:/\n8:pids:/ws-1/workshop-7\n4:memory:/x\n0::/\n";
+        assert_eq!(
+            own_cgroup(hybrid),
+            Some(("cgroup", Some("pids"), "/ws-1/workshop-7".to_string()))
+        );
+        assert_eq!(
+            own_cgroup("3:cpu,pids:/a\n"),
+            Some(("cgroup", Some("pids"), "/a".to_string()))
+        );
+        assert_eq!(
+            own_cgroup("0::/workshop/42\n"),
+            Some(("cgroup2", None, "/workshop/42".to_string()))
+        );
+        assert_eq!(own_cgroup("4:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn the_parent_cgroup_is_never_the_root() {
+        assert_eq!(parent_cgroup("/ws-1/workshop-7"), Some("/ws-1"));
+        assert_eq!(parent_cgroup("/a/b/c/"), Some("/a/b"));
+        assert_eq!(parent_cgroup("/workshop-7"), None); // its parent is the root
+        assert_eq!(parent_cgroup("/"), None); // a cgroup namespace's own root
+    }
+
+    #[test]
+    fn reads_keys_and_sizes_from_proc_sysvipc_shm() {
+        let table = "       key      shmid perms                  size  cpid  lpid\n\
+                              0          3   600                 8192   1     1\n\
+                     1515847681          7   600                 4096  10    10\n\
+                    -1091576147          9   600                   16  10    10\n";
+        assert_eq!(first_listed_key(table), Some(1515847681)); // key 0 is IPC_PRIVATE
+        assert_eq!(segment_size(table, 7), Some(4096));
+        assert_eq!(segment_size(table, 9), Some(16));
+        assert_eq!(segment_size(table, 8), None);
+        assert_eq!(first_listed_key("key shmid\n"), None);
+    }
+
+    #[test]
+    fn the_ext4_root_handle_is_inode_2_generation_0() {
+        let handle = ext_root_handle();
+        assert_eq!(handle.handle_type, FILEID_INO32_GEN);
+        assert_eq!(handle.handle_bytes, 8);
+        assert_eq!(handle.f_handle[..8], [2, 0, 0, 0, 0, 0, 0, 0]);
     }
 }
