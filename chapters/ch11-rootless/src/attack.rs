@@ -290,12 +290,11 @@ fn shocker() -> Result<String, Refusal> {
         .take(5)
         .collect();
     if outside.is_empty() {
-        return Err(Refusal {
-            errno: Errno::ENOENT,
-            call: format!(
-                "open_by_handle_at(inode 2) opened a directory ({how}) with no name the container's / lacks: its / is that filesystem's root"
-            ),
-        });
+        // The privilege is there, but the container's / is that whole
+        // filesystem: nothing of the host's on it to reach.
+        return Ok(format!(
+            "opened inode 2 by handle ({how}), but it is the container's own / (it has no name that / lacks)"
+        ));
     }
     Ok(format!(
         "opened inode 2, the root of the filesystem under / ({how}), outside the container, and listed: {}",
@@ -370,10 +369,11 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// root cgroup and raise the limits of anything, or use v1's
 /// release_agent to run a program as the host's root. Here the parent is
 /// the cgroup the tool that started the container lives in (the house
-/// rule: never to the root cgroup, never out of the tool's), and the
-/// mount goes again at once. (On cgroup v2, chapter 7's containers live in
-/// `/workshop/PID`, and `/workshop` enables controllers for its children,
-/// so v2's "no internal processes" rule refuses the move: EBUSY.)
+/// rule: never to the root cgroup, never out of the tool's); the process
+/// moves back once it has seen where it is, and the mount goes at once.
+/// (On cgroup v2, chapter 7's containers live in `/workshop/PID`, and
+/// `/workshop` enables controllers for its children, so v2's "no internal
+/// processes" rule refuses the move: EBUSY.)
 fn cgroup_escape() -> Result<String, Refusal> {
     let text = io_called(
         std::fs::read_to_string("/proc/self/cgroup"),
@@ -449,13 +449,27 @@ fn move_to_parent(mounted: &Path, before: &str) -> Result<String, Refusal> {
         std::fs::write(&procs, "0"),
         format!("write 0 to cgroup.procs of {parent}"),
     )?;
-    let after = std::fs::read_to_string("/proc/self/cgroup")
+    let after = cgroup_now();
+    // Seen: back under the limit (moving in is never refused for a limit).
+    let back = mounted
+        .join(before.trim_start_matches('/'))
+        .join("cgroup.procs");
+    let returned = match std::fs::write(&back, "0") {
+        Ok(()) if cgroup_now() == before => "and back, once seen".to_string(),
+        Ok(()) => format!("moved back, but is in {}", cgroup_now()),
+        Err(e) => format!("could not move back: {e}"),
+    };
+    Ok(format!(
+        "mounted cgroupfs and moved out of the container's cgroup: from {before} to {after} ({returned})"
+    ))
+}
+
+/// This process's cgroup, as /proc/self/cgroup says now.
+fn cgroup_now() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
         .ok()
         .and_then(|t| own_cgroup(&t).map(|(_, _, p)| p))
-        .unwrap_or_default();
-    Ok(format!(
-        "mounted cgroupfs and moved out of the container's cgroup: from {before} to {after}"
-    ))
+        .unwrap_or_default()
 }
 
 // ANCHOR: sysctl_write

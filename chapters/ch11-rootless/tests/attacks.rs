@@ -245,7 +245,9 @@ fn every_attack_works_against_chapter_7s_root_container() {
     let (before, after) = escape
         .rsplit_once("from ")
         .and_then(|(_, moved)| moved.split_once(" to "))
+        .and_then(|(before, rest)| Some((before, rest.split_once(" (")?.0)))
         .unwrap_or_else(|| panic!("no move in: {escape}"));
+    assert!(escape.ends_with("(and back, once seen)"), "{escape}");
     assert!(
         before.starts_with(&format!("{}/workshop-", tool_cgroup.name)),
         "the container was not in a cgroup beneath the tool's ({}): {escape}",
