@@ -383,16 +383,15 @@ fn names_in(dir: &Path) -> Vec<String> {
 
 // ANCHOR: cgroup_escape
 /// Mount cgroupfs (the v1 `pids` hierarchy where there is one, else
-/// cgroup2) and move this process into the parent of its own cgroup, out
-/// from under the container's pids.max. A real attacker would go to the
-/// root cgroup and raise the limits of anything, or use v1's
-/// release_agent to run a program as the host's root. Here the parent is
-/// the cgroup the tool that started the container lives in (the house
+/// cgroup2), make a cgroup of its own beside the container's (no pids.max
+/// in it) and move in: out from under the container's limit. A real
+/// attacker would go to the root cgroup and raise the limits of anything,
+/// or use v1's release_agent to run a program as the host's root. Here the
+/// new cgroup sits beside the container's, beneath the tool's (the house
 /// rule: never to the root cgroup, never out of the tool's); the process
-/// moves back once it has seen where it is, and the mount goes at once.
-/// (On cgroup v2, chapter 7's containers live in `/workshop/PID`, and
-/// `/workshop` enables controllers for its children, so v2's "no internal
-/// processes" rule refuses the move: EBUSY.)
+/// moves back once it has seen where it is, the cgroup and the mount go at
+/// once. A container with no cgroup of its own (no limit) is in its
+/// tool's: nothing to escape, and it does not move.
 fn cgroup_escape() -> Result<String, Refusal> {
     let text = io_called(
         std::fs::read_to_string("/proc/self/cgroup"),
@@ -422,7 +421,7 @@ fn cgroup_escape() -> Result<String, Refusal> {
         ),
         format!("mount({fstype:?}) on {}", dir.display()),
     );
-    let moved = mounted.and_then(|()| move_to_parent(&dir, &before));
+    let moved = mounted.and_then(|()| move_beside(&dir, &before));
     if Path::new(&dir).exists() {
         let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(&dir);
@@ -448,26 +447,35 @@ fn own_cgroup(proc_self_cgroup: &str) -> Option<(&'static str, Option<&'static s
     v2
 }
 
-/// The cgroup a process at `path` would move to: its parent, unless that is
-/// the root (or there is none).
-pub fn parent_cgroup(path: &str) -> Option<&str> {
-    let parent = path.trim_end_matches('/').rsplit_once('/')?.0;
-    (!parent.is_empty()).then_some(parent)
+/// Whether `path` is a container's own cgroup, as chapter 7 names them:
+/// `/workshop/PID` (v2) or `.../workshop-PID` (v1).
+pub fn is_containers_cgroup(path: &str) -> bool {
+    let mut parts = path.trim_end_matches('/').rsplit('/');
+    let (name, parent) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    name.starts_with("workshop-") || (parent == "workshop" && name.parse::<u32>().is_ok())
 }
 
-fn move_to_parent(mounted: &Path, before: &str) -> Result<String, Refusal> {
-    let Some(parent) = parent_cgroup(before) else {
+fn move_beside(mounted: &Path, before: &str) -> Result<String, Refusal> {
+    if !is_containers_cgroup(before) {
         return Ok(format!(
-            "mounted the host's cgroup hierarchy read-write (this process is in {before}); did not move: its parent is the root cgroup, which the house rule forbids"
+            "mounted the host's cgroup hierarchy read-write (this process is in {before}); did not move: \
+             the container has no cgroup of its own (no limit to escape), and beside its tool's is not ours to use"
         ));
-    };
-    let procs = mounted
-        .join(parent.trim_start_matches('/'))
-        .join("cgroup.procs");
-    io_called(
-        std::fs::write(&procs, "0"),
-        format!("write 0 to cgroup.procs of {parent}"),
-    )?;
+    }
+    let escape = format!(
+        "{}/ws-escape-{}",
+        before
+            .trim_end_matches('/')
+            .rsplit_once('/')
+            .map_or("", |(p, _)| p),
+        std::process::id()
+    );
+    let dir = mounted.join(escape.trim_start_matches('/'));
+    io_called(std::fs::create_dir(&dir), format!("mkdir {escape}"))?;
+    let moved = io_called(
+        std::fs::write(dir.join("cgroup.procs"), "0"),
+        format!("write 0 to cgroup.procs of {escape}"),
+    );
     let after = cgroup_now();
     // Seen: back under the limit (moving in is never refused for a limit).
     let back = mounted
@@ -478,8 +486,10 @@ fn move_to_parent(mounted: &Path, before: &str) -> Result<String, Refusal> {
         Ok(()) => format!("moved back, but is in {}", cgroup_now()),
         Err(e) => format!("could not move back: {e}"),
     };
+    let _ = std::fs::remove_dir(&dir);
+    moved?;
     Ok(format!(
-        "mounted cgroupfs and moved out of the container's cgroup: from {before} to {after} ({returned})"
+        "mounted cgroupfs, made {escape} (no pids.max) and moved into it: from {before} to {after} ({returned})"
     ))
 }
 
@@ -796,11 +806,12 @@ mod tests {
     }
 
     #[test]
-    fn the_parent_cgroup_is_never_the_root() {
-        assert_eq!(parent_cgroup("/ws-1/workshop-7"), Some("/ws-1"));
-        assert_eq!(parent_cgroup("/a/b/c/"), Some("/a/b"));
-        assert_eq!(parent_cgroup("/workshop-7"), None); // its parent is the root
-        assert_eq!(parent_cgroup("/"), None); // a cgroup namespace's own root
+    fn only_a_containers_own_cgroup_is_escaped() {
+        assert!(is_containers_cgroup("/ws-1/workshop-7")); // v1, beneath the tool's
+        assert!(is_containers_cgroup("/workshop/7")); // v2
+        assert!(!is_containers_cgroup("/user.slice/session-3.scope")); // the tool's own
+        assert!(!is_containers_cgroup("/workshop")); // the v2 parent
+        assert!(!is_containers_cgroup("/")); // a cgroup namespace's own root
     }
 
     #[test]

@@ -109,13 +109,14 @@ impl ToolCgroup {
         static N: AtomicU32 = AtomicU32::new(0);
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let cgroups = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-        let home = v1::home("pids", &mountinfo, &cgroups).unwrap_or_else(|| {
-            panic!(
-                "no cgroup v1 pids hierarchy (this is a v2 machine): chapter 7 puts its containers \
-                 beneath /sys/fs/cgroup/workshop there, whose controllers forbid a process in it \
-                 (EBUSY), so the escape has no parent to move to; this test is written for v1 pids"
-            )
-        });
+        let Some(home) = v1::home("pids", &mountinfo, &cgroups) else {
+            // cgroup v2: chapter 7's containers are /workshop/PID, whatever
+            // the tool's cgroup; the tool starts where the test is.
+            return ToolCgroup {
+                dir: PathBuf::new(),
+                name: String::new(),
+            };
+        };
         let own = cgroups
             .lines()
             .find_map(|l| {
@@ -138,6 +139,9 @@ impl ToolCgroup {
 
 impl Drop for ToolCgroup {
     fn drop(&mut self) {
+        if self.name.is_empty() {
+            return; // v2: none made
+        }
         if let Err(e) = ch07_cgroups::cgroup::remove_dir_patiently(&self.dir) {
             eprintln!("rmdir {}: {e:#}", self.dir.display());
         }
@@ -197,9 +201,16 @@ fn every_attack_works_against_chapter_7s_root_container() {
     let host = HostSnapshot::take();
     // The tool starts in the test's cgroup (a shell moves itself there,
     // then becomes chapter 7), as a student's tool starts in theirs.
+    let move_in = if tool_cgroup.name.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "echo $$ > {} && ",
+            tool_cgroup.dir.join(CGROUP_PROCS).display()
+        )
+    };
     let script = format!(
-        "echo $$ > {procs} && exec {ch07} --quiet --network none --pids-limit 64 --rootfs {root} -- {INSIDE} --shm-key {key}",
-        procs = tool_cgroup.dir.join(CGROUP_PROCS).display(),
+        "{move_in}exec {ch07} --quiet --network none --pids-limit 64 --rootfs {root} -- {INSIDE} --shm-key {key}",
         ch07 = ch07.display(),
         root = rootfs.path().display(),
         key = segment.key_arg(),
@@ -241,7 +252,8 @@ fn every_attack_works_against_chapter_7s_root_container() {
         }
     }
 
-    // cgroup-escape: from the container's cgroup (beneath the tool's) into the tool's.
+    // cgroup-escape: from the container's cgroup (v1: beneath the tool's;
+    // v2: /workshop/PID) into one the attack made beside it.
     let escape = evidence(&outcomes, Attack::CgroupEscape);
     let (before, after) = escape
         .rsplit_once("from ")
@@ -249,15 +261,27 @@ fn every_attack_works_against_chapter_7s_root_container() {
         .and_then(|(before, rest)| Some((before, rest.split_once(" (")?.0)))
         .unwrap_or_else(|| panic!("no move in: {escape}"));
     assert!(escape.ends_with("(and back, once seen)"), "{escape}");
+    let parent = if tool_cgroup.name.is_empty() {
+        "/workshop".to_string()
+    } else {
+        tool_cgroup.name.clone()
+    };
     assert!(
-        before.starts_with(&format!("{}/workshop-", tool_cgroup.name)),
-        "the container was not in a cgroup beneath the tool's ({}): {escape}",
-        tool_cgroup.name
+        before.starts_with(&format!("{parent}/")),
+        "the container was not in a cgroup beneath {parent}: {escape}"
     );
-    assert_eq!(
-        after, tool_cgroup.name,
-        "/proc/self/cgroup after the move: {escape}"
+    assert!(
+        after.starts_with(&format!("{parent}/ws-escape-")),
+        "/proc/self/cgroup after the move is not the attack's cgroup beside the container's: {escape}"
     );
+    if !tool_cgroup.name.is_empty() {
+        let left: Vec<_> = std::fs::read_dir(&tool_cgroup.dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("ws-escape-"))
+            .collect();
+        assert!(left.is_empty(), "the attack left its cgroup: {left:?}");
+    }
 
     // sysctl-write: the setting's own value, written back.
     let value = std::fs::read_to_string("/proc/sys/vm/overcommit_ratio").unwrap();
