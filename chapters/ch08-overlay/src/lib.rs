@@ -138,7 +138,15 @@ impl Drop for Layers {
         } else {
             // The overlay itself was mounted in the container's mount
             // namespace, and went with it: only directories are left.
-            let _ = workshop_rootfs::remove_tree(&self.dir); // work/work may be mode 000
+            // The overlay leaves work/work mode 000: nothing to its owner
+            // without CAP_DAC_OVERRIDE (a user namespace's root, chapter
+            // 11). Opened first, remove_tree's first try is its only one.
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(
+                self.work.join("work"),
+                std::fs::Permissions::from_mode(0o700),
+            );
+            let _ = workshop_rootfs::remove_tree(&self.dir);
             if let Some(runs_dir) = &self.runs_dir {
                 // Only when empty: another run's directory keeps it.
                 let _ = std::fs::remove_dir(runs_dir);

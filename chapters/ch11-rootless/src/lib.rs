@@ -281,13 +281,14 @@ pub fn run_rootless(
     start: impl FnOnce() -> Result<Infallible>,
 ) -> Result<i32> {
     let mapping = idmap::plan_for_me(options.map)?;
-    for stale in ch08_overlay::reclaim_stale_in(&runs_dir()?)? {
+    let runs = runs_dir()?;
+    for stale in ch08_overlay::reclaim_stale_in(&runs)? {
         say.note(&format!(
             "removed {}, the layers of a run that was killed",
             stale.display()
         ));
     }
-    let layers = Layers::in_runs_dir(&runs_dir()?, lowers, options.keep)?;
+    let layers = Layers::in_runs_dir(&runs, lowers, options.keep)?;
     let cgroup = cgroup::for_limits(&options.limits.limits(), say)?;
     let mut network = net::Network::choose(options.network.network)?;
     if let Some(why) = &network.fallback {
