@@ -274,10 +274,15 @@ fn attacks(
     let reports = attack::parse_reports(&output).map_err(|e| anyhow::anyhow!("{e}: {output}"))?;
     for Report { attack, outcome } in &reports {
         match outcome {
-            Outcome::Refused { errno, call } => say.ok(&format!(
-                "{attack}: refused, {} by {call}",
-                attack::errno_name(*errno)
-            )),
+            Outcome::Refused { errno, call } => {
+                say.ok(&format!(
+                    "{attack}: refused, {} by {call}",
+                    attack::errno_name(*errno)
+                ));
+                if *attack == attack::Attack::Sysrq && *errno == nix::errno::Errno::ENOENT {
+                    say.note("(this kernel has no magic SysRq: no /proc/sysrq-trigger to attack)");
+                }
+            }
             Outcome::Worked(evidence) => say.warn(&format!("{attack}: worked: {evidence}")),
         }
     }

@@ -194,11 +194,16 @@ fn show(report: &Report, say: &Narrator, before: bool) {
         (Outcome::Worked(evidence), false) => {
             say.warn(&format!("{}: STILL WORKS: {evidence}", report.attack))
         }
-        (Outcome::Refused { errno, call }, _) => say.ok(&format!(
-            "{}: refused, {} by {call}",
-            report.attack,
-            attack::errno_name(*errno)
-        )),
+        (Outcome::Refused { errno, call }, _) => {
+            say.ok(&format!(
+                "{}: refused, {} by {call}",
+                report.attack,
+                attack::errno_name(*errno)
+            ));
+            if report.attack == Attack::Sysrq && *errno == nix::errno::Errno::ENOENT {
+                say.note("(this kernel has no magic SysRq: no /proc/sysrq-trigger to attack)");
+            }
+        }
     }
 }
 
