@@ -532,26 +532,6 @@ mod tests {
     }
 
     #[test]
-    fn notes_beneath_a_shell_line_get_no_continuation_marker() {
-        let text = format!(
-            "   shell      $ echo {}\n              {}\n",
-            "x ".repeat(40).trim_end(),
-            "a note that says why, ".repeat(4).trim_end()
-        );
-        let out = normalise(&text, "/nowhere");
-        let lines: Vec<&str> = out.lines().collect();
-        assert!(
-            lines[0].ends_with(" \\"),
-            "the shell line continues:\n{out}"
-        );
-        let note_start = lines.iter().position(|l| l.contains("a note")).unwrap();
-        assert!(
-            lines[note_start..].iter().all(|l| !l.ends_with('\\')),
-            "a note is prose, not a shell line:\n{out}"
-        );
-    }
-
-    #[test]
     fn short_lines_and_unbreakable_words_stay() {
         assert_eq!(wrap("short", false), vec!["short".to_string()]);
         let long = "z".repeat(90);
