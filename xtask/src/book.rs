@@ -351,8 +351,7 @@ pub fn normalise(text: &str, root: &str) -> String {
                 line.trim_start()
             )
         };
-        // a shell line continues with ` \`; the notes beneath it do not
-        let mut pieces = wrap(&line, label == "shell" && line.starts_with("   shell "));
+        let mut pieces = wrap(&line, label == "shell");
         // A note's sentence that went on to the next line: its wrapped end
         // joins that line rather than standing alone (reflowing the note).
         // Never what a side saw (a container line, the host's own line):
