@@ -12,6 +12,11 @@ pub struct Args {
     /// them to the book's width), as if they had just been made
     #[arg(long)]
     reflow: bool,
+    /// The normal user chapter 11's demo runs as, when this runs as root
+    /// (default: the user sudo was run by, else nobody); also
+    /// WORKSHOP_BOOK_USER
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -53,7 +58,11 @@ pub fn run(args: Args) -> Result<()> {
     anyhow::ensure!(status.success(), "cargo build of the chapters failed");
     std::fs::create_dir_all(&dir)?;
     for chapter in chapters.into_iter().chain(mybox.then_some(MYBOX)) {
-        let transcript = transcript(chapter)?;
+        let user = args
+            .user
+            .clone()
+            .or_else(|| std::env::var("WORKSHOP_BOOK_USER").ok());
+        let transcript = transcript(chapter, user.as_deref())?;
         let path = dir.join(format!("{chapter}.txt"));
         std::fs::write(&path, transcript).with_context(|| format!("write {}", path.display()))?;
         eprintln!(
@@ -83,6 +92,10 @@ pub fn run(args: Args) -> Result<()> {
 /// The chapters whose demo runs in a network namespace of its own.
 const NET: &str = "ch06-net";
 const BRIDGE: &str = "ch10-bridge";
+/// Chapter 12's demo lays chapter 7's veth and chapter 10's bridge.
+const HARDENED: &str = "ch12-hardened";
+/// Chapter 11's demo runs as a normal user: that is the chapter.
+const ROOTLESS: &str = "ch11-rootless";
 
 /// The closing page's transcript (book/src/mybox.md): the solutions' mybox,
 /// run the way a student runs their own, in a network namespace of its own.
@@ -104,16 +117,24 @@ exit 3"#;
 
 /// Run a chapter's demo with narration and container output interleaved as a
 /// student sees them (one pipe for both), colour off.
-fn transcript(chapter: &str) -> Result<String> {
+fn transcript(chapter: &str, user: Option<&str>) -> Result<String> {
     let bin = root().join("target/debug").join(chapter);
     // The network chapters lay veths (and chapter 10 a bridge, a masquerade
     // rule and ip_forward): run them in a network namespace of their own, so
     // that nothing they do reaches this machine's network.
     let mut argv: Vec<std::ffi::OsString> = Vec::new();
-    if [NET, BRIDGE, MYBOX].contains(&chapter) {
+    if [NET, BRIDGE, HARDENED, MYBOX].contains(&chapter) {
         argv.extend(["unshare".into(), "--net".into()]);
     }
-    if chapter == MYBOX {
+    // Chapter 11 runs as a normal user, never as root: who, and the
+    // binary (and rootfs) where that user can reach them.
+    let mut normal_user = None;
+    if chapter == ROOTLESS {
+        let mut runner = NormalUser::choose(user)?;
+        argv.push(runner.binary(&bin)?.into_os_string());
+        argv.extend(runner.extra_args.iter().map(Into::into));
+        normal_user = Some(runner);
+    } else if chapter == MYBOX {
         // The closing page: the container made of the exercises, solved.
         argv.extend(["sh".into(), "-c".into(), MYBOX_RUNS.into()]);
     } else if chapter == BRIDGE {
@@ -124,12 +145,15 @@ fn transcript(chapter: &str) -> Result<String> {
     } else {
         argv.push(bin.clone().into());
     }
-    if !nix::unistd::geteuid().is_root() {
+    if !nix::unistd::geteuid().is_root() && normal_user.is_none() {
         argv.insert(0, "--".into());
         argv.insert(0, "sudo".into());
     }
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
+    if let Some(runner) = &normal_user {
+        runner.apply(&mut cmd);
+    }
     let (read, write) = nix::unistd::pipe()?;
     let write2 = write.try_clone()?;
     let mut child = cmd
@@ -145,23 +169,152 @@ fn transcript(chapter: &str) -> Result<String> {
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(read), &mut text)?;
     let status = child.wait()?;
+    if let Some(runner) = &normal_user {
+        runner.remove_copy();
+    }
     anyhow::ensure!(
         status.success(),
         "{chapter} demo failed ({status}):\n{text}"
     );
     let shown = if chapter == MYBOX {
         format!("$ SCRIPT='{MYBOX_SCRIPT}'")
-    } else if chapter == NET {
+    } else if chapter == NET || chapter == HARDENED {
         format!("$ sudo unshare --net target/debug/{chapter}")
     } else if chapter == BRIDGE {
         format!("$ sudo unshare --net sh -c 'ip link set lo up; target/debug/{chapter}'")
+    } else if let Some(runner) = &normal_user {
+        format!(
+            "$ target/debug/{chapter}   (as a normal user: {}, uid {}; no sudo)",
+            runner.name, runner.uid
+        )
     } else {
         format!("$ cargo run -p {chapter}")
     };
-    Ok(normalise(
-        &format!("{shown}\n{text}"),
-        &root().display().to_string(),
-    ))
+    let mut text = format!("{shown}\n{text}");
+    if let Some(copy) = normal_user.as_ref().and_then(|r| r.copy.as_ref()) {
+        // the copy's path is this run's, not the student's
+        text = text.replace(&copy.display().to_string(), "target/debug/ch11-rootless");
+    }
+    Ok(normalise(&text, &root().display().to_string()))
+}
+
+/// The normal user chapter 11's demo runs as. Not root: the transcript
+/// must show what a student without sudo sees. When `cargo xtask book`
+/// itself runs as a normal user, that is the user; as root, the one given
+/// (`--user`, WORKSHOP_BOOK_USER), else the one who ran sudo (SUDO_UID),
+/// else `nobody`.
+struct NormalUser {
+    uid: u32,
+    gid: u32,
+    name: String,
+    home: std::path::PathBuf,
+    /// Whether we switch to this user (false: we are them already).
+    switch: bool,
+    /// A copy of the binary the user can reach (as testkit's
+    /// run_as_nobody makes), when the workspace's is out of their reach.
+    copy: Option<std::path::PathBuf>,
+    /// `--rootfs PATH`, given to a copy (which cannot find target/ itself).
+    extra_args: Vec<String>,
+}
+
+impl NormalUser {
+    fn choose(asked: Option<&str>) -> Result<NormalUser> {
+        use nix::unistd::{Uid, User};
+        let me = Uid::current();
+        let found = |user: User, switch: bool| NormalUser {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            name: user.name,
+            home: user.dir,
+            switch,
+            copy: None,
+            extra_args: Vec::new(),
+        };
+        if !me.is_root() {
+            let user = User::from_uid(me)?.context("who am I? (no passwd entry)")?;
+            return Ok(found(user, false));
+        }
+        let user = if let Some(name) = asked {
+            User::from_name(name)?
+                .with_context(|| format!("--user {name}: no such user (getpwnam)"))?
+        } else if let Some(uid) = std::env::var("SUDO_UID")
+            .ok()
+            .and_then(|u| u.parse::<u32>().ok())
+            .filter(|u| *u != 0)
+        {
+            User::from_uid(Uid::from_raw(uid))?
+                .with_context(|| format!("SUDO_UID {uid}: no passwd entry"))?
+        } else {
+            User::from_name("nobody")?.context("no user nobody to run chapter 11 as")?
+        };
+        anyhow::ensure!(
+            !user.uid.is_root(),
+            "chapter 11's demo must run as a normal user, not {}",
+            user.name
+        );
+        Ok(found(user, true))
+    }
+
+    /// The binary to run: `bin` itself when the user can run it, else a
+    /// copy in a directory of mode 0755 under /tmp.
+    fn binary(&mut self, bin: &std::path::Path) -> Result<std::path::PathBuf> {
+        if !self.switch || self.can_reach(bin) {
+            return Ok(bin.to_path_buf());
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("workshop-book-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        let copy = dir.join(bin.file_name().context("binary name")?);
+        std::fs::copy(bin, &copy)
+            .with_context(|| format!("copy {} to {}", bin.display(), copy.display()))?;
+        let rootfs = root().join("target/rootfs");
+        anyhow::ensure!(
+            self.can_reach(&rootfs.join("bin/sh")),
+            "{} cannot reach {}: run `cargo xtask book {ROOTLESS}` as a normal \
+             user yourself, or --user one who can",
+            self.name,
+            rootfs.display()
+        );
+        self.extra_args = vec!["--rootfs".into(), rootfs.display().to_string()];
+        self.copy = Some(copy.clone());
+        Ok(copy)
+    }
+
+    /// Whether the user may run `path` (its every directory searchable):
+    /// asked of the kernel, as them.
+    fn can_reach(&self, path: &std::path::Path) -> bool {
+        use std::os::unix::process::CommandExt;
+        Command::new("test")
+            .arg("-x")
+            .arg(path)
+            .uid(self.uid)
+            .gid(self.gid)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn apply(&self, cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        if self.switch {
+            // std drops root's supplementary groups too (setgroups([]))
+            cmd.uid(self.uid).gid(self.gid);
+        }
+        cmd.env("USER", &self.name)
+            .env("LOGNAME", &self.name)
+            .env("HOME", &self.home)
+            .env_remove("XDG_RUNTIME_DIR") // root's, if any: not theirs
+            .env_remove("SUDO_UID")
+            .env_remove("SUDO_GID")
+            .env_remove("SUDO_USER")
+            .current_dir("/");
+    }
+
+    fn remove_copy(&self) {
+        if let Some(dir) = self.copy.as_ref().and_then(|c| c.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// The widest line of text, diagram or transcript the book shows: mdBook's
