@@ -321,7 +321,7 @@ for d in /proc/acpi /proc/scsi /proc/asound; do \
 v=$(cat /proc/sys/vm/overcommit_ratio); \
 { echo \"$v\" > /proc/sys/vm/overcommit_ratio; } 2>&1; echo sysctl=$?; \
 [ -e /proc/sysrq-trigger ] && { { : >> /proc/sysrq-trigger; } 2>&1; echo sysrq=$?; }; \
-grep ' /sys ' /proc/self/mountinfo | cut -d' ' -f6 | sed 's/^/sys-options=/'; \
+awk '$5 == \"/sys\" {print \"sys-options=\" $6}' /proc/self/mountinfo; \
 ps -o pid,comm | grep -q '^ *1 sh' && echo ps=ok";
 
 #[test]
@@ -368,6 +368,7 @@ fn masked_and_read_only_proc_and_a_read_only_sys() {
     }
     let sys = out
         .lines()
+        .rev() // the last /sys mount is the one on top, which the container sees
         .find_map(|l| l.strip_prefix("sys-options="))
         .unwrap_or_else(|| panic!("no /sys mount inside:\n{out}"));
     assert!(
