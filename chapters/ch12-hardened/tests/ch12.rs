@@ -588,7 +588,8 @@ fn rootless_and_hardened_together() {
             "--",
             "sh",
             "-c",
-            "cat /proc/self/status; echo map=$(cat /proc/self/uid_map)",
+            "cat /proc/self/status; echo map=$(cat /proc/self/uid_map); \
+             awk '$5 == \"/sys\" {print \"sys-options=\" $6}' /proc/self/mountinfo",
         ]),
         LIMIT,
     );
@@ -607,6 +608,17 @@ fn rootless_and_hardened_together() {
         map.split_whitespace().collect::<Vec<_>>(),
         ["0", &user.uid.to_string(), "1"],
         "uid_map"
+    );
+    // /sys read-only there too (sysfs, or an empty tmpfs where a user
+    // namespace may not mount sysfs).
+    let sys = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("sys-options="))
+        .unwrap_or_else(|| panic!("no /sys mount in the rootless container:\n{text}"));
+    assert!(
+        sys.split(',').any(|o| o == "ro"),
+        "rootless: /sys is not read-only: {sys}"
     );
     host.assert_unchanged("the rootless run");
 }
