@@ -258,6 +258,15 @@ pub fn run(args: Args) -> Result<()> {
             argv: images.run_argv(&none_limited),
             times: Vec::new(),
         },
+        // Chapter 12: chapter 10's run mode (an overlay root, lo only) and
+        // the hardening before the exec, with ch07 none's limits.
+        chapter(
+            "ch12 none",
+            "+ hardened: IPC and cgroup namespaces, masked /proc, capabilities, seccomp",
+            "ch12-hardened",
+            &none_limited,
+            false,
+        ),
         // The veth needs a network namespace of its own around the run (so
         // that nothing reaches this machine's network): compare it with the
         // same wrapper around the container without it.
@@ -449,6 +458,18 @@ pub fn run(args: Args) -> Result<()> {
                 ))
             ));
         }
+    }
+    // Chapter 12's issue: the hardened start at most 1.1× chapter 7's full
+    // start; against ch08 none (the same overlay root) it is the hardening's cost.
+    if let (Some(hardened), Some(ch07), Some(ch08)) =
+        (find("ch12 none"), find("ch07 none"), find("ch08 none"))
+    {
+        let ratio = ms(hardened) / ms(ch07);
+        line(format!(
+            "ch12 none (hardened) takes {ratio:.2}× ch07 none's time (the issue asks at most 1.1×: {}), {:+.2} ms over ch08 none (the same overlay root)",
+            if ratio <= 1.1 { "met" } else { "NOT met" },
+            ms(hardened) - ms(ch08)
+        ));
     }
     if let (Some(join), Some(veth)) = (find("ns ch10 join"), find("ns ch06 veth")) {
         let ratio = ms(join) / ms(veth);

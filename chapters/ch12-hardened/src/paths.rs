@@ -41,8 +41,18 @@ pub fn mount_sysfs_read_only() -> Result<()> {
         return Ok(()); // a rootfs without /sys: nothing to mount on
     }
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount(Some("sysfs"), "/sys", Some("sysfs"), flags, None::<&str>)
-        .context("failed to mount sysfs on /sys read-only")
+    match mount(Some("sysfs"), "/sys", Some("sysfs"), flags, None::<&str>) {
+        // In a user namespace (--rootless) the kernel mounts a sysfs only
+        // where one is already fully visible in the mount namespace
+        // (mount_too_revealing), and after the pivot none is: /sys stays
+        // an empty read-only directory instead, as masked as the rest.
+        Err(nix::errno::Errno::EPERM) => {
+            mount(Some("tmpfs"), "/sys", Some("tmpfs"), flags, Some("size=0")).context(
+                "failed to mount an empty read-only tmpfs on /sys (sysfs was refused: EPERM)",
+            )
+        }
+        other => other.context("failed to mount sysfs on /sys read-only"),
+    }
 }
 // ANCHOR_END: sysfs
 
