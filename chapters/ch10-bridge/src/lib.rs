@@ -558,11 +558,18 @@ pub fn reclaim_dead_namespaces() -> Result<Vec<PathBuf>> {
             Some((e.path(), inode))
         })
         .filter(|(p, _)| *p != here)
+        // A lease held by a running container is a live namespace (its
+        // tool runs in it): no need to look through every process for it.
+        .filter(|(p, _)| {
+            let state = State { dir: p.clone() };
+            let leases = lease::leases(&state.leases()).unwrap_or_default();
+            !leases.iter().any(Lease::is_held)
+        })
         .collect();
     if others.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Vec::new()); // the common case: nothing to look for
     }
-    let live = live_namespaces();
+    let live = live_namespaces(); // every task's and descriptor's namespace: slow
     let mut removed = Vec::new();
     for (dir, inode) in others {
         if inode.is_some_and(|i| !live.contains(&i))
