@@ -425,20 +425,15 @@ fn two_runs_at_once_keep_apart() {
 fn small_host(addr: &str) -> (net_sandbox::NetSandbox, TcpListener) {
     let sandbox = net_sandbox::NetSandbox::new();
     let listener = sandbox.run_in(|| {
-        let out = run(
-            Command::new("sh").args([
-                "-c",
-                "ip link add ws11a type veth peer name ws11b && \
-                 ip addr add 192.0.2.2/24 dev ws11a && ip link set ws11a up && \
-                 ip link set ws11b up && ip route add default via 192.0.2.1",
-            ]),
-            LIMIT,
-        );
-        assert!(
-            out.status.success(),
-            "the sandbox's veth: {}",
-            stderr_of(&out)
-        );
+        // Over netlink (the VM's busybox ip cannot add a veth pair).
+        let mut nl = ch06_net::netlink::Netlink::open().expect("netlink in the sandbox");
+        let gateway = std::net::Ipv4Addr::new(192, 0, 2, 1);
+        nl.add_veth("ws11a", "ws11b")
+            .and_then(|()| nl.add_address("ws11a", std::net::Ipv4Addr::new(192, 0, 2, 2), 24))
+            .and_then(|()| nl.set_up("ws11a"))
+            .and_then(|()| nl.set_up("ws11b"))
+            .and_then(|()| nl.add_default_route(gateway))
+            .expect("the sandbox's veth, address and default route");
         TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"))
     });
     (sandbox, listener)
