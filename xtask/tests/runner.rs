@@ -137,6 +137,9 @@ fn the_rootless_chapter_as_root_says_root_is_root() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(String::from_utf8_lossy(&loud.stdout), "0\n");
     let note = String::from_utf8_lossy(&loud.stderr);
-    assert!(note.contains("note: ch11-rootless is running as root"), "{note}");
+    assert!(
+        note.contains("note: ch11-rootless is running as root"),
+        "{note}"
+    );
     assert!(quiet.stderr.is_empty(), "--quiet: no note");
 }
