@@ -693,10 +693,13 @@ fn delegated_cgroup_enforces_pids_max(user: &TestUser) {
     );
     let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap();
     let removed = std::fs::remove_dir(&d);
-    assert!(out.status.success(), "{text}{err}");
+    // The shell gives up at the first fork refused (busybox sh: "can't
+    // fork", on its own stderr): the container's code, not the tool's error.
+    assert!(!err.contains("error:"), "{text}{err}");
     assert!(!err.contains("running without limits"), "{err}");
     assert!(
-        text.contains("Resource temporarily unavailable"),
+        !text.contains("forked")
+            && format!("{text}{err}").contains("Resource temporarily unavailable"),
         "pids.max 10 stops the forks (EAGAIN): {text}{err}"
     );
     assert_eq!(before, after, "the delegated cgroup is as it was");

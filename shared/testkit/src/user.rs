@@ -114,9 +114,15 @@ impl TestUser {
     /// user): `setpriv` to its uid and gid with no other groups, then `env`
     /// with the environment of [`TestUser::command`]. Append the program
     /// and its arguments.
+    ///
+    /// util-linux's setpriv, by its path: a busybox shell that prefers its
+    /// applets (the VM's) would run busybox's setpriv for a bare
+    /// `setpriv`, which has no --reuid.
     pub fn setpriv_argv(&self) -> Vec<String> {
+        let setpriv = workshop_rootfs::find_host_program("setpriv")
+            .expect("setpriv is not installed: apt-get install util-linux");
         [
-            "setpriv",
+            setpriv.to_str().expect("a UTF-8 path"),
             "--reuid",
             &self.uid.to_string(),
             "--regid",
