@@ -102,6 +102,7 @@ pub fn run(args: Args) -> Result<()> {
     let status = cargo()
         .args(["build", "--quiet", "--release"])
         .args(CHAPTERS.iter().flat_map(|c| ["--package", c]))
+        .args(["--package", "ch11-rootless"])
         .status()?;
     anyhow::ensure!(status.success(), "cargo build --release failed");
     let rootfs = workshop_rootfs::ensure_default(|line| eprintln!("bench: {line}"))?;
@@ -151,6 +152,80 @@ pub fn run(args: Args) -> Result<()> {
         ));
     } else {
         notes.push("bwrap: not installed, skipped (apt install bubblewrap)".to_string());
+    }
+    // Rootless: chapter 11 as a normal user (nobody), against bubblewrap
+    // as the same user in a user namespace of its own, each under the same
+    // setpriv (its exec is in both times). Tried once first: a rootfs or a
+    // build under a directory nobody may enter (/root) cannot be run so.
+    let as_nobody = |argv: &[&str]| -> Vec<String> {
+        [
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "env",
+            "-u",
+            "XDG_RUNTIME_DIR",
+        ]
+        .iter()
+        .chain(argv)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let ch11 = bin("ch11-rootless");
+    let rootless = [
+        Candidate {
+            name: "rootless ch11".into(),
+            what: "as nobody: chapter 11, a user namespace (--map self) over ch08's overlay, lo only",
+            argv: as_nobody(&[
+                &ch11,
+                "--quiet",
+                "--rootfs",
+                &r,
+                "--network",
+                "none",
+                "--map",
+                "self",
+                "--",
+                "/bin/true",
+            ]),
+            times: Vec::new(),
+        },
+        Candidate {
+            name: "rootless bwrap".into(),
+            what: "as nobody: bubblewrap --unshare-user --unshare-all, the rootfs read-only as /, /proc and /dev",
+            argv: as_nobody(&[
+                "bwrap",
+                "--unshare-user",
+                "--unshare-all",
+                "--ro-bind",
+                &r,
+                "/",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
+                "/bin/true",
+            ]),
+            times: Vec::new(),
+        },
+    ];
+    if !which("bwrap") || !which("setpriv") {
+        notes.push(
+            "rootless: needs bwrap and setpriv (apt install bubblewrap util-linux), skipped".into(),
+        );
+    } else {
+        for c in rootless {
+            match c.run_once() {
+                Ok(_) => candidates.push(c),
+                Err(e) => notes.push(format!(
+                    "{}: skipped, it does not run as nobody ({e:#}): is the checkout under a directory others may enter?",
+                    c.name
+                )),
+            }
+        }
     }
     let runc_bundle = if which("runc") {
         Some(runc_bundle(&rootfs)?)
@@ -447,6 +522,14 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
 
+    if let (Some(ch11), Some(b)) = (find("rootless ch11"), find("rootless bwrap")) {
+        line(format!(
+            "rootless, as nobody: ch11 --network none --map self takes {:.2}× bwrap --unshare-user --unshare-all's time ({:.2} ms against {:.2} ms)",
+            ms(ch11) / ms(b),
+            ms(ch11),
+            ms(b)
+        ));
+    }
     for (name, target) in [("ch08 none", None), ("ch09 none", Some(1.2))] {
         if let (Some(t), Some(base)) = (find(name), find("ch07 none")) {
             let ratio = ms(t) / ms(base);

@@ -51,6 +51,7 @@ pub const PACKAGES: &[&str] = &[
     "ch08-overlay",
     "ch09-image",
     "ch10-bridge",
+    "ch11-rootless",
     // The exercise checks, against the solutions: the probe
     // (`solutions-probe`) goes in as a binary of the package.
     "solutions",
@@ -890,6 +891,10 @@ const MODULES: &[Module] = &[
         needed_by: "chapter 8 mounts the container's root as an overlay",
     },
     Module {
+        name: "tun",
+        needed_by: "chapter 11's pasta and slirp4netns open /dev/net/tun",
+    },
+    Module {
         name: "bridge",
         needed_by: "chapter 10 makes the bridge wsbr0",
     },
@@ -1104,6 +1109,46 @@ const PROGRAMS: &[Program] = &[
         debian: "strace",
         packages: &["ch10-bridge"],
         needed_by: "chapter 10's test kills a run at each of its netlink requests and writes with `strace --inject`",
+    },
+    // Chapter 11 runs as a test user. newuidmap and newgidmap are setuid
+    // root (the initramfs keeps the mode bits: without them --map subids
+    // fails); pasta execs pasta.avx2 where the CPU has AVX2 (it falls back
+    // to itself, with a warning, where that is missing).
+    Program {
+        name: "newuidmap",
+        debian: "uidmap",
+        packages: &["ch11-rootless"],
+        needed_by: "chapter 11's --map subids writes the user's /etc/subuid range with newuidmap",
+    },
+    Program {
+        name: "newgidmap",
+        debian: "uidmap",
+        packages: &["ch11-rootless"],
+        needed_by: "chapter 11's --map subids writes the user's /etc/subgid range with newgidmap",
+    },
+    Program {
+        name: "pasta",
+        debian: "passt",
+        packages: &["ch11-rootless"],
+        needed_by: "chapter 11's --network pasta",
+    },
+    Program {
+        name: "pasta.avx2",
+        debian: "passt",
+        packages: &["ch11-rootless"],
+        needed_by: "chapter 11's --network pasta (pasta execs it on a CPU with AVX2)",
+    },
+    Program {
+        name: "slirp4netns",
+        debian: "slirp4netns",
+        packages: &["ch11-rootless"],
+        needed_by: "chapter 11's --network slirp4netns",
+    },
+    Program {
+        name: "setpriv",
+        debian: "util-linux",
+        packages: &["ch11-rootless"],
+        needed_by: "chapter 11's tests drop from root to the test user after setting up as root",
     },
 ];
 

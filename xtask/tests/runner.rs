@@ -89,3 +89,57 @@ fn xtask_is_never_elevated() {
         "xtask runs as the caller"
     );
 }
+
+/// A stand-in for the chapter binary `name`, which prints the uid it runs as.
+fn fake_chapter(name: &str, test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("runner-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bin = dir.join(name);
+    std::fs::write(&bin, "#!/bin/sh\n/usr/bin/id -u\n").unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (dir, bin)
+}
+
+#[test]
+fn the_rootless_chapter_runs_as_the_student_without_sudo() {
+    workshop_testkit::require_root();
+    let (dir, bin) = fake_chapter("ch11-rootless", "student");
+    // A PATH with no sudo: had the runner asked for one, this would fail.
+    let out = Command::new("/bin/sh")
+        .arg(runner())
+        .arg(&bin)
+        .args(["--", "true"])
+        .env("PATH", "/nonexistent:/usr/bin:/bin")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "65534\n", "{err}");
+    assert!(err.is_empty(), "no note for the student: {err}");
+}
+
+#[test]
+fn the_rootless_chapter_as_root_says_root_is_root() {
+    workshop_testkit::require_root();
+    let (dir, bin) = fake_chapter("ch11-rootless", "root");
+    let run = |args: &[&str]| {
+        Command::new("/bin/sh")
+            .arg(runner())
+            .arg(&bin)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (loud, quiet) = (run(&["--", "true"]), run(&["--quiet", "--", "true"]));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(String::from_utf8_lossy(&loud.stdout), "0\n");
+    let note = String::from_utf8_lossy(&loud.stderr);
+    assert!(
+        note.contains("note: ch11-rootless is running as root"),
+        "{note}"
+    );
+    assert!(quiet.stderr.is_empty(), "--quiet: no note");
+}

@@ -109,6 +109,49 @@ impl TestUser {
         cmd
     }
 
+    /// The words that run a program as this user from a root shell (a
+    /// script that sets up something as root first, then drops to the
+    /// user): `setpriv` to its uid and gid with no other groups, then `env`
+    /// with the environment of [`TestUser::command`]. Append the program
+    /// and its arguments.
+    ///
+    /// util-linux's setpriv, by its path: a busybox shell that prefers its
+    /// applets (the VM's) would run busybox's setpriv for a bare
+    /// `setpriv`, which has no --reuid.
+    pub fn setpriv_argv(&self) -> Vec<String> {
+        let setpriv = workshop_rootfs::find_host_program("setpriv")
+            .expect("setpriv is not installed: apt-get install util-linux");
+        [
+            setpriv.to_str().expect("a UTF-8 path"),
+            "--reuid",
+            &self.uid.to_string(),
+            "--regid",
+            &self.gid.to_string(),
+            "--clear-groups",
+            "env",
+            "-u",
+            "XDG_RUNTIME_DIR",
+            "-u",
+            "SUDO_UID",
+            "-u",
+            "SUDO_GID",
+            "-u",
+            "SUDO_USER",
+            "HOME=/nonexistent",
+            &format!("USER={}", self.name),
+            &format!("LOGNAME={}", self.name),
+            "NO_COLOR=1",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// Where chapter 11 keeps this user's runs when it has no
+    /// XDG_RUNTIME_DIR (as [`TestUser::command`] runs it).
+    pub fn rootless_runs_dir(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("/tmp/workshop-rootless-{}", self.uid))
+    }
+
     /// Fail with a clear message when this user cannot reach `path` (a
     /// chapter binary or a rootfs under a directory only root may enter,
     /// such as a clone in /root).
@@ -143,6 +186,10 @@ fn subids_of(name: &str) -> Option<(u32, u32)> {
 
 impl Drop for TestUser {
     fn drop(&mut self) {
+        // What a run of this user's left in /tmp (a kept upper, a killed
+        // run's layers) is the test's: userdel leaves /tmp alone, and the
+        // next user given this uid would find it.
+        let _ = workshop_rootfs::remove_tree(&self.rootless_runs_dir());
         if !self.made_with_useradd {
             return; // the VM's /etc goes with the VM
         }
