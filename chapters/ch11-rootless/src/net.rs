@@ -43,24 +43,24 @@ pub enum Kind {
     LoopbackOnly,
 }
 
-/// The network of one run: what was chosen, and the helper process
-/// (slirp4netns runs in the foreground, and goes when this is dropped;
-/// pasta goes by itself once the namespace is gone).
+/// The network of one run: what was chosen, and the helper process, which
+/// goes when this is dropped (and with the tool, were it killed).
 pub struct Network {
     kind: Kind,
     /// Why this one, when `auto` chose lo only.
     pub fallback: Option<String>,
     program: Option<PathBuf>,
-    slirp: Option<Slirp>,
+    helper: Option<Helper>,
 }
 
-struct Slirp {
+/// pasta or slirp4netns, running for one container: killed when dropped.
+struct Helper {
     child: Child,
-    /// Closing it tells slirp4netns to exit (`--exit-fd`).
-    _exit: OwnedFd,
+    /// slirp4netns's `--exit-fd`: closing it tells it to exit.
+    _exit: Option<OwnedFd>,
 }
 
-impl Drop for Slirp {
+impl Drop for Helper {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -107,7 +107,7 @@ impl Network {
             kind,
             fallback,
             program,
-            slirp: None,
+            helper: None,
         })
     }
 
@@ -117,31 +117,21 @@ impl Network {
 
     // ANCHOR: connect
     /// From the host, once the container's maps are written, before it
-    /// runs: start the user-space network in its namespaces. `pasta PID`
-    /// joins the container's user and network namespaces, makes a tap
-    /// device there with the host's addresses, and forks to the background
-    /// once it is ready (it exits when the namespace is gone).
-    /// slirp4netns stays in the foreground; it says it is ready on a pipe.
+    /// runs: start the user-space network in its namespaces, and wait until
+    /// it is ready. `pasta PID` joins the container's user and network
+    /// namespaces and makes a tap device there with the host's addresses
+    /// (`--config-net`); it writes its PID file once ready. slirp4netns
+    /// says so on a pipe. Both run as our children, for as long as the
+    /// container: given a PID, neither leaves by itself when the container
+    /// is gone, so the tool ends them (and the kernel does, if the tool is
+    /// killed: PR_SET_PDEATHSIG).
     pub fn connect(&mut self, container: Pid) -> Result<()> {
         let Some(program) = &self.program else {
             return Ok(()); // lo only: the container brings it up itself
         };
         match self.kind {
-            Kind::Pasta => {
-                let out = Command::new(program)
-                    .args(["--config-net", "--quiet", &container.to_string()])
-                    .stdin(Stdio::null())
-                    .output()
-                    .with_context(|| format!("failed to run {}", program.display()))?;
-                if !out.status.success() {
-                    let said = String::from_utf8_lossy(&out.stderr);
-                    // It says each line twice when it cannot reach syslog.
-                    let said: Vec<&str> =
-                        said.lines().filter(|l| !l.contains("to syslog")).collect();
-                    bail!("pasta --config-net {container} failed: {}", said.join("; "));
-                }
-            }
-            Kind::Slirp4netns => self.slirp = Some(start_slirp(program, container)?),
+            Kind::Pasta => self.helper = Some(start_pasta(program, container)?),
+            Kind::Slirp4netns => self.helper = Some(start_slirp(program, container)?),
             Kind::LoopbackOnly => {}
         }
         Ok(())
@@ -171,7 +161,7 @@ fn missing(program: &str, package: &str) -> anyhow::Error {
 
 /// `slirp4netns --configure --ready-fd R --exit-fd E PID tap0`, waited
 /// for until it writes "1" on its ready pipe.
-fn start_slirp(program: &std::path::Path, container: Pid) -> Result<Slirp> {
+fn start_slirp(program: &std::path::Path, container: Pid) -> Result<Helper> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).context("failed to make a pipe");
     let ((ready_read, ready_write), (exit_read, exit_write)) = (pipe()?, pipe()?);
@@ -195,13 +185,14 @@ fn start_slirp(program: &std::path::Path, container: Pid) -> Result<Slirp> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null()) // it tells of every tap fd it passes
+        .dies_with_us()
         .spawn()
         .with_context(|| format!("failed to run {}", program.display()))?;
     drop(ready_write);
     drop(exit_read);
-    let mut slirp = Slirp {
+    let mut slirp = Helper {
         child,
-        _exit: exit_write,
+        _exit: Some(exit_write),
     };
     let mut byte = [0u8; 1];
     let n = nix::unistd::read(&ready_read, &mut byte)
@@ -214,6 +205,62 @@ fn start_slirp(program: &std::path::Path, container: Pid) -> Result<Slirp> {
         ));
     }
     Ok(slirp)
+}
+
+/// `pasta --config-net --foreground --pid FILE PID`, waited for until it
+/// writes its PID file (or exits, failing).
+fn start_pasta(program: &std::path::Path, container: Pid) -> Result<Helper> {
+    let pid_file = crate::runs_dir()?.join(format!("pasta-{container}.pid"));
+    let _ = std::fs::remove_file(&pid_file);
+    let child = Command::new(program)
+        .args(["--config-net", "--quiet", "--foreground", "--pid"])
+        .arg(&pid_file)
+        .arg(container.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .dies_with_us()
+        .spawn()
+        .with_context(|| format!("failed to run {}", program.display()))?;
+    let mut pasta = Helper { child, _exit: None };
+    let start = std::time::Instant::now();
+    loop {
+        if pid_file.exists() {
+            let _ = std::fs::remove_file(&pid_file);
+            return Ok(pasta);
+        }
+        if let Some(status) = pasta.child.try_wait()? {
+            let mut said = String::new();
+            if let Some(mut e) = pasta.child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut said);
+            }
+            // It says each line twice when it cannot reach syslog.
+            let said: Vec<&str> = said.lines().filter(|l| !l.contains("to syslog")).collect();
+            bail!("pasta --config-net {container} failed ({status}): {}", said.join("; "));
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            bail!("pasta --config-net {container} was not ready within 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// A helper that dies with the tool: PR_SET_PDEATHSIG, asked for in the
+/// child between fork and exec.
+trait DiesWithUs {
+    fn dies_with_us(&mut self) -> &mut Self;
+}
+
+impl DiesWithUs for Command {
+    fn dies_with_us(&mut self) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl() is async-signal-safe, and touches nothing of ours.
+        unsafe {
+            self.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+            })
+        }
+    }
 }
 
 /// In the container, first: bring `lo` up, unless pasta did (it does).
