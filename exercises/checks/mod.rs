@@ -15,6 +15,8 @@ mod ch07;
 mod ch08;
 mod ch09;
 mod ch10;
+mod ch11;
+mod ch12;
 mod mybox;
 mod namesake;
 
@@ -68,6 +70,17 @@ pub fn probe(scenario: &str, exercise: &str, file: &str) -> Report {
 pub fn probe_in_net_sandbox(scenario: &str, exercise: &str, file: &str) -> Report {
     let mut cmd = std::process::Command::new("unshare");
     cmd.args(["--net", crate::PROBE, scenario]);
+    probe_with(cmd, exercise, file)
+}
+
+/// The same, with the probe run as an unprivileged user (`uid`, `gid`, no
+/// other group, no capability): for the rules the kernel applies to a
+/// normal user, which root would get past.
+pub fn probe_as_user(scenario: &str, uid: u32, gid: u32, exercise: &str, file: &str) -> Report {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(crate::PROBE);
+    // As root, std drops the supplementary groups (setgroups) before setuid.
+    cmd.arg(scenario).uid(uid).gid(gid).env_remove("HOME");
     probe_with(cmd, exercise, file)
 }
 
