@@ -18,6 +18,7 @@ fn file_of(exercise: &str) -> &'static str {
         Some("7") => "ch07_cgroups.rs",
         Some("8") => "ch08_overlay.rs",
         Some("10") => "ch10_bridge.rs",
+        Some("12") => "ch12_hardened.rs",
         _ => "the chapter's file",
     }
 }
@@ -59,6 +60,8 @@ fn mybox_your_container_end_to_end() {
          echo hostname=$(hostname); \
          echo tmp=$(grep \" /tmp \" /proc/mounts | cut -d\" \" -f3); \
          ping -c1 -W2 10.200.0.1 >/dev/null 2>&1; echo ping=$?; \
+         echo cap_bnd=$(grep CapBnd /proc/self/status | cut -f2); \
+         echo timer_list=$(wc -c < /proc/timer_list); \
          ( i=0; while [ $i -lt 10 ]; do sleep 2 & i=$((i+1)); echo forked=$i; done ) 2>&1; \
          exit 7",
         marker = workshop_rootfs::MARKER,
@@ -131,6 +134,18 @@ fn mybox_your_container_end_to_end() {
         get("ping"),
         "0",
         "the host end should answer a ping over the veth{context}"
+    );
+    // 12.1 and 12.2, by default: docker's capabilities less CAP_MKNOD, in
+    // the bounding set of a process the container exec'd; /proc masked.
+    assert_eq!(
+        get("cap_bnd"),
+        "00000000a00425fb",
+        "the container's bounding set should be docker's capabilities, less CAP_MKNOD (12.1){context}"
+    );
+    assert_eq!(
+        get("timer_list"),
+        "0",
+        "/proc/timer_list should read empty in the container: masked (12.2){context}"
     );
     let forked = text
         .lines()

@@ -27,13 +27,16 @@ options:
   --ip ADDR/PREFIX    the container's address with --network veth (default 10.200.0.2/24)
   --cpus N            a CPU limit, in CPUs (0.5 = half of one)        [7.1]
   --pids-limit N      at most N tasks in the container                [7.2]
+  --privileged        no hardening: every capability, /proc unmasked [12.1, 12.2 off]
   -h, --help          this text
 
 Every run: new PID, mount, network and IPC namespaces (ch01_clone::clone_child),
 then, each with your function: private mounts [3.1], an overlay with the
 workshop rootfs as its lower and an upper of the run's own [8.1] (removed at
 exit: the rootfs is never written), pivot_root into it [4.1], /proc [3.2], a
-tmpfs on /tmp [3.3], and the exit code [1.2].
+tmpfs on /tmp [3.3], and the exit code [1.2]. Hardened unless --privileged,
+just before the exec: docker's masked /proc paths hidden [12.2], then
+docker's capabilities kept, less CAP_MKNOD, and every other dropped [12.1].
 Before it runs, mybox lists which of these are yours and which are still
 todo!(); a todo!() step is left out, and it says what the container lacks.
 
@@ -58,6 +61,8 @@ struct Options {
     /// `--network bridge`: chapter 10's bridge, with exercises 10.1 and 10.2.
     bridge: bool,
     ip: Option<(Ipv4Addr, u8)>,
+    /// `--privileged`: no hardening (12.1 and 12.2 left out).
+    privileged: bool,
     cpus: Option<f64>,
     pids: Option<u64>,
     command: Vec<String>,
@@ -108,6 +113,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 let v = value(arg)?;
                 o.pids = Some(ch07_cgroups::cgroup::parse_pids_limit(&v)?);
             }
+            "--privileged" => o.privileged = true,
             "--stage2" => o.stage2 = Some(value(arg)?),
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }
@@ -137,6 +143,40 @@ const STEPS: &[(&str, &str, &str)] = &[
     ("7.2", "limit_tasks", "ch07_cgroups.rs"),
     ("10.1", "attach", "ch10_bridge.rs"),
     ("10.2", "claim_next", "ch10_bridge.rs"),
+    ("12.2", "mask_path", "ch12_hardened.rs"),
+    ("12.1", "drop_capabilities", "ch12_hardened.rs"),
+];
+
+/// What 12.2 hides in the container: docker's masked paths that are under
+/// /proc (mybox mounts no /sys).
+const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+];
+
+/// What 12.1 keeps: docker's default capabilities, less CAP_MKNOD (mybox
+/// has no device cgroup to refuse what a node would lead to).
+const KEPT: [caps::Capability; 13] = [
+    caps::Capability::CAP_CHOWN,
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_FOWNER,
+    caps::Capability::CAP_FSETID,
+    caps::Capability::CAP_KILL,
+    caps::Capability::CAP_SETGID,
+    caps::Capability::CAP_SETUID,
+    caps::Capability::CAP_SETPCAP,
+    caps::Capability::CAP_NET_BIND_SERVICE,
+    caps::Capability::CAP_NET_RAW,
+    caps::Capability::CAP_SYS_CHROOT,
+    caps::Capability::CAP_SETFCAP,
+    caps::Capability::CAP_AUDIT_WRITE,
 ];
 
 /// Call exercise `id` in a throwaway child (see [`is_todo`]), on arguments
@@ -174,6 +214,9 @@ fn call(id: &str, nowhere: &Path) -> Result<()> {
         "10.2" => {
             let _ = under_test::ch10_bridge::claim_next(nowhere, bridge_subnet(), "")?;
         }
+        // In the throwaway child: its capabilities, its mount namespace.
+        "12.1" => under_test::ch12_hardened::drop_capabilities(&KEPT)?,
+        "12.2" => under_test::ch12_hardened::mask_path(nowhere)?,
         other => bail!("no exercise {other} in mybox"),
     }
     Ok(())
@@ -357,6 +400,24 @@ fn plan(o: &Options, s: &Solved) -> Plan {
             &[],
             "limit_tasks: the --pids-limit, and the container in its cgroup",
             "limit_tasks: no pids limit",
+        );
+    }
+    if o.privileged {
+        lines.push("  (--privileged: no hardening; 12.1 and 12.2 are left out)".into());
+    } else {
+        say(
+            &mut lines,
+            "12.2",
+            &["3.1", "4.1", "3.2"],
+            "mask_path: /proc/kcore, /proc/keys, /proc/timer_list... hidden",
+            "mask_path: the container reads /proc/kcore, /proc/keys, /proc/timer_list",
+        );
+        say(
+            &mut lines,
+            "12.1",
+            &[],
+            "drop_capabilities: docker's capabilities, less CAP_MKNOD; no others, even after an exec",
+            "drop_capabilities: the container's root has every capability of the host's",
         );
     }
     say(
@@ -561,6 +622,18 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
             if s.has("3.3") {
                 under_test::ch03_mount::mount_tmpfs(Path::new("/tmp"), 64)?;
             }
+        }
+        // Hardening, last: masks are mounts, which need CAP_SYS_ADMIN, so
+        // they come before the capabilities go; and only over the
+        // container's own /proc (never the host's).
+        let own_proc = mounts && rootfs.is_some() && s.has("3.2");
+        if !o.privileged && own_proc && s.has("12.2") {
+            for path in MASKED {
+                under_test::ch12_hardened::mask_path(Path::new(path))?;
+            }
+        }
+        if !o.privileged && s.has("12.1") {
+            under_test::ch12_hardened::drop_capabilities(&KEPT)?;
         }
         workshop::process::exec(&o.command)
     })?;
