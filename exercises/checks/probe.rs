@@ -1809,7 +1809,10 @@ fn ch11_maps() -> Result<()> {
             "echo uid_inside=$(id -u); echo gid_inside=$(id -g)",
         ]))
     })
-    .context("probe: failed to clone a child in a new user namespace as a normal user")?;
+    .context(
+        "probe: failed to clone a child in a new user namespace as a normal user (does \
+         `sysctl user.max_user_namespaces kernel.unprivileged_userns_clone` forbid it?)",
+    )?;
     let result = under_test::ch11_rootless::write_id_maps(pid, uid, gid);
     println!("write={}", answer(result.map(|()| "ok")));
     for file in ["uid_map", "gid_map", "setgroups"] {
