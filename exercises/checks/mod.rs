@@ -15,6 +15,8 @@ mod ch07;
 mod ch08;
 mod ch09;
 mod ch10;
+mod ch11;
+mod ch12;
 mod mybox;
 mod namesake;
 
@@ -68,6 +70,34 @@ pub fn probe(scenario: &str, exercise: &str, file: &str) -> Report {
 pub fn probe_in_net_sandbox(scenario: &str, exercise: &str, file: &str) -> Report {
     let mut cmd = std::process::Command::new("unshare");
     cmd.args(["--net", crate::PROBE, scenario]);
+    probe_with(cmd, exercise, file)
+}
+
+/// The same, with the probe run as an unprivileged user (`uid`, `gid`, no
+/// other group, no capability): for the rules the kernel applies to a
+/// normal user, which root would get past.
+pub fn probe_as_user(scenario: &str, uid: u32, gid: u32, exercise: &str, file: &str) -> Report {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // The user must be able to reach the probe: every directory above it
+    // searchable by others, the file executable by others.
+    let probe = std::path::Path::new(crate::PROBE);
+    for (at, needs) in
+        std::iter::once((probe, 0o001)).chain(probe.ancestors().skip(1).map(|d| (d, 0o001)))
+    {
+        let mode = std::fs::metadata(at).map_or(0, |m| m.permissions().mode());
+        assert!(
+            mode & needs != 0,
+            "\n\nexercise {exercise} runs its probe as uid {uid}, who cannot reach {} (mode {:o}): \
+             put the target directory where every user may enter (CARGO_TARGET_DIR=/tmp/target, \
+             say), not under /root\n",
+            at.display(),
+            mode & 0o777
+        );
+    }
+    let mut cmd = std::process::Command::new(crate::PROBE);
+    // As root, std drops the supplementary groups (setgroups) before setuid.
+    cmd.arg(scenario).uid(uid).gid(gid).env_remove("HOME");
     probe_with(cmd, exercise, file)
 }
 

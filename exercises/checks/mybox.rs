@@ -18,6 +18,7 @@ fn file_of(exercise: &str) -> &'static str {
         Some("7") => "ch07_cgroups.rs",
         Some("8") => "ch08_overlay.rs",
         Some("10") => "ch10_bridge.rs",
+        Some("12") => "ch12_hardened.rs",
         _ => "the chapter's file",
     }
 }
@@ -33,6 +34,62 @@ fn fail_on_todo(said: &str) {
             file_of(exercise)
         );
     }
+}
+
+/// `mybox --rootless`, run as a user of the check's own (no sudo): inside,
+/// PID 1 and root, the user's own uid and gid mapped to 0 (11.1), hardened
+/// (12.1, 12.2) all the same.
+#[test]
+fn mybox_rootless_as_a_normal_user() {
+    workshop_testkit::require_root(); // to make the user
+    let user = workshop_testkit::user::TestUser::create();
+    user.assert_can_reach(std::path::Path::new(crate::MYBOX));
+    let inside = "echo pid=$$; echo uid=$(id -u); echo gid=$(id -g); \
+                  echo uid_map=$(cat /proc/self/uid_map); echo gid_map=$(cat /proc/self/gid_map); \
+                  echo cap_bnd=$(grep CapBnd /proc/self/status | cut -f2); \
+                  echo timer_list=$(wc -c < /proc/timer_list); exit 3";
+    let mut cmd = user.command(crate::MYBOX);
+    cmd.args(["--rootless", "--", "sh", "-c", inside]);
+    let out = workshop_testkit::run(&mut cmd, Duration::from_secs(30));
+    let text = workshop_testkit::stdout_of(&out);
+    let said = workshop_testkit::stderr_of(&out);
+    fail_on_todo(&said);
+    let context = format!("\ninside:\n{text}\nmybox said:\n{said}");
+    let get = |key: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("the container did not say {key}={context}"))
+            .to_string()
+    };
+    assert_eq!(get("pid"), "1", "the command should be PID 1{context}");
+    assert_eq!(
+        (get("uid"), get("gid")),
+        ("0".to_string(), "0".to_string()),
+        "in its user namespace the user {} should be root (11.1){context}",
+        user.name
+    );
+    let map = |key: &str| get(key).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(
+        (map("uid_map"), map("gid_map")),
+        (format!("0 {} 1", user.uid), format!("0 {} 1", user.gid)),
+        "the maps should be the user's own uid and gid as 0, one id (11.1){context}"
+    );
+    assert_eq!(
+        get("cap_bnd"),
+        "00000000a00425fb",
+        "rootless or not, the container's bounding set should be docker's capabilities, less \
+         CAP_MKNOD (12.1){context}"
+    );
+    assert_eq!(
+        get("timer_list"),
+        "0",
+        "/proc/timer_list should read empty in the container (12.2){context}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "mybox should exit with the command's code{context}"
+    );
 }
 
 /// The file the container writes at its root.
@@ -59,6 +116,8 @@ fn mybox_your_container_end_to_end() {
          echo hostname=$(hostname); \
          echo tmp=$(grep \" /tmp \" /proc/mounts | cut -d\" \" -f3); \
          ping -c1 -W2 10.200.0.1 >/dev/null 2>&1; echo ping=$?; \
+         echo cap_bnd=$(grep CapBnd /proc/self/status | cut -f2); \
+         echo timer_list=$(wc -c < /proc/timer_list); \
          ( i=0; while [ $i -lt 10 ]; do sleep 2 & i=$((i+1)); echo forked=$i; done ) 2>&1; \
          exit 7",
         marker = workshop_rootfs::MARKER,
@@ -131,6 +190,18 @@ fn mybox_your_container_end_to_end() {
         get("ping"),
         "0",
         "the host end should answer a ping over the veth{context}"
+    );
+    // 12.1 and 12.2, by default: docker's capabilities less CAP_MKNOD, in
+    // the bounding set of a process the container exec'd; /proc masked.
+    assert_eq!(
+        get("cap_bnd"),
+        "00000000a00425fb",
+        "the container's bounding set should be docker's capabilities, less CAP_MKNOD (12.1){context}"
+    );
+    assert_eq!(
+        get("timer_list"),
+        "0",
+        "/proc/timer_list should read empty in the container: masked (12.2){context}"
     );
     let forked = text
         .lines()

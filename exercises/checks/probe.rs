@@ -47,6 +47,9 @@ fn run(scenario: &str) -> Result<()> {
         "ch09-whiteouts" => ch09_whiteouts(),
         "ch10-attach" => ch10_attach(),
         "ch10-claim" => ch10_claim(),
+        "ch11-maps" => ch11_maps(),
+        "ch12-caps" => ch12_caps(),
+        "ch12-mask" => ch12_mask(),
         other => bail!("unknown probe scenario {other:?}"),
     }
 }
@@ -1781,5 +1784,192 @@ fn ch10_claim() -> Result<()> {
         said.push_str(&format!("claim {k}={}\n", answer(got)));
     }
     print!("pid={pid}\n{said}");
+    Ok(())
+}
+
+/// Exercise 11.1, run by the check as an unprivileged user (uid 65534, a
+/// gid of its own): a child in a new user namespace waits at a gate while
+/// the code under test writes its maps from outside; the kernel then says
+/// what the maps are, and the child, let through, says who it is inside.
+fn ch11_maps() -> Result<()> {
+    let (uid, gid) = (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    );
+    println!("outside_uid={uid}");
+    println!("outside_gid={gid}");
+    let mut gate = Gate::new()?;
+    let capture = Capture::new()?;
+    let pid = clone_child(CloneFlags::CLONE_NEWUSER, || {
+        capture.redirect()?;
+        gate.pass()?; // the maps are written (or not)
+        exec(&argv(&[
+            "sh",
+            "-c",
+            "echo uid_inside=$(id -u); echo gid_inside=$(id -g)",
+        ]))
+    })
+    .context(
+        "probe: failed to clone a child in a new user namespace as a normal user (does \
+         `sysctl user.max_user_namespaces kernel.unprivileged_userns_clone` forbid it?)",
+    )?;
+    let result = under_test::ch11_rootless::write_id_maps(pid, uid, gid);
+    println!("write={}", answer(result.map(|()| "ok")));
+    for file in ["uid_map", "gid_map", "setgroups"] {
+        // One line, its fields single-spaced: `0 65534 1`.
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .map(|t| t.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|e| format!("unreadable ({e})"));
+        println!("{file}={text}");
+    }
+    gate.open();
+    let (output, exit) = capture.collect(pid)?;
+    print!("{output}");
+    println!("child_exit={}", exit.code());
+    Ok(())
+}
+
+/// The capabilities exercise 12.1's check keeps: CAP_SETPCAP not among
+/// them, so that the bounding set can be dropped only while it is there.
+const CH12_KEEP: [caps::Capability; 3] = [
+    caps::Capability::CAP_CHOWN,
+    caps::Capability::CAP_KILL,
+    caps::Capability::CAP_NET_BIND_SERVICE,
+];
+
+/// The `Cap*:` lines of a /proc/PID/status text, as `WHO CapEff=000001ff...`.
+fn ch12_cap_lines(who: &str, status: &str) {
+    for line in status.lines().filter(|l| l.starts_with("Cap")) {
+        if let Some((key, value)) = line.split_once(':') {
+            println!("{who} {key}={}", value.trim());
+        }
+    }
+}
+
+/// Exercise 12.1, as root in this throwaway process: every capability in
+/// the inheritable set and CAP_CHOWN raised in the ambient set first (so
+/// that an answer that leaves them shows), then the code under test, then
+/// the five sets of this process, and of `cat /proc/self/status` run after
+/// it (an exec: what root gets back from the bounding and inheritable sets).
+fn ch12_caps() -> Result<()> {
+    use caps::{CapSet, Capability};
+    let permitted = caps::read(None, CapSet::Permitted).context("probe: read the permitted set")?;
+    caps::set(None, CapSet::Inheritable, &permitted)
+        .context("probe: failed to fill the inheritable set")?;
+    caps::raise(None, CapSet::Ambient, Capability::CAP_CHOWN)
+        .context("probe: failed to raise CAP_CHOWN in the ambient set")?;
+    let kept: u64 = CH12_KEEP.iter().map(|c| c.bitmask()).sum();
+    println!("kept={kept:016x}");
+    ch12_cap_lines("before", &std::fs::read_to_string("/proc/self/status")?);
+    let result = under_test::ch12_hardened::drop_capabilities(&CH12_KEEP);
+    println!("drop={}", answer(result.map(|()| "ok")));
+    ch12_cap_lines("self", &std::fs::read_to_string("/proc/self/status")?);
+    let out = std::process::Command::new("cat")
+        .arg("/proc/self/status")
+        .output()
+        .context("probe: failed to run cat /proc/self/status")?;
+    ch12_cap_lines("exec", &String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+/// What a path holds, for exercise 12.2's report: its text (up to 40
+/// bytes, on one line), or why it could not be read.
+fn ch12_read(path: &str) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).replace('\n', " "),
+        Err(e) => format!("unreadable ({e})"),
+    }
+}
+
+/// Exercise 12.2, in a mount namespace of this probe's own, private, with a
+/// tmpfs on /tmp: a tree of its own (a file, a directory, their neighbours,
+/// and a bind of the whole tree elsewhere, to look under the masks), and
+/// paths of /proc. The code under test masks some; the kernel says what a
+/// process sees there now.
+fn ch12_mask() -> Result<()> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("probe: unshare(CLONE_NEWNS)")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .context("probe: make / private")?;
+    mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .context("probe: a tmpfs on /tmp")?;
+    let tree = "/tmp/ex12";
+    std::fs::create_dir_all(format!("{tree}/secrets"))?;
+    std::fs::create_dir_all(format!("{tree}/beside"))?;
+    std::fs::create_dir_all("/tmp/ex12-under")?;
+    std::fs::write(format!("{tree}/secret.txt"), "secret")?;
+    std::fs::write(format!("{tree}/secrets/key"), "key")?;
+    std::fs::write(format!("{tree}/beside.txt"), "beside")?;
+    std::fs::write(format!("{tree}/beside/kept"), "kept")?;
+    mount(
+        Some(tree),
+        "/tmp/ex12-under",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .context("probe: bind the tree elsewhere")?;
+    println!("timer_list_before={}", ch12_read("/proc/timer_list").len());
+    for (name, path) in [
+        ("file", format!("{tree}/secret.txt")),
+        ("dir", format!("{tree}/secrets")),
+        ("missing", format!("{tree}/no-such-file")),
+        ("proc_file", "/proc/timer_list".to_string()),
+        ("proc_dir", "/proc/fs".to_string()),
+        ("proc_missing", "/proc/ex12-no-such-file".to_string()),
+    ] {
+        let result = under_test::ch12_hardened::mask_path(std::path::Path::new(&path));
+        println!("mask {name}={}", answer(result.map(|()| "ok")));
+    }
+    let entries = |dir: &str| {
+        std::fs::read_dir(dir)
+            .map_or_else(|e| format!("unreadable ({e})"), |d| d.count().to_string())
+    };
+    println!("file_text={}", ch12_read(&format!("{tree}/secret.txt")));
+    println!(
+        "file_rdev={}",
+        std::fs::metadata(format!("{tree}/secret.txt")).map_or("none".into(), |m| {
+            let rdev = m.rdev();
+            format!(
+                "{}:{}",
+                nix::sys::stat::major(rdev),
+                nix::sys::stat::minor(rdev)
+            )
+        })
+    );
+    println!(
+        "under_file_text={}",
+        ch12_read("/tmp/ex12-under/secret.txt")
+    );
+    println!("dir_entries={}", entries(&format!("{tree}/secrets")));
+    println!(
+        "dir_write={}",
+        ch03_try_write(std::path::Path::new(&format!("{tree}/secrets")))
+    );
+    match ch03_mount_at(&format!("{tree}/secrets"))? {
+        Some(m) => println!("dir_mount={} {}", m.fstype, m.options),
+        None => println!("dir_mount=none"),
+    }
+    println!("beside_text={}", ch12_read(&format!("{tree}/beside.txt")));
+    println!("beside_dir_entries={}", entries(&format!("{tree}/beside")));
+    println!("under_dir_entries={}", entries("/tmp/ex12-under/secrets"));
+    println!("timer_list_after={}", ch12_read("/proc/timer_list").len());
+    println!("uptime={}", ch12_read("/proc/uptime").len());
+    println!("proc_dir_entries={}", entries("/proc/fs"));
+    println!(
+        "proc_dir_write={}",
+        ch03_try_write(std::path::Path::new("/proc/fs"))
+    );
     Ok(())
 }

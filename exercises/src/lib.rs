@@ -13,3 +13,5 @@ pub mod ch07_cgroups;
 pub mod ch08_overlay;
 pub mod ch09_image;
 pub mod ch10_bridge;
+pub mod ch11_rootless;
+pub mod ch12_hardened;

@@ -19,6 +19,8 @@ pub mod ch07_cgroups;
 pub mod ch08_overlay;
 pub mod ch09_image;
 pub mod ch10_bridge;
+pub mod ch11_rootless;
+pub mod ch12_hardened;
 
 /// One answer to one exercise.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +83,8 @@ pub fn all() -> Vec<Variant> {
         ch08_overlay::VARIANTS,
         ch09_image::VARIANTS,
         ch10_bridge::VARIANTS,
+        ch11_rootless::VARIANTS,
+        ch12_hardened::VARIANTS,
     ]
     .concat()
 }

@@ -27,13 +27,20 @@ options:
   --ip ADDR/PREFIX    the container's address with --network veth (default 10.200.0.2/24)
   --cpus N            a CPU limit, in CPUs (0.5 = half of one)        [7.1]
   --pids-limit N      at most N tasks in the container                [7.2]
+  --rootless          as a normal user: a user namespace in which your own
+                      uid and gid are root (no sudo) [11.1]; no rootfs,
+                      overlay, hostname, network or limits, only its own
+                      PID, mount and IPC namespaces, /proc and /tmp
+  --privileged        no hardening: every capability, /proc unmasked [12.1, 12.2 off]
   -h, --help          this text
 
 Every run: new PID, mount, network and IPC namespaces (ch01_clone::clone_child),
 then, each with your function: private mounts [3.1], an overlay with the
 workshop rootfs as its lower and an upper of the run's own [8.1] (removed at
 exit: the rootfs is never written), pivot_root into it [4.1], /proc [3.2], a
-tmpfs on /tmp [3.3], and the exit code [1.2].
+tmpfs on /tmp [3.3], and the exit code [1.2]. Hardened unless --privileged,
+just before the exec: docker's masked /proc paths hidden [12.2], then
+docker's capabilities kept, less CAP_MKNOD, and every other dropped [12.1].
 Before it runs, mybox lists which of these are yours and which are still
 todo!(); a todo!() step is left out, and it says what the container lacks.
 
@@ -58,6 +65,10 @@ struct Options {
     /// `--network bridge`: chapter 10's bridge, with exercises 10.1 and 10.2.
     bridge: bool,
     ip: Option<(Ipv4Addr, u8)>,
+    /// `--rootless`: as a normal user, in a user namespace (11.1).
+    rootless: bool,
+    /// `--privileged`: no hardening (12.1 and 12.2 left out).
+    privileged: bool,
     cpus: Option<f64>,
     pids: Option<u64>,
     command: Vec<String>,
@@ -108,6 +119,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 let v = value(arg)?;
                 o.pids = Some(ch07_cgroups::cgroup::parse_pids_limit(&v)?);
             }
+            "--privileged" => o.privileged = true,
+            "--rootless" => o.rootless = true,
             "--stage2" => o.stage2 = Some(value(arg)?),
             other => return Err(format!("unknown option {other:?} (see --help)")),
         }
@@ -117,6 +130,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
     }
     if o.ip.is_some() && !o.veth {
         return Err("--ip needs --network veth".into());
+    }
+    // What a normal user may not do: a veth or bridge on the host, a cgroup
+    // (none is delegated to mybox), and 5.2's UTS namespace outside a user
+    // namespace.
+    if o.rootless
+        && (o.veth || o.bridge || o.cpus.is_some() || o.pids.is_some() || o.hostname.is_some())
+    {
+        return Err("--rootless takes no --network, --cpus, --pids-limit or --hostname".into());
     }
     Ok(o)
 }
@@ -137,6 +158,41 @@ const STEPS: &[(&str, &str, &str)] = &[
     ("7.2", "limit_tasks", "ch07_cgroups.rs"),
     ("10.1", "attach", "ch10_bridge.rs"),
     ("10.2", "claim_next", "ch10_bridge.rs"),
+    ("11.1", "write_id_maps", "ch11_rootless.rs"),
+    ("12.2", "mask_path", "ch12_hardened.rs"),
+    ("12.1", "drop_capabilities", "ch12_hardened.rs"),
+];
+
+/// What 12.2 hides in the container: docker's masked paths that are under
+/// /proc (mybox mounts no /sys).
+const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+];
+
+/// What 12.1 keeps: docker's default capabilities, less CAP_MKNOD (mybox
+/// has no device cgroup to refuse what a node would lead to).
+const KEPT: [caps::Capability; 13] = [
+    caps::Capability::CAP_CHOWN,
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_FOWNER,
+    caps::Capability::CAP_FSETID,
+    caps::Capability::CAP_KILL,
+    caps::Capability::CAP_SETGID,
+    caps::Capability::CAP_SETUID,
+    caps::Capability::CAP_SETPCAP,
+    caps::Capability::CAP_NET_BIND_SERVICE,
+    caps::Capability::CAP_NET_RAW,
+    caps::Capability::CAP_SYS_CHROOT,
+    caps::Capability::CAP_SETFCAP,
+    caps::Capability::CAP_AUDIT_WRITE,
 ];
 
 /// Call exercise `id` in a throwaway child (see [`is_todo`]), on arguments
@@ -174,6 +230,11 @@ fn call(id: &str, nowhere: &Path) -> Result<()> {
         "10.2" => {
             let _ = under_test::ch10_bridge::claim_next(nowhere, bridge_subnet(), "")?;
         }
+        // No such process (above pid_max): the kernel's answer is ENOENT.
+        "11.1" => under_test::ch11_rootless::write_id_maps(Pid::from_raw(i32::MAX), 0, 0)?,
+        // In the throwaway child: its capabilities, its mount namespace.
+        "12.1" => under_test::ch12_hardened::drop_capabilities(&KEPT)?,
+        "12.2" => under_test::ch12_hardened::mask_path(nowhere)?,
         other => bail!("no exercise {other} in mybox"),
     }
     Ok(())
@@ -185,6 +246,12 @@ fn is_todo(id: &str) -> Result<bool> {
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
+    // A normal user (--rootless) makes the others in a user namespace of its own.
+    let all = if nix::unistd::geteuid().is_root() {
+        all
+    } else {
+        all | CloneFlags::CLONE_NEWUSER
+    };
     let seen = observe(all, || {
         ch03_mount::make_mounts_private()?; // so that nothing it mounts can reach the host
                                             // A new mount namespace does not stop writes to the host's disk: an
@@ -359,6 +426,37 @@ fn plan(o: &Options, s: &Solved) -> Plan {
             "limit_tasks: no pids limit",
         );
     }
+    if o.rootless {
+        say(
+            &mut lines,
+            "11.1",
+            &[],
+            "write_id_maps: your uid and gid are root in the container's user namespace",
+            "write_id_maps: no user namespace, so no --rootless",
+        );
+        lines.push(
+            "  (--rootless: no pivot_root, overlay, hostname, network or limits: 4.1, 8.1, 5.x, 6.x, 7.x, 10.x are left out)"
+                .into(),
+        );
+    }
+    if o.privileged {
+        lines.push("  (--privileged: no hardening; 12.1 and 12.2 are left out)".into());
+    } else {
+        say(
+            &mut lines,
+            "12.2",
+            &["3.1", "4.1", "3.2"],
+            "mask_path: /proc/kcore, /proc/keys, /proc/timer_list... hidden",
+            "mask_path: the container reads /proc/kcore, /proc/keys, /proc/timer_list",
+        );
+        say(
+            &mut lines,
+            "12.1",
+            &[],
+            "drop_capabilities: docker's capabilities, less CAP_MKNOD; no others, even after an exec",
+            "drop_capabilities: the container's root has every capability of the host's",
+        );
+    }
     say(
         &mut lines,
         "1.2",
@@ -366,6 +464,11 @@ fn plan(o: &Options, s: &Solved) -> Plan {
         "exit_code: mybox exits with the container's code",
         "exit_code: mybox computes the exit code itself",
     );
+    if o.rootless {
+        // Steps --rootless leaves out, yours or not: the note above says why.
+        let out = ["4.1", "8.1", "5.1", "5.2"];
+        lines.retain(|l| !out.contains(&l.split_whitespace().nth(1).unwrap_or_default()));
+    }
     Plan { lines }
 }
 
@@ -400,8 +503,10 @@ fn run(o: Options) -> Result<i32> {
     if let Some(list) = &o.stage2 {
         return container(&o, &Solved::from_list(list));
     }
-    if !nix::unistd::geteuid().is_root() {
-        bail!("mybox makes namespaces, mounts and cgroups: run it as root (sudo)");
+    if !o.rootless && !nix::unistd::geteuid().is_root() {
+        bail!(
+            "mybox makes namespaces, mounts and cgroups: run it as root (sudo), or with --rootless"
+        );
     }
     let solved = Solved::detect()?;
     eprintln!(
@@ -410,6 +515,12 @@ fn run(o: Options) -> Result<i32> {
     );
     for line in plan(&o, &solved).lines {
         eprintln!("{line}");
+    }
+    if o.rootless {
+        if !solved.has("11.1") {
+            bail!("--rootless needs exercise 11.1 (write_id_maps in exercises/src/ch11_rootless.rs): it is still todo!()");
+        }
+        return container(&o, &solved); // no 5.2: its UTS namespace needs root
     }
     let hostname = o.hostname.clone().unwrap_or_else(|| "mybox".into());
     if !(solved.has("5.1") && solved.has("5.2")) {
@@ -468,7 +579,7 @@ struct Veth {
 /// The second half: the container itself, and the host's side of it.
 fn container(o: &Options, s: &Solved) -> Result<i32> {
     let mounts = s.has("3.1");
-    let rootfs: Option<PathBuf> = if mounts && s.has("4.1") {
+    let rootfs: Option<PathBuf> = if mounts && s.has("4.1") && !o.rootless {
         Some(workshop_rootfs::ensure_default(|what| {
             eprintln!("mybox: {what}")
         })?)
@@ -529,8 +640,23 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWIPC;
+    // --rootless: a user namespace too, which the kernel makes first and
+    // which owns the others: in there, the student's uid is root.
+    let flags = if o.rootless {
+        flags | CloneFlags::CLONE_NEWUSER
+    } else {
+        flags
+    };
     let child = clone_child(flags, || {
-        gate.pass()?; // until its cgroup and its end of the veth are in place
+        gate.pass()?; // until its maps, its cgroup and its end of the veth are in place
+        if o.rootless {
+            // Mapped as 0 already; this makes the saved and filesystem ids 0 too.
+            let (uid, gid) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+            nix::unistd::setresgid(gid, gid, gid)
+                .context("failed to setresgid(0, 0, 0) in the user namespace")?;
+            nix::unistd::setresuid(uid, uid, uid)
+                .context("failed to setresuid(0, 0, 0) in the user namespace")?;
+        }
         match &veth {
             Some(v) => under_test::ch06_net::configure_inside(
                 &v.container_end,
@@ -562,6 +688,18 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
                 under_test::ch03_mount::mount_tmpfs(Path::new("/tmp"), 64)?;
             }
         }
+        // Hardening, last: masks are mounts, which need CAP_SYS_ADMIN, so
+        // they come before the capabilities go; and only over the
+        // container's own /proc (never the host's).
+        let own_proc = mounts && (rootfs.is_some() || o.rootless) && s.has("3.2");
+        if !o.privileged && own_proc && s.has("12.2") {
+            for path in MASKED {
+                under_test::ch12_hardened::mask_path(Path::new(path))?;
+            }
+        }
+        if !o.privileged && s.has("12.1") {
+            under_test::ch12_hardened::drop_capabilities(&KEPT)?;
+        }
         workshop::process::exec(&o.command)
     })?;
     let mut gate = gate;
@@ -569,7 +707,16 @@ fn container(o: &Options, s: &Solved) -> Result<i32> {
         cgroup: None,
         veth: None,
     };
-    let host_side = host_side(child, &veth, on_bridge.is_some(), cpus, pids, &mut cleanup);
+    let host_side = if o.rootless {
+        // 11.1: from outside, the maps of the child's user namespace.
+        under_test::ch11_rootless::write_id_maps(
+            child,
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        )
+    } else {
+        host_side(child, &veth, on_bridge.is_some(), cpus, pids, &mut cleanup)
+    };
     if let Err(e) = host_side {
         let _ = kill(child, Signal::SIGKILL);
         let _ = waitpid(child, None);
