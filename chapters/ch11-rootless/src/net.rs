@@ -236,7 +236,10 @@ fn start_pasta(program: &std::path::Path, container: Pid) -> Result<Helper> {
             }
             // It says each line twice when it cannot reach syslog.
             let said: Vec<&str> = said.lines().filter(|l| !l.contains("to syslog")).collect();
-            bail!("pasta --config-net {container} failed ({status}): {}", said.join("; "));
+            bail!(
+                "pasta --config-net {container} failed ({status}): {}",
+                said.join("; ")
+            );
         }
         if start.elapsed() > std::time::Duration::from_secs(10) {
             bail!("pasta --config-net {container} was not ready within 10 s");
@@ -257,7 +260,8 @@ impl DiesWithUs for Command {
         // SAFETY: prctl() is async-signal-safe, and touches nothing of ours.
         unsafe {
             self.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
             })
         }
     }

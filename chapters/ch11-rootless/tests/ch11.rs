@@ -471,6 +471,12 @@ fn serve_once(listener: TcpListener, body: &'static str) -> std::thread::JoinHan
 /// where /dev/net/tun is open to everyone (the host's is root's alone, mode
 /// 0600: a tmpfs over /dev/net in that namespace, with a new node).
 fn as_user_with_tun(user: &TestUser, sandbox: &net_sandbox::NetSandbox, args: &[&str]) -> Output {
+    run(&mut command_with_tun(user, sandbox, args), LIMIT)
+}
+
+/// [`as_user_with_tun`]'s command, not started: the tool ends up with the
+/// spawned process's PID (unshare, sh and setpriv each exec the next).
+fn command_with_tun(user: &TestUser, sandbox: &net_sandbox::NetSandbox, args: &[&str]) -> Command {
     require_program("setpriv", "util-linux");
     let script = "mount -t tmpfs -o mode=0755 ws11-dev-net /dev/net && \
                   mknod -m 666 /dev/net/tun c 10 200 && exec \"$@\"";
@@ -482,7 +488,7 @@ fn as_user_with_tun(user: &TestUser, sandbox: &net_sandbox::NetSandbox, args: &[
         .args(args)
         .current_dir("/");
     sandbox.enter_on_exec(&mut command);
-    run(&mut command, LIMIT)
+    command
 }
 
 /// A shell line that fetches `/` from `addr:port` in the container and
@@ -547,6 +553,52 @@ fn pasta_reaches_the_hosts_loopback_through_the_gateway() {
     assert!(
         outlived.is_empty(),
         "pasta outlived the container: PIDs {outlived:?} (killed now)"
+    );
+}
+
+/// A SIGKILLed tool takes its pasta with it (PR_SET_PDEATHSIG): nothing
+/// is left holding the container's network namespace.
+#[test]
+fn a_killed_tool_leaves_no_pasta() {
+    require_program("pasta", "passt");
+    let user = user();
+    let (sandbox, _listener) = small_host("127.0.0.1:0");
+    let args = [
+        "--network",
+        "pasta",
+        "--map",
+        "self",
+        "--quiet",
+        "--",
+        "sleep",
+        "30",
+    ];
+    let mut tool = spawn(&mut command_with_tun(&user, &sandbox, &args));
+    let start = std::time::Instant::now();
+    while pastas_of(user.uid).is_empty() {
+        assert!(start.elapsed() < LIMIT, "no pasta started for the run");
+    }
+    let container = wait_for_container(tool.id(), "sleep", LIMIT);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(tool.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = tool.wait();
+    assert!(
+        wait_until_gone(container, LIMIT),
+        "the container outlived its tool"
+    );
+    let outlived = pastas_of(user.uid);
+    for pid in &outlived {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        outlived.is_empty(),
+        "pasta outlived its killed tool: PIDs {outlived:?} (killed now)"
     );
 }
 
