@@ -52,6 +52,7 @@ pub const PACKAGES: &[&str] = &[
     "ch09-image",
     "ch10-bridge",
     "ch11-rootless",
+    "ch12-hardened",
     // The exercise checks, against the solutions: the probe
     // (`solutions-probe`) goes in as a binary of the package.
     "solutions",

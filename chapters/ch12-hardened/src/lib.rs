@@ -108,6 +108,14 @@ enum Payload {
 /// `--layer`s), chapter 11's rootless container or chapter 10's (bridge,
 /// veth or none), and, unless `--privileged`, [`harden`] before the exec.
 pub fn run(options: &RunOptions, command: &[String], say: &Narrator) -> Result<i32> {
+    if !options.hardening.rootless {
+        // First, before anything is read or built: --rootless needs none.
+        workshop::privileges::require(
+            workshop::privileges::Capability::SysAdmin,
+            "ch12-hardened",
+            "to create namespaces, cgroups, mounts and links (or run it with --rootless)",
+        )?;
+    }
     let (lowers, payload, _held) = match &options.image {
         Some(reference) => {
             let store = match &options.store {
@@ -142,11 +150,6 @@ pub fn run(options: &RunOptions, command: &[String], say: &Narrator) -> Result<i
     if options.hardening.rootless {
         ch11_rootless::run_rootless(&rootless_options(options)?, lowers, say, start)
     } else {
-        workshop::privileges::require(
-            workshop::privileges::Capability::SysAdmin,
-            "ch12-hardened",
-            "to create namespaces, cgroups, mounts and links (or run it with --rootless)",
-        )?;
         let mut nl = Netlink::open()?;
         ch10_bridge::reclaim_what_killed_runs_left(&mut nl, say)?;
         ch10_bridge::run_on_network(
