@@ -1630,7 +1630,7 @@ mod tests {
     /// of what they depend on (`depends=` of each, and modules.builtin).
     fn debian_6_1(name: &str) -> Result<Kind> {
         let depends: &[&str] = match name {
-            "veth" | "overlay" | "llc" | "nfnetlink" | "libcrc32c" | "crc32c_generic"
+            "veth" | "overlay" | "tun" | "llc" | "nfnetlink" | "libcrc32c" | "crc32c_generic"
             | "nf_defrag_ipv4" | "nf_defrag_ipv6" => &[],
             "ipv6" => return Ok(Kind::BuiltIn),
             "stp" => &["llc"],
@@ -1654,6 +1654,7 @@ mod tests {
             [
                 "veth",
                 "overlay",
+                "tun",
                 "llc",
                 "stp",
                 "bridge",
@@ -1678,8 +1679,8 @@ mod tests {
                 assert!(at < i, "{} is loaded before {dep}", load.name);
             }
         }
-        assert_eq!(order[2].needed_by, "bridge needs it");
-        assert_eq!(order[4].in_vm(), "/lib/bridge.ko");
+        assert_eq!(order[3].needed_by, "bridge needs it");
+        assert_eq!(order[5].in_vm(), "/lib/bridge.ko");
         // A built-in module is not loaded, nor are its dependencies looked at.
         let wanted = [Module {
             name: "ipv6",
@@ -1774,6 +1775,7 @@ mod tests {
         for name in [
             "veth",
             "overlay",
+            "tun",
             "llc",
             "stp",
             "bridge",

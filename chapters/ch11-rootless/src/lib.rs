@@ -191,6 +191,9 @@ pub fn enter_layers(layers: &Layers) -> Result<()> {
     ch03_mount::make_mounts_private()?; // first, before any mount
     let mut options = ch08_overlay::overlay_options(&layers.lowers, &layers.upper, &layers.work)?;
     options.push_str(",userxattr");
+    if !layers.kept() {
+        options.push_str(ch08_overlay::VOLATILE); // as chapter 8: no sync of an upper that goes
+    }
     mount(
         Some("overlay"),
         &layers.merged,
