@@ -247,12 +247,15 @@ fn shocker() -> Result<String, Refusal> {
     // The descriptor's magic link leads to the directory itself, wherever it is.
     let theirs = names_in(Path::new(&format!("/proc/self/fd/{}", dir.as_raw_fd())));
     let ours = names_in(Path::new("/"));
-    let outside: Vec<&str> = theirs
+    let mut outside: Vec<&str> = theirs
         .iter()
-        .filter(|n| !ours.contains(n))
-        .take(5)
+        .filter(|n| !ours.contains(n) && !n.starts_with('.'))
         .map(String::as_str)
         .collect();
+    // The names every Linux host has first: what they show is where we are.
+    const WELL_KNOWN: [&str; 6] = ["boot", "home", "root", "srv", "opt", "lost+found"];
+    outside.sort_by_key(|n| (!WELL_KNOWN.contains(n), *n));
+    outside.truncate(4);
     if outside.is_empty() {
         // The privilege is there, but the container's / is that whole
         // filesystem: nothing of the host's on it to reach.

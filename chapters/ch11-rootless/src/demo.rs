@@ -197,16 +197,26 @@ fn unmapped_probe() -> Result<(String, String)> {
 }
 
 fn describe_mapping(mapping: &Mapping, uid: u32, gid: u32, say: &Narrator) {
+    // The notes first: beneath a shell line they would read as more of it.
     match &mapping.helpers {
         None => {
+            say.note(
+                "one id each: your own, as root. A user may map only itself, and must give up",
+            );
+            say.note(
+                "setgroups() first, or dropping a group inside could get past a \"not this group\"",
+            );
+            say.note("permission on the host.");
             say.syscall("write /proc/PID/setgroups, uid_map, gid_map (from the host)");
             say.shell(&format!(
                 "echo deny > /proc/PID/setgroups; echo '0 {uid} 1' > /proc/PID/uid_map; echo '0 {gid} 1' > /proc/PID/gid_map"
             ));
-            say.note("one id each: your own, as root. A user may map only itself, and must give up setgroups() first,");
-            say.note("or dropping a group inside could get past a \"not this group\" permission on the host.");
         }
         Some((newuidmap, newgidmap)) => {
+            say.note(
+                "your own id as root, and a range root granted you in /etc/subuid as ids 1 and up:",
+            );
+            say.note("an image's other users (chapter 9's User) exist too, each a real, unused id on the host.");
             say.syscall(
                 "newuidmap and newgidmap (setuid root), which check /etc/subuid and /etc/subgid",
             );
@@ -217,10 +227,6 @@ fn describe_mapping(mapping: &Mapping, uid: u32, gid: u32, say: &Narrator) {
                 newgidmap.display(),
                 numbers(&mapping.gids)
             ));
-            say.note(
-                "your own id as root, and a range root granted you in /etc/subuid as ids 1 and up:",
-            );
-            say.note("an image's other users (chapter 9's User) exist too, each a real, unused id on the host.");
         }
     }
     for range in &mapping.uids {

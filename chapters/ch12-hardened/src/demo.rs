@@ -93,6 +93,7 @@ pub fn demo(options: &RunOptions, say: &Narrator) -> Result<()> {
     for report in &after {
         show(report, say, false);
     }
+    say.step("the attacks, before and after")?;
     let table = before_and_after(&before, &after);
     say.note("attack          chapter 7           chapter 12");
     for (attack, (b, a)) in &table {
