@@ -231,7 +231,7 @@ fn every_attack_works_against_chapter_7s_root_container() {
         // handle of the container's own /, but no name outside is known.
         eprintln!("NOTE: LOUDLY: shocker could not name the filesystem's root here: {shocker}");
     } else {
-        shocker_listed_names_outside(&shocker, &rootfs);
+        shocker_listed_names_outside(shocker, &rootfs);
     }
 
     // cgroup-escape: from the container's cgroup (v1: beneath the tool's;
