@@ -298,6 +298,35 @@ pub fn spawn(cmd: &mut Command) -> Child {
     child
 }
 
+/// For a run that timed out: each process of its tree, with its state, the
+/// kernel function it waits in and the system call it is in (root reads
+/// them all), one line each.
+pub fn where_stuck(pid: u32) -> String {
+    let mut out = String::new();
+    let mut todo = vec![(pid, 0)];
+    while let Some((p, depth)) = todo.pop() {
+        let read = |f: &str| std::fs::read_to_string(format!("/proc/{p}/{f}")).unwrap_or_default();
+        let stat = read("stat");
+        let comm = stat.split(['(', ')']).nth(1).unwrap_or("?").to_string();
+        let state = stat
+            .rsplit(") ")
+            .next()
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or("?")
+            .to_string();
+        let syscall = read("syscall");
+        let syscall = syscall.split(' ').next().unwrap_or("?").trim();
+        out.push_str(&format!(
+            "{:indent$}{p} {comm} state {state} wchan {} syscall {syscall}\n",
+            "",
+            read("wchan"),
+            indent = depth * 2
+        ));
+        todo.extend(children_of(p).into_iter().map(|kid| (kid, depth + 1)));
+    }
+    out
+}
+
 /// Run a chapter to the end with a time limit, returning its output.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     wait_output(spawn(cmd), limit)
@@ -313,10 +342,11 @@ pub fn wait_output(mut child: Child, limit: Duration) -> Output {
             return child.wait_with_output().expect("collect output");
         }
         if start.elapsed() > limit {
+            let stuck = where_stuck(child.id());
             let _ = child.kill();
             let out = child.wait_with_output().expect("collect output");
             panic!(
-                "timed out after {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                "timed out after {limit:?}\nwhere each process was:\n{stuck}stdout:\n{}\nstderr:\n{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
