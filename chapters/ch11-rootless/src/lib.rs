@@ -262,8 +262,13 @@ pub struct RootlessOptions {
     pub network: net::NetworkOption,
 
     /// Keep the container's upper (its `diff`) after it exits, and say where
-    #[arg(long)]
+    #[arg(long, conflicts_with = "read_only")]
     pub keep: bool,
+
+    /// The container's root read-only, as `docker run --read-only`: the
+    /// layers alone, no upper (nothing written, nothing to remove)
+    #[arg(long)]
+    pub read_only: bool,
 
     #[command(flatten)]
     pub limits: LimitOptions,
@@ -284,14 +289,18 @@ pub fn run_rootless(
     start: impl FnOnce() -> Result<Infallible>,
 ) -> Result<i32> {
     let mapping = idmap::plan_for_me(options.map)?;
-    let runs = runs_dir()?;
-    for stale in ch08_overlay::reclaim_stale_in(&runs)? {
-        say.note(&format!(
-            "removed {}, the layers of a run that was killed",
-            stale.display()
-        ));
-    }
-    let layers = Layers::in_runs_dir(&runs, lowers, options.keep)?;
+    let root = if options.read_only {
+        Root::ReadOnly(lowers) // no upper: no runs dir to make
+    } else {
+        let runs = runs_dir()?;
+        for stale in ch08_overlay::reclaim_stale_in(&runs)? {
+            say.note(&format!(
+                "removed {}, the layers of a run that was killed",
+                stale.display()
+            ));
+        }
+        Root::Layers(Layers::in_runs_dir(&runs, lowers, options.keep)?)
+    };
     let cgroup = cgroup::for_limits(&options.limits.limits(), say)?;
     let mut network = net::Network::choose(options.network.network)?;
     if let Some(why) = &network.fallback {
@@ -306,7 +315,7 @@ pub fn run_rootless(
         || {
             net::inside(kind)?; // lo up, unless pasta did it
             set_hostname(&options.hostname.name)?; // chapter 5, in our own UTS namespace
-            enter_layers(&layers)?; // chapter 8's overlay, with userxattr
+            root.enter()?; // chapter 8's overlay, with userxattr (or the layers, read-only)
             start()
         },
     )?;
@@ -315,12 +324,82 @@ pub fn run_rootless(
     if let Some(cgroup) = &cgroup {
         cgroup.warn_if_oom_killed(exit, options.limits.memory.as_ref(), say);
     }
-    if layers.kept() {
-        say.note(&format!(
-            "kept: the container's upper is {}",
-            layers.upper.display()
-        ));
+    if let Root::Layers(layers) = &root {
+        if layers.kept() {
+            say.note(&format!(
+                "kept: the container's upper is {}",
+                layers.upper.display()
+            ));
+        }
     }
     Ok(exit.code())
 }
+
+/// The container's root: chapter 8's layers and an upper of its own, or,
+/// with `--read-only`, the lowers alone.
+pub enum Root {
+    Layers(Layers),
+    ReadOnly(Vec<PathBuf>),
+}
+
+impl Root {
+    /// In the container: mount it, and pivot into it.
+    pub fn enter(&self) -> Result<()> {
+        match self {
+            Root::Layers(layers) => enter_layers(layers),
+            Root::ReadOnly(lowers) => enter_read_only(lowers),
+        }
+    }
+}
+
+// ANCHOR: read_only
+/// `--read-only`: the lowers as the root, and nothing written. One lower
+/// (the rootfs) is bound as it is; more are an overlay with no upper, which
+/// the kernel mounts read-only, on the base lower's own directory (the
+/// lowers are looked up before the mount covers it). After the pivot, the
+/// root is remounted read-only, with the flags it had: in a user
+/// namespace, a remount may not clear nosuid, nodev, noexec or the atime
+/// flags of a mount that came from the host (they are locked).
+pub fn enter_read_only(lowers: &[PathBuf]) -> Result<()> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    ch03_mount::make_mounts_private()?; // first, before any mount
+    let base = lowers.last().context("no root to enter")?;
+    if lowers.len() > 1 {
+        let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+        let options = format!("lowerdir={},userxattr", lowerdir.join(":"));
+        mount(
+            Some("overlay"),
+            base,
+            Some("overlay"),
+            MsFlags::MS_RDONLY,
+            Some(options.as_str()),
+        )
+        .with_context(|| {
+            format!(
+                "failed to mount a read-only overlay on {} ({options})",
+                base.display()
+            )
+        })?;
+    }
+    ch04_rootfs::populate_dev(base)?; // while the host's /dev is reachable
+    ch04_rootfs::mount_proc_at(base)?; // before the pivot, as enter_layers
+    ch04_rootfs::pivot_into(base)?;
+    let had = statvfs("/").context("failed to statvfs /")?.flags();
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    for (st, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if had.contains(st) {
+            flags |= ms;
+        }
+    }
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+        .context("failed to remount / read-only")
+}
+// ANCHOR_END: read_only
 // ANCHOR_END: run

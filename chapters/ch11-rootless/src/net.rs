@@ -210,7 +210,8 @@ fn start_slirp(program: &std::path::Path, container: Pid) -> Result<Helper> {
 /// `pasta --config-net --foreground --pid FILE PID`, waited for until it
 /// writes its PID file (or exits, failing).
 fn start_pasta(program: &std::path::Path, container: Pid) -> Result<Helper> {
-    let pid_file = crate::runs_dir()?.join(format!("pasta-{container}.pid"));
+    let runs = crate::runs_dir()?;
+    let pid_file = runs.join(format!("pasta-{container}.pid"));
     let _ = std::fs::remove_file(&pid_file);
     let child = Command::new(program)
         .args(["--config-net", "--quiet", "--foreground", "--pid"])
@@ -227,6 +228,7 @@ fn start_pasta(program: &std::path::Path, container: Pid) -> Result<Helper> {
     loop {
         if pid_file.exists() {
             let _ = std::fs::remove_file(&pid_file);
+            let _ = std::fs::remove_dir(&runs); // only if empty: a run's layers keep it
             return Ok(pasta);
         }
         if let Some(status) = pasta.child.try_wait()? {

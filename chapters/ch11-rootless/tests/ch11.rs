@@ -855,3 +855,91 @@ fn a_forbidden_user_namespace_is_named_in_the_error() {
         "the host's setting is untouched"
     );
 }
+
+/// `--read-only`: the root is the layers alone, read-only (EROFS on a
+/// write, /proc and /dev still there, a --layer over the rootfs seen), and
+/// no runs dir is made; --keep with it is bad usage.
+#[test]
+fn read_only_root_writes_nothing_and_makes_nothing() {
+    let user = user();
+    let layer = TempDir::new("ch11-ro-layer");
+    std::fs::create_dir(layer.path().join("etc")).unwrap();
+    std::fs::write(layer.path().join("etc/ws11-layer"), "from the layer\n").unwrap();
+    let host = HostSnapshot::take();
+    let out = as_user(
+        &user,
+        &[
+            "--quiet",
+            "--read-only",
+            "--layer",
+            layer.path().to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/ws11-layer; touch /made 2>&1; echo touch=$?; \
+             awk '$5 == \"/\" {print \"root=\" $6}' /proc/self/mountinfo; \
+             ls /proc/self/status /dev/null",
+        ],
+    );
+    let text = stdout_of(&out);
+    assert!(out.status.success(), "{text}{}", stderr_of(&out));
+    assert!(
+        text.contains("from the layer"),
+        "the layer is in the root: {text}"
+    );
+    assert!(
+        text.contains("Read-only file system") && text.contains("touch=1"),
+        "a write to the root is refused with EROFS: {text}"
+    );
+    let root = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("root="))
+        .last()
+        .unwrap_or_else(|| panic!("no root mount seen: {text}"));
+    assert!(
+        root.split(',').any(|o| o == "ro"),
+        "/ is mounted read-only: {root}"
+    );
+    assert!(
+        text.contains("/proc/self/status") && text.contains("/dev/null"),
+        "{text}"
+    );
+    assert!(
+        !user.rootless_runs_dir().exists(),
+        "a read-only run makes no runs dir"
+    );
+    host.assert_unchanged("a read-only rootless run");
+    // One lower, the rootfs alone: a bind of it, remounted read-only.
+    let out = as_user(
+        &user,
+        &[
+            "--quiet",
+            "--read-only",
+            "--",
+            "sh",
+            "-c",
+            "d=/tmp/ws11-ro-$$; mkdir $d 2>&1 && rmdir $d; awk '$5 == \"/\" {print \"root=\" $6}' /proc/self/mountinfo",
+        ],
+    );
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("Read-only file system"),
+        "EROFS on the bare rootfs: {text}"
+    );
+    let root = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("root="))
+        .last()
+        .unwrap_or("");
+    assert!(
+        root.split(',').any(|o| o == "ro"),
+        "/ remounted read-only: {text}"
+    );
+    let out = as_user(&user, &["--read-only", "--keep", "--", "true"]);
+    assert_eq!(
+        exit_code(out.status),
+        2,
+        "--keep has no upper to keep: {}",
+        stderr_of(&out)
+    );
+}
