@@ -893,8 +893,8 @@ fn read_only_root_writes_nothing_and_makes_nothing() {
     );
     let root = text
         .lines()
-        .filter_map(|l| l.strip_prefix("root="))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("root="))
         .unwrap_or_else(|| panic!("no root mount seen: {text}"));
     assert!(
         root.split(',').any(|o| o == "ro"),
@@ -928,8 +928,8 @@ fn read_only_root_writes_nothing_and_makes_nothing() {
     );
     let root = text
         .lines()
-        .filter_map(|l| l.strip_prefix("root="))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("root="))
         .unwrap_or("");
     assert!(
         root.split(',').any(|o| o == "ro"),
