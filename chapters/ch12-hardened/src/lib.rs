@@ -181,6 +181,7 @@ fn rootless_options(options: &RunOptions) -> Result<RootlessOptions> {
         map: options.hardening.map.unwrap_or_default(),
         network: ch11_rootless::net::NetworkOption { network },
         keep: options.container.keep,
+        read_only: false, // chapter 12 has no --read-only of its own (yet)
         limits: options.container.limits.clone(),
         hostname: options.container.hostname.clone(),
     })
