@@ -268,10 +268,17 @@ pub const VOLATILE: &str = ",volatile";
 /// pivot into. Call it in the container's own mount namespace (private
 /// mounts, chapter 3), so that it goes when the container does.
 pub fn mount_overlay(layers: &Layers) -> Result<()> {
+    mount_overlay_with(layers, "")
+}
+
+/// [`mount_overlay`], with more options after ours (`,userxattr` in a
+/// user namespace: chapter 11).
+pub fn mount_overlay_with(layers: &Layers, more: &str) -> Result<()> {
     let mut options = overlay_options(&layers.lowers, &layers.upper, &layers.work)?;
     if !layers.kept() {
         options.push_str(VOLATILE);
     }
+    options.push_str(more);
     mount(
         Some("overlay"),
         &layers.merged,

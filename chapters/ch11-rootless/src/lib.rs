@@ -189,20 +189,10 @@ fn errno_in(message: &str) -> Option<Errno> {
 /// a user namespace it must use `user.overlay.*` (`userxattr`, Linux 5.11).
 pub fn enter_layers(layers: &Layers) -> Result<()> {
     ch03_mount::make_mounts_private()?; // first, before any mount
-    let mut options = ch08_overlay::overlay_options(&layers.lowers, &layers.upper, &layers.work)?;
-    options.push_str(",userxattr");
-    if !layers.kept() {
-        options.push_str(ch08_overlay::VOLATILE); // as chapter 8: no sync of an upper that goes
-    }
-    mount(
-        Some("overlay"),
-        &layers.merged,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(options.as_str()),
-    )
-    .with_context(|| format!("failed to mount overlay on {} ({options})", layers.merged.display()))
-    .hint("unprivileged overlay mounts need Linux 5.11 or later, and upper and work on a filesystem that takes user.* xattrs (ext4, xfs, btrfs; tmpfs since 6.6)")?;
+    ch08_overlay::mount_overlay_with(layers, ",userxattr").hint(
+        "unprivileged overlay mounts need Linux 5.11 or later, and upper and work on a filesystem \
+         that takes user.* xattrs (ext4, xfs, btrfs; tmpfs since 6.6)",
+    )?;
     ch04_rootfs::populate_dev(&layers.merged)?; // while the host's /dev is reachable
                                                 // Before the pivot, not after as chapter 4 does: in a user namespace
                                                 // the kernel mounts a new proc only while a proc it can compare with is

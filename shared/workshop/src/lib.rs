@@ -34,12 +34,7 @@ pub fn main<C: ChapterCli>(
     why: &str,
     run: impl FnOnce(&C, &Narrator) -> anyhow::Result<i32>,
 ) -> std::process::ExitCode {
-    let cli = C::parse();
-    cli.common().reject_mistyped_option::<C>();
-    cli.reject_conflicts();
-    let say = Narrator::new(cli.common());
-    let result = start(cli.common(), tool, why).and_then(|()| run(&cli, &say));
-    report(result, &say)
+    main_needing(tool, Some(why), run)
 }
 
 /// [`main`] for a chapter that needs no privilege at all (chapter 11, the
@@ -48,25 +43,32 @@ pub fn main_unprivileged<C: ChapterCli>(
     tool: &str,
     run: impl FnOnce(&C, &Narrator) -> anyhow::Result<i32>,
 ) -> std::process::ExitCode {
+    main_needing(tool, None, run)
+}
+
+/// [`main`], with CAP_SYS_ADMIN checked when `why` says what it is for.
+fn main_needing<C: ChapterCli>(
+    tool: &str,
+    why: Option<&str>,
+    run: impl FnOnce(&C, &Narrator) -> anyhow::Result<i32>,
+) -> std::process::ExitCode {
     let cli = C::parse();
     cli.common().reject_mistyped_option::<C>();
     cli.reject_conflicts();
     let say = Narrator::new(cli.common());
-    let result = process::block_termination_signals().and_then(|()| {
-        if cli.common().shell {
-            prepare_shell(tool);
-        }
-        run(&cli, &say)
-    });
+    let result = start(cli.common(), tool, why).and_then(|()| run(&cli, &say));
     report(result, &say)
 }
 
 /// What every chapter does before anything else: block the termination
 /// signals (they are handled where the tool waits), check for the capability
-/// the chapter needs, and with `--shell` prepare the prompt and the terminal.
-pub fn start(common: &Common, tool: &str, why: &str) -> anyhow::Result<()> {
+/// the chapter needs (`why` it needs it; none for chapter 11), and with
+/// `--shell` prepare the prompt and the terminal.
+pub fn start(common: &Common, tool: &str, why: Option<&str>) -> anyhow::Result<()> {
     process::block_termination_signals()?;
-    privileges::require(privileges::Capability::SysAdmin, tool, why)?;
+    if let Some(why) = why {
+        privileges::require(privileges::Capability::SysAdmin, tool, why)?;
+    }
     if common.shell {
         prepare_shell(tool);
     }
