@@ -99,7 +99,10 @@ impl Network {
         };
         if program.is_some() && !tun_usable() {
             return Err(hinted(
-                format!("{TUN} is not open to you for reading and writing, and {choice:?} needs it for its tap device"),
+                format!(
+                    "{TUN} is not open to you for reading and writing, and {} needs it for its tap device",
+                    if kind == Kind::Pasta { "pasta" } else { "slirp4netns" }
+                ),
                 format!("most distributions make it mode 666 (`ls -l {TUN}`); ask root to `chmod 666 {TUN}`, or use --network none"),
             ));
         }

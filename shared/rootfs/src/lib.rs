@@ -203,6 +203,22 @@ pub fn ensure(dir: &Path, source: &Source, announce: impl FnOnce(&str)) -> Resul
     if is_built(dir) {
         return Ok(());
     }
+    let parent = dir.parent().filter(|p| p.is_dir());
+    if let Some(parent) =
+        parent.filter(|p| nix::unistd::access(*p, nix::unistd::AccessFlags::W_OK).is_err())
+    {
+        // A student running chapter 11 as themselves, in a target/ that
+        // root's first build made: the rootfs cannot be built here by them.
+        return Err(hinted(
+            format!(
+                "no root filesystem in {} yet, and {} is not yours to write",
+                shown(dir).display(),
+                shown(parent).display()
+            ),
+            "build it once with the rights that directory wants: `cargo xtask rootfs` as its owner \
+             (or `sudo chown -R $(id -u) target` first), or pass --rootfs PATH",
+        ));
+    }
     let _lock = lock_beside(dir)?;
     // Another process may have finished while we waited for the lock.
     if is_built(dir) {
