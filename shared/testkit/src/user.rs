@@ -65,7 +65,10 @@ impl TestUser {
         // once would read the same N, and get the same uid (and each
         // other's runs dir, whose runs the other's reclaim took for dead).
         let uid = 20000 + (std::process::id() % 1000) * 100 + n as u32 % 100;
-        let start = 300_000 + (uid - 20000) * 65536;
+        // A range of its own for each: 4096 ids, so that the largest
+        // (uid 119999) still ends below 2^32 (at 409 600 000 or so).
+        const RANGE: u32 = 4096;
+        let start = 300_000 + (uid - 20000) * RANGE;
         let append = |file: &str, line: String| {
             use std::io::Write;
             let mut f = std::fs::OpenOptions::new()
@@ -80,13 +83,13 @@ impl TestUser {
             format!("{name}:x:{uid}:{uid}::/nonexistent:/bin/sh"),
         );
         append("/etc/group", format!("{name}:x:{uid}:"));
-        append("/etc/subuid", format!("{name}:{start}:65536"));
-        append("/etc/subgid", format!("{name}:{start}:65536"));
+        append("/etc/subuid", format!("{name}:{start}:{RANGE}"));
+        append("/etc/subgid", format!("{name}:{start}:{RANGE}"));
         TestUser {
             name,
             uid,
             gid: uid,
-            subids: Some((start, 65536)),
+            subids: Some((start, RANGE)),
             made_with_useradd: false,
         }
     }
