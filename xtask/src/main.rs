@@ -14,6 +14,7 @@
 mod bench;
 mod bench_images;
 mod book;
+mod doctor;
 mod rootfs;
 mod verify;
 mod vm;
@@ -32,6 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Before a class: what each chapter needs from this machine, ready or missing, with the fix (changes nothing)
+    Doctor,
     /// Prove the exercises teach: checks fail on the stubs, pass on the solutions; book includes resolve
     Verify,
     /// Regenerate the transcripts the book shows (runs each chapter's demo; needs root or sudo)
@@ -49,6 +52,7 @@ enum Task {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
+        Task::Doctor => doctor::run(),
         Task::Verify => verify::run(),
         Task::Book(args) => book::run(args),
         Task::BookPreprocess { args } => book::preprocess(&args),
