@@ -255,6 +255,7 @@ impl Process {
                 .collect()
         };
         let (args, env) = (cstrings(&self.argv)?, cstrings(&self.env)?);
+        workshop::process::close_inherited_fds()?; // nothing of the host's crosses
         let program = &self.argv[0];
         let mut errno = Errno::ENOENT;
         for candidate in candidates(program, &self.env) {

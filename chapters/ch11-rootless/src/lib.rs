@@ -306,6 +306,7 @@ pub fn run_rootless(
             net::inside(kind)?; // lo up, unless pasta did it
             set_hostname(&options.hostname.name)?; // chapter 5, in our own UTS namespace
             root.enter()?; // chapter 8's overlay, with userxattr (or the layers, read-only)
+            workshop::process::container_environment(); // none of the student's
             start()
         },
     )?;

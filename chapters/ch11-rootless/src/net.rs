@@ -219,6 +219,13 @@ fn start_pasta(program: &std::path::Path, container: Pid) -> Result<Helper> {
     let child = Command::new(program)
         .args(["--config-net", "--quiet", "--foreground", "--pid"])
         .arg(&pid_file)
+        // As root, pasta drops to nobody, who may not enter the container's
+        // user namespace (root's): stay root, then.
+        .args(if nix::unistd::geteuid().is_root() {
+            &["--runas", "0"][..]
+        } else {
+            &[]
+        })
         .arg(container.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -943,3 +943,31 @@ fn read_only_root_writes_nothing_and_makes_nothing() {
         stderr_of(&out)
     );
 }
+
+/// As chapter 12's test: no descriptor of the student's shell (`exec 7<`)
+/// and none of their environment crosses into the rootless container.
+#[test]
+fn no_descriptor_or_variable_of_the_student_crosses_in() {
+    let user = user();
+    let script = format!(
+        "exec 7</etc; exec {BIN} --quiet --network none -- sh -c \
+         'ls /proc/self/fd | tr \"\\n\" \" \"; echo; env'"
+    );
+    let out = run(
+        user.command("/bin/sh")
+            .env("WS11_SECRET_TOKEN", "hunter2")
+            .args(["-c", &script]),
+        LIMIT,
+    );
+    let text = stdout_of(&out);
+    assert_eq!(
+        text.lines().next().unwrap_or_default().trim(),
+        "0 1 2 3",
+        "only stdin, stdout, stderr (and ls's own): {text}{}",
+        stderr_of(&out)
+    );
+    assert!(
+        !text.contains("hunter2") && !text.contains(&user.name),
+        "the student's environment leaked in: {text}"
+    );
+}

@@ -143,7 +143,10 @@ pub fn run(options: &RunOptions, command: &[String], say: &Narrator) -> Result<i
             harden()?;
         }
         match &payload {
-            Payload::Command(argv) => workshop::process::exec(argv),
+            Payload::Command(argv) => {
+                workshop::process::container_environment(); // none of the host's
+                workshop::process::exec(argv)
+            }
             Payload::Image(process) => process.exec(),
         }
     };

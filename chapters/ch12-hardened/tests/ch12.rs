@@ -909,3 +909,39 @@ fn bad_input_is_refused_before_anything_is_made() {
         "the sandbox has links after bad input: {text}"
     );
 }
+
+/// Nothing the tool's caller held open or set crosses into the container:
+/// a descriptor of the host's / (a shell's `exec 7</`) would be a way out
+/// of every root, whatever the hardening, and a token in the caller's
+/// environment is not the container's to read.
+#[test]
+fn no_descriptor_or_variable_of_the_caller_crosses_in() {
+    require_root();
+    workshop_rootfs::ensure_default(|_| {}).expect("build the default rootfs");
+    let script = format!(
+        "exec 7</; exec {BIN} --quiet --network none -- sh -c \
+         'ls /proc/self/fd | tr \"\\n\" \" \"; echo; head -c 1 /proc/self/fd/7/etc/hostname 2>&1; env'"
+    );
+    let out = run(
+        chapter("/bin/sh")
+            .env("WS12_SECRET_TOKEN", "hunter2")
+            .args(["-c", &script]),
+        LIMIT,
+    );
+    let text = stdout_of(&out);
+    let fds = text.lines().next().unwrap_or_default();
+    assert_eq!(
+        fds.trim(),
+        "0 1 2 3",
+        "only stdin, stdout, stderr (and ls's own): {text}"
+    );
+    assert!(
+        text.contains("/proc/self/fd/7/etc/hostname: No such file"),
+        "fd 7 is not there: {text}"
+    );
+    assert!(
+        !text.contains("hunter2"),
+        "the caller's environment leaked in: {text}"
+    );
+    assert!(text.contains("HOME=/root"), "{text}");
+}

@@ -246,11 +246,74 @@ impl std::fmt::Display for ExecFailed {
 
 impl std::error::Error for ExecFailed {}
 
-/// Replace this process with `argv[0]`, searched in PATH (execvp). Returns only on failure.
+/// Before a container's command is exec'd: every descriptor but 0, 1 and 2
+/// is made close-on-exec, so nothing the tool or whoever started it held
+/// open crosses into the container. A descriptor of a host directory (a
+/// shell's `exec 7</`) is a way out of any root: through
+/// /proc/self/fd/7 the container would read and write the host's files,
+/// whatever its namespaces, capabilities and seccomp filter.
+pub fn close_inherited_fds() -> Result<()> {
+    // close_range(3, ~0, CLOSE_RANGE_CLOEXEC): Linux 5.11. Else, one by one.
+    // SAFETY: a system call on numbers alone; it touches no memory of ours.
+    let done = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            nix::libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if done == 0 {
+        return Ok(());
+    }
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .context("failed to list /proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a number; a descriptor closed meanwhile (the
+        // directory's own) gets EBADF, which is fine.
+        unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// In a container, before its command: the environment docker gives one
+/// (`PATH`, `HOSTNAME`, `HOME=/root`, and `TERM` and `PS1` when set), and
+/// nothing else of whoever started the tool: their HOME, USER, and any
+/// token their shell holds. Call it in the container's own process (one
+/// thread: changing the environment is then safe).
+pub fn container_environment() {
+    let kept: Vec<(&str, std::ffi::OsString)> = ["TERM", "PS1"]
+        .into_iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| (k, v)))
+        .collect();
+    for (key, _) in std::env::vars_os() {
+        std::env::remove_var(key);
+    }
+    std::env::set_var(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    std::env::set_var("HOME", "/root");
+    if let Ok(name) = nix::unistd::gethostname() {
+        std::env::set_var("HOSTNAME", name);
+    }
+    for (key, value) in kept {
+        std::env::set_var(key, value);
+    }
+}
+
+/// Replace this process with `argv[0]`, searched in PATH (execvp), with
+/// no descriptor but 0, 1 and 2 (see [`close_inherited_fds`]). Returns
+/// only on failure.
 pub fn exec(argv: &[String]) -> Result<Infallible> {
     let Some(program) = argv.first() else {
         bail!("no command to run")
     };
+    close_inherited_fds()?;
     let args: Vec<CString> = argv
         .iter()
         .map(|a| {
