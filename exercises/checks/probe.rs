@@ -1241,8 +1241,9 @@ fn ch08_scratch(what: &str) -> Result<PathBuf> {
 }
 
 /// In a fresh mount namespace: cut it from the real host (private), then a
-/// tmpfs of the probe's own on `dir`, which holds every layer.
-fn ch08_own_tmpfs(dir: &std::path::Path) -> Result<()> {
+/// tmpfs of the probe's own on `dir` (chapter 8's layers; chapter 12's tree
+/// to mask).
+fn own_private_tmpfs(dir: &std::path::Path) -> Result<()> {
     mount(
         None::<&str>,
         "/",
@@ -1323,7 +1324,7 @@ fn ch08_io(result: std::io::Result<()>) -> String {
 fn ch08_mount() -> Result<()> {
     let dir = ch08_scratch("overlay")?;
     let seen = observe(CloneFlags::CLONE_NEWNS, || {
-        ch08_own_tmpfs(&dir)?;
+        own_private_tmpfs(&dir)?;
         let lowers: Vec<PathBuf> = ["layer-top", "layer-mid", "layer-base"]
             .iter()
             .map(|n| dir.join(n))
@@ -1428,7 +1429,7 @@ fn ch08_mount() -> Result<()> {
 fn ch08_diff() -> Result<()> {
     let dir = ch08_scratch("diff")?;
     let seen = observe(CloneFlags::CLONE_NEWNS, || {
-        ch08_own_tmpfs(&dir)?;
+        own_private_tmpfs(&dir)?;
         let (top, base) = (dir.join("top"), dir.join("base"));
         for (rel, text) in [
             ("bin/sh", "sh"),
@@ -1569,7 +1570,7 @@ fn xattr_of(path: &std::path::Path, name: &str) -> String {
 fn ch09_whiteouts() -> Result<()> {
     let dir = ch08_scratch("whiteouts")?;
     let seen = observe(CloneFlags::CLONE_NEWNS, || {
-        ch08_own_tmpfs(&dir)?;
+        own_private_tmpfs(&dir)?;
         let layer = dir.join("layer");
         ch08_write(&layer, "etc/keep", "this layer's own\n")?;
         for entry in CH09_ENTRIES {
@@ -1888,22 +1889,7 @@ fn ch12_read(path: &str) -> String {
 /// process sees there now.
 fn ch12_mask() -> Result<()> {
     nix::sched::unshare(CloneFlags::CLONE_NEWNS).context("probe: unshare(CLONE_NEWNS)")?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .context("probe: make / private")?;
-    mount(
-        Some("tmpfs"),
-        "/tmp",
-        Some("tmpfs"),
-        MsFlags::empty(),
-        None::<&str>,
-    )
-    .context("probe: a tmpfs on /tmp")?;
+    own_private_tmpfs(std::path::Path::new("/tmp"))?;
     let tree = "/tmp/ex12";
     std::fs::create_dir_all(format!("{tree}/secrets"))?;
     std::fs::create_dir_all(format!("{tree}/beside"))?;

@@ -175,40 +175,33 @@ pub fn run(args: Args) -> Result<()> {
         .collect()
     };
     let ch11 = bin("ch11-rootless");
+    // Chapter 11 as nobody, `--network none --map self`, and `more` options.
+    let ch11_as_nobody = |more: &[&str]| {
+        let mut argv = vec![
+            &*ch11,
+            "--quiet",
+            "--rootfs",
+            &*r,
+            "--network",
+            "none",
+            "--map",
+            "self",
+        ];
+        argv.extend_from_slice(more);
+        argv.extend(["--", "/bin/true"]);
+        as_nobody(&argv)
+    };
     let rootless = [
         Candidate {
             name: "rootless ch11".into(),
             what: "as nobody: chapter 11, a user namespace (--map self) over ch08's overlay, lo only",
-            argv: as_nobody(&[
-                &ch11,
-                "--quiet",
-                "--rootfs",
-                &r,
-                "--network",
-                "none",
-                "--map",
-                "self",
-                "--",
-                "/bin/true",
-            ]),
+            argv: ch11_as_nobody(&[]),
             times: Vec::new(),
         },
         Candidate {
             name: "rootless ch11 ro".into(),
             what: "as nobody: the same with --read-only: the rootfs read-only as /, no overlay, as bwrap's",
-            argv: as_nobody(&[
-                &ch11,
-                "--quiet",
-                "--rootfs",
-                &r,
-                "--network",
-                "none",
-                "--map",
-                "self",
-                "--read-only",
-                "--",
-                "/bin/true",
-            ]),
+            argv: ch11_as_nobody(&["--read-only"]),
             times: Vec::new(),
         },
         Candidate {

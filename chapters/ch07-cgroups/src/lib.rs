@@ -203,9 +203,20 @@ pub fn warn_if_oom_killed(
     memory: Option<&cgroup::MemoryLimit>,
     say: &workshop::Narrator,
 ) {
-    let oom_killed = cgroup.is_some_and(|c| c.oom_kills().unwrap_or(0) > 0);
+    let oom_kills = cgroup.map_or(0, |c| c.oom_kills().unwrap_or(0));
+    warn_of_oom(oom_kills, exit, memory, say);
+}
+
+/// [`warn_if_oom_killed`], given how many OOM kills the container's cgroup
+/// counted (chapter 11's delegated cgroup counts its own).
+pub fn warn_of_oom(
+    oom_kills: u64,
+    exit: workshop::process::Exit,
+    memory: Option<&cgroup::MemoryLimit>,
+    say: &workshop::Narrator,
+) {
     if let (workshop::process::Exit::Signal(Signal::SIGKILL), true, Some(memory)) =
-        (exit, oom_killed, memory)
+        (exit, oom_kills > 0, memory)
     {
         say.warn(&format!(
             "the container was killed by the OOM killer: it needed more than --memory {memory}"

@@ -9,9 +9,8 @@
 use anyhow::{Context, Result};
 use ch07_cgroups::cgroup::v2::{self, CONTROLLERS, SUBTREE_CONTROL};
 use ch07_cgroups::cgroup::{
-    remove_dir_patiently, Limits, MemoryLimit, Version, CGROUP_PROCS, ROOT,
+    make_new_dir, remove_dir_patiently, write, Limits, MemoryLimit, Version, CGROUP_PROCS, ROOT,
 };
-use nix::sys::signal::Signal;
 use nix::unistd::{AccessFlags, Uid};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -116,7 +115,7 @@ impl Delegated {
             dir: delegated.join(format!("ctr-{me}")),
             enabled: Vec::new(),
         };
-        mkdir(&cgroup.tool_leaf)?;
+        make_new_dir(&cgroup.tool_leaf)?;
         write(&cgroup.tool_leaf, CGROUP_PROCS, "0")?; // 0: this process
         let already = std::fs::read_to_string(delegated.join(SUBTREE_CONTROL)).unwrap_or_default();
         for c in wanted {
@@ -135,7 +134,7 @@ impl Delegated {
                 cgroup.enabled.push(c);
             }
         }
-        mkdir(&cgroup.dir)?;
+        make_new_dir(&cgroup.dir)?;
         v2::set_limits(&cgroup.dir, limits)?;
         Ok(cgroup)
     }
@@ -155,14 +154,8 @@ impl Delegated {
         memory: Option<&MemoryLimit>,
         say: &Narrator,
     ) {
-        let killed = v2::oom_kills(&self.dir).unwrap_or(0) > 0;
-        if let (workshop::process::Exit::Signal(Signal::SIGKILL), true, Some(memory)) =
-            (exit, killed, memory)
-        {
-            say.warn(&format!(
-                "the container was killed by the OOM killer: it needed more than --memory {memory}"
-            ));
-        }
+        let oom_kills = v2::oom_kills(&self.dir).unwrap_or(0);
+        ch07_cgroups::warn_of_oom(oom_kills, exit, memory, say);
     }
 }
 
@@ -188,16 +181,6 @@ pub fn needed(limits: &Limits) -> Vec<&'static str> {
     .into_iter()
     .filter_map(|(asked, c)| asked.then_some(c))
     .collect()
-}
-
-fn mkdir(dir: &Path) -> Result<()> {
-    std::fs::create_dir(dir).with_context(|| format!("failed to mkdir {}", dir.display()))
-}
-
-fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
-    let path = dir.join(file);
-    std::fs::write(&path, value)
-        .with_context(|| format!("failed to write {value:?} to {}", path.display()))
 }
 
 /// Remove what killed runs left in a delegated cgroup: `ctr-PID` and

@@ -532,16 +532,9 @@ fn pasta_reaches_the_hosts_loopback_through_the_gateway() {
             &format!("ip -4 -o addr; {}", fetch("192.0.2.1", port)),
         ],
     );
-    // pasta forks to the background and should end with the container's
-    // network namespace; one of this user's still running outlived it
-    // (ended here, by its PID, and reported).
-    let outlived: Vec<u32> = pastas_of(user.uid);
-    for pid in &outlived {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
+    // pasta ends with the run; one of this user's still running outlived
+    // it (ended here, by its PID, and reported).
+    let outlived = end_outliving_pastas(user.uid);
     let text = stdout_of(&out);
     assert!(out.status.success(), "{text}{}", stderr_of(&out));
     assert!(
@@ -589,17 +582,24 @@ fn a_killed_tool_leaves_no_pasta() {
         wait_until_gone(container, LIMIT),
         "the container outlived its tool"
     );
-    let outlived = pastas_of(user.uid);
+    let outlived = end_outliving_pastas(user.uid);
+    assert!(
+        outlived.is_empty(),
+        "pasta outlived its killed tool: PIDs {outlived:?} (killed now)"
+    );
+}
+
+/// The pasta processes of `uid` still running, each ended (SIGKILL, by
+/// its PID): the test's own user's, so none is anyone else's.
+fn end_outliving_pastas(uid: u32) -> Vec<u32> {
+    let outlived = pastas_of(uid);
     for pid in &outlived {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
     }
-    assert!(
-        outlived.is_empty(),
-        "pasta outlived its killed tool: PIDs {outlived:?} (killed now)"
-    );
+    outlived
 }
 
 /// The PIDs of the pasta processes of `uid` (pasta execs passt.avx2 where

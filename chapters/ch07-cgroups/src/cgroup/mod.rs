@@ -63,7 +63,8 @@ pub fn detect() -> Result<Version> {
     }
 }
 
-fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+/// Write `value` to a cgroup's `file`, naming both when it fails.
+pub fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
     let path = dir.join(file);
     std::fs::write(&path, value)
         .with_context(|| format!("failed to write {value:?} to {}", path.display()))
@@ -155,7 +156,7 @@ fn read_proc_self(file: &str) -> Result<String> {
 
 /// A container's own cgroup: it must not exist yet (one that does belongs to
 /// another container of this tool, whose limits it would share).
-fn make_new_dir(dir: &Path) -> Result<()> {
+pub fn make_new_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir(dir).with_context(|| format!("failed to mkdir {}", dir.display()))
 }
 
