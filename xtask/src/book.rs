@@ -602,16 +602,33 @@ fn edit_chapters(items: &mut serde_json::Value) {
     }
 }
 
-/// A page's markdown with every ```rust block dedented and unlinked.
+/// The directive of mdbook-i18n-helpers that keeps the next block out of the
+/// translation catalog: code, commands and program output stay as they are in
+/// every language (only prose is translated).
+const KEEP_UNTRANSLATED: &str = "<!-- i18n:skip -->\n\n";
+
+/// A page's markdown with every ```rust block dedented and unlinked, and every
+/// fenced block (at the margin) marked to stay untranslated.
 fn tidy_rust_blocks(page: &str) -> String {
     let mut out = String::new();
     let mut block: Option<Vec<&str>> = None;
+    let mut in_other_block = false;
     for line in page.split_inclusive('\n') {
         let fence = line.trim_end().starts_with("```");
         match block.as_mut() {
-            None => {
+            None if in_other_block => {
                 out.push_str(line);
-                if fence && line.trim_start_matches('`').starts_with("rust") {
+                // Only a bare fence closes a block: "```rust" inside is text.
+                in_other_block = !(fence && line.trim().trim_matches('`').is_empty());
+            }
+            None => {
+                let rust = line.trim_start_matches('`').starts_with("rust");
+                if fence {
+                    out.push_str(KEEP_UNTRANSLATED);
+                    in_other_block = !rust;
+                }
+                out.push_str(line);
+                if fence && rust {
                     block = Some(Vec::new());
                 }
             }
@@ -673,14 +690,23 @@ mod preprocess_tests {
         let page = "text [`kept`] in prose\n```rust,ignore\n    /// first act is [`Tasks::move_self_in`], see [`x`](y).\n    pub fn f() {\n\n        1\n    }\n```\n```text\n    kept\n```\n";
         assert_eq!(
             tidy_rust_blocks(page),
-            "text [`kept`] in prose\n```rust,ignore\n/// first act is `Tasks::move_self_in`, see [`x`](y).\npub fn f() {\n\n    1\n}\n```\n```text\n    kept\n```\n"
+            "text [`kept`] in prose\n<!-- i18n:skip -->\n\n```rust,ignore\n/// first act is `Tasks::move_self_in`, see [`x`](y).\npub fn f() {\n\n    1\n}\n```\n<!-- i18n:skip -->\n\n```text\n    kept\n```\n"
         );
     }
 
     #[test]
     fn code_that_is_not_a_comment_keeps_its_brackets() {
         let page = "```rust\nlet a = [`x`];\n```\n";
-        assert_eq!(tidy_rust_blocks(page), page);
+        assert_eq!(tidy_rust_blocks(page), format!("{KEEP_UNTRANSLATED}{page}"));
         assert_eq!(unlink("// [`a`] [`b"), "// `a` [`b");
+    }
+
+    #[test]
+    fn every_fenced_block_and_only_those_stay_untranslated() {
+        let page = "Prose.\n\n```text\n```rust\n```\n\nMore.\n\n```sh\nls\n```\n";
+        let out = tidy_rust_blocks(page);
+        assert_eq!(out.matches("i18n:skip").count(), 2, "{out}");
+        assert!(out.contains("Prose.\n\n<!-- i18n:skip -->\n\n```text\n```rust\n```\n"), "{out}");
+        assert!(out.contains("More.\n\n<!-- i18n:skip -->\n\n```sh\nls\n```\n"), "{out}");
     }
 }
