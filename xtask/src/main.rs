@@ -14,7 +14,6 @@
 mod bench;
 mod bench_images;
 mod book;
-mod doctor;
 mod rootfs;
 mod verify;
 mod vm;
@@ -52,7 +51,15 @@ enum Task {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
-        Task::Doctor => doctor::run(),
+        // `cargo xtask doctor` never gets here (xtask-front answers it, built
+        // in seconds); `cargo run -p xtask -- doctor` does.
+        Task::Doctor => {
+            if xtask_front::doctor::run() {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("not every chapter is ready on this machine"))
+            }
+        }
         Task::Verify => verify::run(),
         Task::Book(args) => book::run(args),
         Task::BookPreprocess { args } => book::preprocess(&args),

@@ -102,38 +102,10 @@ pub fn become_root(mapping: &Mapping) -> Result<()> {
 }
 // ANCHOR_END: become_root
 
-/// The settings that forbid unprivileged user namespaces, each with the
-/// value that does: (file, value that forbids, what it is).
-pub const FORBIDDING: &[(&str, &str, &str)] = &[
-    (
-        "/proc/sys/kernel/unprivileged_userns_clone",
-        "0",
-        "Debian's and Ubuntu's switch for unprivileged user namespaces",
-    ),
-    (
-        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
-        "1",
-        "Ubuntu 23.10+: AppArmor lets only programs with a profile that allows it create user namespaces",
-    ),
-    (
-        "/proc/sys/user/max_user_namespaces",
-        "0",
-        "the most user namespaces a user may have at once",
-    ),
-];
-
-/// The settings of [`FORBIDDING`] that are set to forbid, read from
-/// `root` (`/` on the machine; a test gives a directory of its own).
-pub fn forbidding_settings(root: &Path) -> Vec<(String, &'static str)> {
-    FORBIDDING
-        .iter()
-        .filter_map(|(file, forbids, what)| {
-            let path = root.join(file.trim_start_matches('/'));
-            let value = std::fs::read_to_string(path).ok()?;
-            (value.trim() == *forbids).then(|| (format!("{file} = {forbids}"), *what))
-        })
-        .collect()
-}
+/// The settings that forbid unprivileged user namespaces (with the value
+/// that does), and those set so on a machine: `cargo xtask doctor` reads
+/// the same list.
+pub use workshop_host::{forbidding_settings, FORBIDDING};
 
 /// A clone() of a user namespace refused: say which setting refused it,
 /// and the command that shows it.

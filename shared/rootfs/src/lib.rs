@@ -116,14 +116,7 @@ pub const HOST_BINARIES: &[(&str, &str, bool)] = &[
 ];
 
 /// Where host programs are looked up, like a root shell's PATH.
-pub const PATH_DIRS: &[&str] = &[
-    "/usr/local/sbin",
-    "/usr/local/bin",
-    "/usr/sbin",
-    "/usr/bin",
-    "/sbin",
-    "/bin",
-];
+pub use workshop_host::PATH_DIRS;
 
 /// The default rootfs: `<target dir>/rootfs`, where the target dir is found
 /// from [`std::env::current_exe`] (target/debug/ch04-rootfs -> target/), so
@@ -502,12 +495,7 @@ fn from_busybox(root: &Path, busybox: &Path, progress: &mut dyn FnMut(&str)) -> 
 
 /// Where `name` is on the host, through [`PATH_DIRS`]: an executable file
 /// (host symlinks followed, so /bin/sh finds dash).
-pub fn find_host_program(name: &str) -> Option<PathBuf> {
-    PATH_DIRS
-        .iter()
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0))
-}
+pub use workshop_host::find_program as find_host_program;
 
 /// The programs of [`HOST_BINARIES`] that `find` finds, or an error naming
 /// every required one it does not, with the packages that have them.

@@ -4,7 +4,6 @@
 //! [`Machine`] rooted at `/`, or at a directory of a test's own that holds
 //! a made-up /proc and /sys (a test double: faults are injected there).
 
-use anyhow::Result;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -21,19 +20,18 @@ pub struct Machine {
 impl Machine {
     /// This machine.
     pub fn here() -> Machine {
-        let target = crate::root().join("target");
+        let target = crate::workspace_root().join("target");
         let probe = if target.exists() {
             target
         } else {
-            crate::root()
+            crate::workspace_root()
         };
         Machine {
             root: PathBuf::from("/"),
-            has_program: Box::new(|name| workshop_rootfs::find_host_program(name).is_some()),
-            is_root: nix::unistd::geteuid().is_root(),
-            free_bytes: nix::sys::statvfs::statvfs(&probe)
-                .ok()
-                .map(|s| s.blocks_available() * s.fragment_size()),
+            has_program: Box::new(|name| workshop_host::find_program(name).is_some()),
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            is_root: unsafe { libc::geteuid() } == 0,
+            free_bytes: free_bytes(&probe),
         }
     }
 
@@ -237,7 +235,7 @@ pub fn checks(m: &Machine) -> Vec<Check> {
         "chapter 11 needs Linux 5.11 or later (an overlay in a user namespace)",
     ));
 
-    let forbidding = ch11_rootless::forbidding_settings(&m.root);
+    let forbidding = workshop_host::forbidding_settings(&m.root);
     out.push(check(
         UnprivilegedUserns,
         forbidding.is_empty(),
@@ -448,9 +446,23 @@ fn optional(m: &Machine) -> Vec<(bool, String)> {
     .collect()
 }
 
-/// `cargo xtask doctor`: every check, every chapter, the summary; exit 0
+/// Free bytes (for an unprivileged user) on the filesystem that holds `path`.
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut s = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `s` is a buffer of the
+    // size statvfs writes; it is read only when the call succeeded.
+    if unsafe { libc::statvfs(path.as_ptr(), s.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    let s = unsafe { s.assume_init() };
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+/// `cargo xtask doctor`: every check, every chapter, the summary; true
 /// only when every chapter is ready.
-pub fn run() -> Result<()> {
+pub fn run() -> bool {
     let m = Machine::here();
     let checks = checks(&m);
     println!("doctor: what the chapters need from this machine (nothing is changed)");
@@ -468,12 +480,13 @@ pub fn run() -> Result<()> {
     let (ready, line) = summary(&checks);
     println!("{line}");
     if ready.len() < 12 {
-        anyhow::bail!(
-            "{} of 12 chapters are not ready on this machine (see ✗ above)",
+        eprintln!(
+            "error: {} of 12 chapters are not ready on this machine (see ✗ above)",
             12 - ready.len()
         );
+        return false;
     }
-    Ok(())
+    true
 }
 
 #[cfg(test)]
