@@ -706,7 +706,13 @@ mod preprocess_tests {
         let page = "Prose.\n\n```text\n```rust\n```\n\nMore.\n\n```sh\nls\n```\n";
         let out = tidy_rust_blocks(page);
         assert_eq!(out.matches("i18n:skip").count(), 2, "{out}");
-        assert!(out.contains("Prose.\n\n<!-- i18n:skip -->\n\n```text\n```rust\n```\n"), "{out}");
-        assert!(out.contains("More.\n\n<!-- i18n:skip -->\n\n```sh\nls\n```\n"), "{out}");
+        assert!(
+            out.contains("Prose.\n\n<!-- i18n:skip -->\n\n```text\n```rust\n```\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("More.\n\n<!-- i18n:skip -->\n\n```sh\nls\n```\n"),
+            "{out}"
+        );
     }
 }

@@ -57,7 +57,9 @@ fn main() -> ExitCode {
             if xtask_front::doctor::run() {
                 Ok(())
             } else {
-                Err(anyhow::anyhow!("not every chapter is ready on this machine"))
+                Err(anyhow::anyhow!(
+                    "not every chapter is ready on this machine"
+                ))
             }
         }
         Task::Verify => verify::run(),

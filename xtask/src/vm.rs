@@ -56,6 +56,9 @@ pub const PACKAGES: &[&str] = &[
     // The exercise checks, against the solutions: the probe
     // (`solutions-probe`) goes in as a binary of the package.
     "solutions",
+    // `cargo xtask doctor`: its fault tests, and its binary, which /init
+    // runs before the tests so that the log shows what it says on cgroup v2.
+    "xtask-front",
 ];
 
 /// A test that cannot run in the VM, and why. Only for a missing tool: a
@@ -660,11 +663,13 @@ fn build(build_dir: &Path, packages: &[String]) -> Result<Built> {
 }
 
 /// A package's Cargo.toml: a chapter's under chapters/, `solutions` at the
-/// root of the workspace.
+/// root of the workspace, `xtask-front` in xtask/front.
 fn manifest_of(package: &str) -> PathBuf {
     let chapter = root().join("chapters").join(package).join("Cargo.toml");
     if chapter.is_file() {
         chapter
+    } else if package == "xtask-front" {
+        root().join("xtask/front/Cargo.toml")
     } else {
         root().join(package).join("Cargo.toml")
     }
@@ -791,8 +796,16 @@ fn init_script(built: &Built, skips: &[&Skip], modules: &[&Load], programs: &[&P
     for p in programs {
         let _ = writeln!(says, "say \"{0} --version: $({0} --version 2>&1)\"", p.name);
     }
+    let doctor = match built.bins.iter().find(|b| b.ends_with("xtask-front")) {
+        Some(front) => format!(
+            "say \"cargo xtask doctor, as a student would run it first:\"\n{} doctor; say \"doctor exited $?\"",
+            sh_quote(&front.to_string_lossy())
+        ),
+        None => String::new(),
+    };
     INIT.replace("@MODULES@", loads.trim_end())
         .replace("@PROGRAMS@", says.trim_end())
+        .replace("@DOCTOR@", &doctor)
         .replace("@RUNS@", runs.trim_end())
         .replace("@COUNT@", &built.tests.len().to_string())
 }
@@ -853,6 +866,7 @@ magic=$(stat -f -c %t /sys/fs/cgroup)
 say "stat -f -c %T /sys/fs/cgroup: $fstype (f_type 0x$magic)"
 say "cgroup.controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 say "cgroup.subtree_control: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+@DOCTOR@
 
 cd /tmp
 failed=""
@@ -1813,6 +1827,26 @@ mod tests {
         assert!(init.contains("\nsay \"nft --version: $(nft --version 2>&1)\"\n"));
         assert!(!init.contains("@PROGRAMS@"));
         assert_eq!(nft[0].in_vm(), Path::new("/bin/nft"));
+    }
+
+    #[test]
+    fn init_runs_the_doctor_before_the_tests_when_it_is_built() {
+        let without = init_script(&Built::default(), &[], &[], &[]);
+        assert!(!without.contains("doctor") && !without.contains("@DOCTOR@"));
+        let built = Built {
+            bins: vec![PathBuf::from("/w/target/vm-build/x/debug/xtask-front")],
+            ..Built::default()
+        };
+        let init = init_script(&built, &[], &[], &[]);
+        let doctor = init
+            .find("\n'/w/target/vm-build/x/debug/xtask-front' doctor; say \"doctor exited $?\"\n")
+            .expect(&init);
+        assert!(
+            doctor
+                < init
+                    .find("@RUNS@")
+                    .unwrap_or(init.find("started=").unwrap())
+        );
     }
 
     #[test]

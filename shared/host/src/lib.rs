@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn finds_an_executable_on_the_path_and_nothing_else() {
         let sh = find_program("sh").expect("every Debian has /bin/sh");
-        assert!(sh.ends_with("sh") && PATH_DIRS.iter().any(|d| sh.starts_with(d)), "{sh:?}");
+        assert!(
+            sh.ends_with("sh") && PATH_DIRS.iter().any(|d| sh.starts_with(d)),
+            "{sh:?}"
+        );
         assert_eq!(find_program("no-such-program-ws"), None);
         // A file that is there but not executable is not a program.
         assert!(Path::new("/etc/passwd").is_file());

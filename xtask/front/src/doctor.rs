@@ -378,10 +378,11 @@ pub fn summary(checks: &[Check]) -> (Vec<usize>, String) {
     if ready.len() == 12 {
         return (ready, "ready: 12/12 chapters".into());
     }
-    let mut parts = Vec::new();
-    if !ready.is_empty() {
-        parts.push(ranges(&ready));
-    }
+    let mut parts = vec![if ready.is_empty() {
+        "0/12 chapters".to_string()
+    } else {
+        ranges(&ready)
+    }];
     let not: Vec<usize> = (1..=12).filter(|n| !ready.contains(n)).collect();
     let why: Vec<String> = failing.iter().map(|n| describe(*n).to_string()).collect();
     parts.push(format!("{} need {}", ranges(&not), why.join(", ")));
@@ -457,7 +458,7 @@ fn free_bytes(path: &std::path::Path) -> Option<u64> {
         return None;
     }
     let s = unsafe { s.assume_init() };
-    Some(s.f_bavail as u64 * s.f_frsize as u64)
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// `cargo xtask doctor`: every check, every chapter, the summary; true
@@ -602,6 +603,22 @@ mod tests {
         let (ready, line) = summary(&checks(&m));
         assert_eq!(ready, [1, 2, 3, 4, 5]);
         assert_eq!(line, "ready: 1–5; 6–12 need the veth module");
+    }
+
+    #[test]
+    fn too_little_disk_stops_every_chapter_and_the_summary_says_0() {
+        // As in cargo xtask vm-test's VM, whose root is a tmpfs of 1.8 GiB.
+        let (_dir, mut m) = healthy();
+        m.free_bytes = Some(1800 << 20);
+        let checks = checks(&m);
+        let disk = checks.iter().find(|c| c.need == Need::Disk).unwrap();
+        assert!(
+            !disk.ready && disk.seen.contains("1.8 GiB free"),
+            "{disk:?}"
+        );
+        let (ready, line) = summary(&checks);
+        assert!(ready.is_empty());
+        assert_eq!(line, "ready: 0/12 chapters; 1–12 need 2 GiB of disk");
     }
 
     #[test]

@@ -23,6 +23,9 @@ fn main() -> ExitCode {
         .args(["run", "--quiet", "--package", "xtask", "--"])
         .args(&args)
         .exec();
-    eprintln!("error: failed to run {} run --package xtask: {err}", cargo.to_string_lossy());
+    eprintln!(
+        "error: failed to run {} run --package xtask: {err}",
+        cargo.to_string_lossy()
+    );
     ExitCode::from(127)
 }
