@@ -92,8 +92,12 @@ fn mybox_rootless_as_a_normal_user() {
     );
 }
 
-/// The file the container writes at its root.
-const WRITTEN: &str = "written-by-mybox";
+/// The file the container writes at its root (one name per run: a wrong
+/// answer that never leaves the host's / writes it there, and the check
+/// removes what its own run wrote, never another's).
+fn written() -> String {
+    format!("written-by-mybox-{}", std::process::id())
+}
 
 #[test]
 fn mybox_your_container_end_to_end() {
@@ -121,7 +125,7 @@ fn mybox_your_container_end_to_end() {
          ( i=0; while [ $i -lt 10 ]; do sleep 2 & i=$((i+1)); echo forked=$i; done ) 2>&1; \
          exit 7",
         marker = workshop_rootfs::MARKER,
-        written = WRITTEN,
+        written = written(),
     );
     let script = format!(
         "{mybox} --hostname mybox-check --network veth --pids-limit 5 -- sh -c '{inside}'; \
@@ -133,9 +137,13 @@ fn mybox_your_container_end_to_end() {
     // overlay takes it); removed if it is, so that the next run starts clean.
     let rootfs_file = workshop_rootfs::default_dir()
         .expect("the default rootfs")
-        .join(WRITTEN);
+        .join(written());
     let in_rootfs = rootfs_file.exists();
     let _ = std::fs::remove_file(&rootfs_file);
+    // Nor on the host's own / (a container that never left it).
+    let host_file = std::path::Path::new("/").join(written());
+    let on_host = host_file.exists();
+    let _ = std::fs::remove_file(&host_file);
     host.assert_unchanged("mybox");
     let text = workshop_testkit::stdout_of(&out);
     let said = workshop_testkit::stderr_of(&out);
@@ -171,8 +179,13 @@ fn mybox_your_container_end_to_end() {
         "/ should be an overlay over the rootfs (8.1){context}"
     );
     assert!(
+        !on_host,
+        "the file the container wrote at its / is on the host's own /: the container never \
+         left the host's root (pivot_root, 4.x){context}"
+    );
+    assert!(
         !in_rootfs,
-        "the file the container wrote at /{WRITTEN} is in the workshop rootfs: its writes \
+        "the file the container wrote at its / is in the workshop rootfs: its writes \
          should go to the overlay's upper (8.1){context}"
     );
     assert_eq!(

@@ -15,6 +15,7 @@ mod bench;
 mod bench_images;
 mod book;
 mod rootfs;
+mod translation;
 mod verify;
 mod vm;
 

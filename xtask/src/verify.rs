@@ -15,6 +15,10 @@ pub fn run() -> Result<()> {
         ("book includes resolve", book_includes_resolve),
         ("book text fits the page", book_text_fits),
         (
+            "every language has every message of the English book",
+            crate::translation::every_message_is_translated,
+        ),
+        (
             "checks fail on the stubs and pass on the solutions",
             checks_discriminate,
         ),
