@@ -81,6 +81,7 @@ pub fn run(args: Args) -> Result<()> {
             .arg(root().join("book"))
             .status()?;
         anyhow::ensure!(status.success(), "mdbook build failed");
+        crate::translation::build_translations()?;
     } else {
         eprintln!(
             "mdbook is not installed: transcripts written, book not built (cargo install mdbook)"

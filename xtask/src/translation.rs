@@ -18,8 +18,31 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-/// The languages the book is translated into: (code, name in itself).
-pub const LANGUAGES: &[(&str, &str)] = &[("zh-CN", "简体中文")];
+/// The languages the book is translated into: (code, name in itself, the
+/// book's title in it: book.toml's title is not in the catalog).
+pub const LANGUAGES: &[(&str, &str, &str)] = &[(
+    "zh-CN",
+    "简体中文",
+    "容器工坊：从系统调用开始构建一个 Linux 容器",
+)];
+
+/// Build the book in each language into book/build/LANG, after the English
+/// one (whose build empties book/build).
+pub fn build_translations() -> Result<()> {
+    for (lang, _, title) in LANGUAGES {
+        let status = Command::new("mdbook")
+            .arg("build")
+            .arg(root().join("book"))
+            .arg("-d")
+            .arg(root().join("book/build").join(lang))
+            .env("MDBOOK_BOOK__LANGUAGE", lang)
+            .env("MDBOOK_BOOK__TITLE", title)
+            .status()
+            .context("failed to run mdbook")?;
+        anyhow::ensure!(status.success(), "mdbook build of the {lang} book failed");
+    }
+    Ok(())
+}
 
 /// The English book's messages, as mdbook-xgettext extracts them: msgid ->
 /// the pages it is on.
@@ -139,7 +162,7 @@ pub fn every_message_is_translated() -> Result<()> {
         messages.len()
     );
     let mut failed = Vec::new();
-    for (lang, name) in LANGUAGES {
+    for (lang, name, _) in LANGUAGES {
         let path = root().join(format!("book/po/{lang}.po"));
         let catalog = read_catalog(&path)?;
         let problems = problems(&messages, &catalog);
