@@ -616,11 +616,23 @@ fn tidy_rust_blocks(page: &str) -> String {
     let mut in_other_block = false;
     for line in page.split_inclusive('\n') {
         let fence = line.trim_end().starts_with("```");
+        // A fenced block in a list item is indented like the item's text:
+        // its mark too, to stay in the item.
+        let indented_fence = !fence && line.trim_start_matches(' ').starts_with("```");
         match block.as_mut() {
             None if in_other_block => {
                 out.push_str(line);
                 // Only a bare fence closes a block: "```rust" inside is text.
-                in_other_block = !(fence && line.trim().trim_matches('`').is_empty());
+                in_other_block =
+                    !((fence || indented_fence) && line.trim().trim_matches('`').is_empty());
+            }
+            None if indented_fence => {
+                let indent = &line[..line.len() - line.trim_start_matches(' ').len()];
+                out.push_str(indent);
+                out.push_str(KEEP_UNTRANSLATED.trim_end_matches('\n'));
+                out.push_str("\n\n");
+                out.push_str(line);
+                in_other_block = true;
             }
             None => {
                 let rust = line.trim_start_matches('`').starts_with("rust");
