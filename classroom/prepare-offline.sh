@@ -3,7 +3,10 @@
 # every crate it needs (cargo vendor), a debug build of the workspace and its
 # tests, and the root filesystem the chapters use from chapter 4 on.
 #
-#   sudo classroom/prepare-offline.sh [REPO] [KIT.tar.zst]
+#   classroom/prepare-offline.sh [REPO] [KIT.tar.zst]
+#
+# as root, or as a user who owns an empty KIT_DIR
+# (`sudo install -d -o "$USER" /opt/workshop`: sudo's PATH may lack cargo).
 #
 # REPO: a git URL or path (default: the repository this script is in; only
 # what is committed goes into the kit). Run it on a Linux machine with the
@@ -31,8 +34,8 @@ kit=${2:-$PWD/workshop-kit.tar.zst}
 case $kit in /*) ;; *) kit=$PWD/$kit ;; esac
 top=${KIT_DIR:-/opt/workshop}
 case $top in /*) ;; *) echo "error: KIT_DIR must be an absolute path: $top" >&2; exit 2 ;; esac
-if [ -e "$top" ]; then
-  echo "error: $top exists already; move it away or set KIT_DIR" >&2
+if [ -e "$top" ] && [ -n "$(ls -A "$top")" ]; then
+  echo "error: $top is not empty; move it away or set KIT_DIR" >&2
   exit 1
 fi
 mkdir -p "$top/.cargo"
