@@ -214,7 +214,7 @@ pub fn checks(m: &Machine) -> Vec<Check> {
             if there {
                 format!("{name} module ({what})")
             } else if unknown {
-                format!("{name}: this kernel has no module list (/lib/modules/{release}): assumed built in ({what})")
+                format!("{name} module: assumed built in (no /lib/modules/{release})")
             } else {
                 format!("no {name} module in /sys/module or /lib/modules/{release}")
             },
