@@ -30,6 +30,9 @@ pub fn run() -> Result<()> {
         eprintln!("verify: {name}");
         if let Err(e) = step() {
             eprintln!("  ✗ {e:#}");
+            if let Some(h) = e.downcast_ref::<workshop::error::Hinted>() {
+                eprintln!("  hint: {}", h.hint);
+            }
             failed.push(name);
         } else {
             eprintln!("  ✓ {name}");

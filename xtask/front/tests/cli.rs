@@ -35,3 +35,16 @@ fn the_doctor_takes_no_arguments() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("doctor takes no arguments"));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn the_doctor_says_what_it_is_on_help_and_reads_nothing() {
+    for help in ["--help", "-h"] {
+        let out = front().args(["doctor", help]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{help}");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("Usage: cargo xtask doctor") && !said.contains("ready:"),
+            "{said}"
+        );
+    }
+}
