@@ -15,6 +15,10 @@ pub fn run() -> Result<()> {
         ("book includes resolve", book_includes_resolve),
         ("book text fits the page", book_text_fits),
         (
+            "every chapter page has its speaker notes",
+            every_chapter_has_speaker_notes,
+        ),
+        (
             "every language has every message of the English book",
             crate::translation::every_message_is_translated,
         ),
@@ -195,6 +199,50 @@ fn book_includes_resolve() -> Result<()> {
     });
     eprintln!("  {count} includes checked");
     result_of(problems, "book")
+}
+
+/// What an instructor finds at the end of every chapter page: one folded
+/// block of speaker notes with each of its parts.
+const SPEAKER_NOTES: &str = "<details class=\"speaker-notes\">";
+const SPEAKER_NOTES_PARTS: [&str; 4] = [
+    "**Demo live:**",
+    "**Students ask:**",
+    "**The exercise:**",
+    "**Time:**",
+];
+
+/// What is missing from a chapter page's speaker notes, one line each.
+fn speaker_notes_problems(page: &str, text: &str) -> Vec<String> {
+    let blocks: Vec<&str> = text
+        .split(SPEAKER_NOTES)
+        .skip(1)
+        .map(|rest| rest.split("</details>").next().unwrap_or(rest))
+        .collect();
+    match blocks.as_slice() {
+        [] => vec![format!(
+            "{page}: no speaker notes ({SPEAKER_NOTES} at its end)"
+        )],
+        [notes] => SPEAKER_NOTES_PARTS
+            .iter()
+            .filter(|part| !notes.contains(*part))
+            .map(|part| format!("{page}: its speaker notes have no {part}"))
+            .collect(),
+        _ => vec![format!(
+            "{page}: {} blocks of speaker notes, not one",
+            blocks.len()
+        )],
+    }
+}
+
+fn every_chapter_has_speaker_notes() -> Result<()> {
+    let mut problems = Vec::new();
+    for chapter in crate::CHAPTERS {
+        let page = format!("book/src/{chapter}.md");
+        let text =
+            std::fs::read_to_string(root().join(&page)).with_context(|| format!("read {page}"))?;
+        problems.extend(speaker_notes_problems(&page, &text));
+    }
+    result_of(problems, "speaker notes")
 }
 
 /// Every line of a `text` (or `transcript`, `diagram`, `console`, or
@@ -633,6 +681,28 @@ fn checks_discriminate() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn speaker_notes_are_one_block_with_every_part() {
+        let full = "Text.\n\n<details class=\"speaker-notes\">\n<summary></summary>\n\n- **Demo live:** x\n- **Students ask:**\n  - *q?* a.\n- **The exercise:** y\n- **Time:** about 5 minutes\n\n</details>\n";
+        assert_eq!(speaker_notes_problems("p", full), Vec::<String>::new());
+        let none = speaker_notes_problems("p", "Text.\n<details class=\"hints\"></details>\n");
+        assert!(none[0].contains("no speaker notes"), "{none:?}");
+        let no_time = full.replace("- **Time:** about 5 minutes\n", "");
+        assert_eq!(
+            speaker_notes_problems("p", &no_time),
+            ["p: its speaker notes have no **Time:**"]
+        );
+        // A part after the block's end is not in it.
+        let outside = full.replace(
+            "- **Time:** about 5 minutes\n\n</details>\n",
+            "</details>\n- **Time:** 5\n",
+        );
+        assert_eq!(speaker_notes_problems("p", &outside).len(), 1);
+        let twice = format!("{full}{full}");
+        assert!(speaker_notes_problems("p", &twice)[0].contains("2 blocks"));
+    }
+
     use super::*;
 
     #[test]
