@@ -214,26 +214,23 @@ impl Process {
         let (uid, gid) = (Uid::from_raw(self.uid), Gid::from_raw(self.gid));
         // EINVAL: an id the container's user namespace does not map
         // (chapter 11 with one id: only root exists in there).
-        let unmapped = "the image's user is not in the container's map: rootless, with one id mapped \
-                        (--map self), only root exists; a range of /etc/subuid (--map subids) maps the rest";
+        let hint_if_unmapped = |e: anyhow::Error| {
+            if denied {
+                hinted(
+                    format!("{e:#}"),
+                    "the image's user is not in the container's map: rootless, with one id mapped \
+                     (--map self), only root exists; a range of /etc/subuid (--map subids) maps the rest",
+                )
+            } else {
+                e
+            }
+        };
         nix::unistd::setresgid(gid, gid, gid)
             .with_context(|| format!("failed to setresgid to {}", self.gid))
-            .map_err(|e| {
-                if denied {
-                    hinted(format!("{e:#}"), unmapped)
-                } else {
-                    e
-                }
-            })?;
+            .map_err(hint_if_unmapped)?;
         nix::unistd::setresuid(uid, uid, uid)
             .with_context(|| format!("failed to setresuid to {}", self.uid))
-            .map_err(|e| {
-                if denied {
-                    hinted(format!("{e:#}"), unmapped)
-                } else {
-                    e
-                }
-            })?;
+            .map_err(hint_if_unmapped)?;
         // The kernel forgets PR_SET_PDEATHSIG with the uid: ask again, so
         // that the container still dies with a SIGKILLed tool.
         workshop::process::rearm_parent_death_signal()?;

@@ -248,48 +248,48 @@ pub fn root() -> &'static Path {
 mod tests {
     use super::*;
     use ch07_cgroups::cgroup::CpuQuota;
+    use workshop_testkit::TempDir;
 
-    fn temp_cgroup(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ws11-cg-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).unwrap();
+    /// A directory that looks like a cgroup v2 the user was given.
+    fn temp_cgroup(name: &str) -> TempDir {
+        let dir = TempDir::new(&format!("ch11-cgroup-{name}"));
         for f in [CGROUP_PROCS, SUBTREE_CONTROL] {
-            std::fs::write(dir.join(f), "").unwrap();
+            std::fs::write(dir.path().join(f), "").unwrap();
         }
-        std::fs::write(dir.join(CONTROLLERS), "cpu memory pids\n").unwrap();
+        std::fs::write(dir.path().join(CONTROLLERS), "cpu memory pids\n").unwrap();
         dir
     }
 
     #[test]
     fn only_v2_can_be_delegated() {
-        let dir = temp_cgroup("v1");
+        let temp = temp_cgroup("v1");
+        let dir = temp.path();
         let me = nix::unistd::getuid().as_raw();
         assert!(
-            matches!(delegation(Version::V1, &dir, me), Delegation::No(why) if why.contains("v1"))
+            matches!(delegation(Version::V1, dir, me), Delegation::No(why) if why.contains("v1"))
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn a_cgroup_is_delegated_when_it_and_its_files_are_the_users() {
-        let dir = temp_cgroup("ours");
+        let temp = temp_cgroup("ours");
+        let dir = temp.path();
         let me = nix::unistd::getuid().as_raw();
-        match delegation(Version::V2, &dir, me) {
+        match delegation(Version::V2, dir, me) {
             Delegation::Ours { offered, .. } => assert_eq!(offered, ["cpu", "memory", "pids"]),
             other => panic!("{other:?}"),
         }
         // Someone else's: not delegated to them.
         assert!(matches!(
-            delegation(Version::V2, &dir, me + 1),
+            delegation(Version::V2, dir, me + 1),
             Delegation::No(_)
         ));
         // Its cgroup.procs missing: not usable.
         std::fs::remove_file(dir.join(CGROUP_PROCS)).unwrap();
         assert!(matches!(
-            delegation(Version::V2, &dir, me),
+            delegation(Version::V2, dir, me),
             Delegation::No(_)
         ));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -305,30 +305,31 @@ mod tests {
 
     #[test]
     fn a_missing_controller_is_named_before_anything_is_made() {
-        let dir = temp_cgroup("missing");
+        let temp = temp_cgroup("missing");
+        let dir = temp.path();
         let limits = Limits {
             cpu: None,
             pids: Some(10),
             memory: None,
         };
-        let err = Delegated::create(&dir, &["memory".into()], &limits).unwrap_err();
+        let err = Delegated::create(dir, &["memory".into()], &limits).unwrap_err();
         assert!(
             err.to_string()
                 .contains("the pids controller is not delegated"),
             "{err}"
         );
-        let made: Vec<_> = std::fs::read_dir(&dir)
+        let made: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .flatten()
             .filter(|e| e.path().is_dir())
             .collect();
         assert!(made.is_empty(), "nothing made: {made:?}");
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn reclaims_the_cgroups_of_dead_runs_only() {
-        let dir = temp_cgroup("stale");
+        let temp = temp_cgroup("stale");
+        let dir = temp.path();
         let dead = 4_000_000; // above pid_max's ceiling: no such process
         let alive = std::process::id();
         for name in [
@@ -339,13 +340,12 @@ mod tests {
         ] {
             std::fs::create_dir(dir.join(name)).unwrap();
         }
-        let mut removed: Vec<String> = reclaim_stale(&dir)
+        let mut removed: Vec<String> = reclaim_stale(dir)
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         removed.sort();
         assert_eq!(removed, [format!("ctr-{dead}"), format!("tool-{dead}")]);
         assert!(dir.join(format!("ctr-{alive}")).exists() && dir.join("other").exists());
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }
