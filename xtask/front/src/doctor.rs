@@ -494,16 +494,13 @@ pub fn run() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use workshop_testkit::TempDir;
 
     /// A made-up machine that has everything: kernel 6.1, cgroup v2 with
     /// the three controllers, the modules, user namespaces allowed.
-    fn healthy() -> (tempdir::Dir, Machine) {
-        let dir = tempdir::Dir::new();
-        let w = |p: &str, text: &str| {
-            let path = dir.0.join(p);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        };
+    fn healthy() -> (TempDir, Machine) {
+        let dir = TempDir::new("doctor");
+        let w = |p: &str, text: &str| write(&dir, p, text);
         w("proc/sys/kernel/osrelease", "6.1.0-57-amd64\n");
         for ns in ["pid", "mnt", "uts", "ipc", "net", "user", "cgroup"] {
             w(&format!("proc/self/ns/{ns}"), "");
@@ -526,7 +523,7 @@ mod tests {
         w("proc/sys/kernel/unprivileged_userns_clone", "1\n");
         w("bin/busybox", "");
         let m = Machine {
-            root: dir.0.clone(),
+            root: dir.path().to_path_buf(),
             has_program: Box::new(|_| true),
             is_root: true,
             free_bytes: Some(10 << 30),
@@ -534,27 +531,11 @@ mod tests {
         (dir, m)
     }
 
-    mod tempdir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Dir {
-                use std::sync::atomic::{AtomicUsize, Ordering};
-                static N: AtomicUsize = AtomicUsize::new(0);
-                let p = std::env::temp_dir().join(format!(
-                    "ws-doctor-{}-{}",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::Relaxed)
-                ));
-                let _ = std::fs::remove_dir_all(&p);
-                std::fs::create_dir_all(&p).unwrap();
-                Dir(p)
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
+    /// A file of the made-up machine, its directories made as needed.
+    fn write(dir: &TempDir, path: &str, text: &str) {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
     }
 
     #[test]
@@ -569,11 +550,7 @@ mod tests {
     #[test]
     fn user_namespaces_off_stops_chapters_11_and_12_with_the_sysctl_to_set() {
         let (dir, m) = healthy();
-        std::fs::write(
-            dir.0.join("proc/sys/kernel/unprivileged_userns_clone"),
-            "0\n",
-        )
-        .unwrap();
+        write(&dir, "proc/sys/kernel/unprivileged_userns_clone", "0\n");
         let checks = checks(&m);
         let userns = checks
             .iter()
@@ -596,11 +573,11 @@ mod tests {
     #[test]
     fn a_missing_veth_module_stops_chapter_6_and_after() {
         let (dir, m) = healthy();
-        std::fs::write(
-            dir.0.join("lib/modules/6.1.0-57-amd64/modules.dep"),
+        write(
+            &dir,
+            "lib/modules/6.1.0-57-amd64/modules.dep",
             "kernel/net/bridge/bridge.ko:\n",
-        )
-        .unwrap();
+        );
         let (ready, line) = summary(&checks(&m));
         assert_eq!(ready, [1, 2, 3, 4, 5]);
         assert_eq!(line, "ready: 1–5; 6–12 need the veth module");
@@ -625,11 +602,7 @@ mod tests {
     #[test]
     fn a_controller_not_enabled_names_the_file_and_the_fix() {
         let (dir, m) = healthy();
-        std::fs::write(
-            dir.0.join("sys/fs/cgroup/cgroup.subtree_control"),
-            "cpu memory\n",
-        )
-        .unwrap();
+        write(&dir, "sys/fs/cgroup/cgroup.subtree_control", "cpu memory\n");
         let checks = checks(&m);
         let cg = checks.iter().find(|c| c.need == Need::Cgroups).unwrap();
         assert!(!cg.ready && cg.seen.contains("pids not enabled"), "{cg:?}");
@@ -640,21 +613,17 @@ mod tests {
     #[test]
     fn cgroup_v1_hybrid_with_the_three_hierarchies_is_ready() {
         let (dir, m) = healthy();
-        std::fs::write(
-            dir.0.join("proc/self/mounts"),
-            "tmpfs /sys/fs/cgroup tmpfs ro 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n\
+        write(&dir, "proc/self/mounts", "tmpfs /sys/fs/cgroup tmpfs ro 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n\
              cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n\
-             cgroup /sys/fs/cgroup/pids cgroup rw,pids 0 0\ncgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n",
-        )
-        .unwrap();
+             cgroup /sys/fs/cgroup/pids cgroup rw,pids 0 0\ncgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n");
         assert!(checks(&m).iter().all(|c| c.ready));
     }
 
     #[test]
     fn an_old_kernel_stops_chapter_11_only_for_its_version() {
         let (dir, m) = healthy();
-        std::fs::write(dir.0.join("proc/sys/kernel/osrelease"), "5.10.0-28-amd64\n").unwrap();
-        let modules = dir.0.join("lib/modules");
+        write(&dir, "proc/sys/kernel/osrelease", "5.10.0-28-amd64\n");
+        let modules = dir.path().join("lib/modules");
         std::fs::rename(
             modules.join("6.1.0-57-amd64"),
             modules.join("5.10.0-28-amd64"),
@@ -681,7 +650,7 @@ mod tests {
     #[test]
     fn a_kernel_with_no_module_list_is_assumed_to_have_them_built_in() {
         let (dir, m) = healthy();
-        std::fs::remove_dir_all(dir.0.join("lib/modules")).unwrap();
+        std::fs::remove_dir_all(dir.path().join("lib/modules")).unwrap();
         let checks = checks(&m);
         let veth = checks.iter().find(|c| c.need == Need::Veth).unwrap();
         assert!(
