@@ -15,7 +15,7 @@ use workshop::error::hinted;
 use workshop::process::ExecFailed;
 
 /// The `PATH` docker gives a container whose image sets none.
-pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const DEFAULT_PATH: &str = workshop::process::CONTAINER_PATH;
 
 /// What the container runs, from an image's config and the command given.
 #[derive(Debug, Clone, PartialEq, Eq)]

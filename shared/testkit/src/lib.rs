@@ -306,14 +306,14 @@ pub fn where_stuck(pid: u32) -> String {
     let mut todo = vec![(pid, 0)];
     while let Some((p, depth)) = todo.pop() {
         let read = |f: &str| std::fs::read_to_string(format!("/proc/{p}/{f}")).unwrap_or_default();
+        // `PID (COMM) STATE ...`: COMM may hold spaces and parentheses.
         let stat = read("stat");
-        let comm = stat.split(['(', ')']).nth(1).unwrap_or("?").to_string();
-        let state = stat
-            .rsplit(") ")
-            .next()
-            .and_then(|r| r.split(' ').next())
-            .unwrap_or("?")
-            .to_string();
+        let (comm, state) = stat
+            .split_once(" (")
+            .and_then(|(_, rest)| rest.rsplit_once(") "))
+            .map_or(("?", "?"), |(comm, rest)| {
+                (comm, rest.split(' ').next().unwrap_or("?"))
+            });
         let syscall = read("syscall");
         let syscall = syscall.split(' ').next().unwrap_or("?").trim();
         out.push_str(&format!(
@@ -898,6 +898,25 @@ fn octal(field: &mut [u8], value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn where_stuck_names_each_process_with_its_state() {
+        let me = std::process::id();
+        let said = where_stuck(me);
+        let first = said.lines().next().unwrap();
+        // Its name is the test binary's (cut to 15 bytes by the kernel);
+        // its main thread waits for the test threads (S, in a futex).
+        assert!(
+            first.starts_with(&format!("{me} workshop_testki state ")),
+            "{said}"
+        );
+        let state = first.split(" state ").nth(1).and_then(|r| r.chars().next());
+        assert!(state.is_some_and(|c| "RSDTtZI".contains(c)), "{said}");
+        assert!(
+            first.contains(" wchan ") && first.contains(" syscall "),
+            "{said}"
+        );
+    }
 
     #[test]
     fn parses_nspid() {

@@ -280,6 +280,9 @@ pub fn close_inherited_fds() -> Result<()> {
     Ok(())
 }
 
+/// The `PATH` docker gives a container (and an image that sets none).
+pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// In a container, before its command: the environment docker gives one
 /// (`PATH`, `HOSTNAME`, `HOME=/root`, and `TERM` and `PS1` when set), and
 /// nothing else of whoever started the tool: their HOME, USER, and any
@@ -293,10 +296,7 @@ pub fn container_environment() {
     for (key, _) in std::env::vars_os() {
         std::env::remove_var(key);
     }
-    std::env::set_var(
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    );
+    std::env::set_var("PATH", CONTAINER_PATH);
     std::env::set_var("HOME", "/root");
     if let Ok(name) = nix::unistd::gethostname() {
         std::env::set_var("HOSTNAME", name);
