@@ -632,10 +632,7 @@ fn build(build_dir: &Path, packages: &[String]) -> Result<Built> {
     if !child.wait()?.success() {
         bail!("cargo test --no-run --target {TARGET} failed (see its errors above)");
     }
-    let manifests: BTreeMap<PathBuf, String> = packages
-        .iter()
-        .map(|p| (manifest_of(p), p.clone()))
-        .collect();
+    let manifests = manifests_of(packages)?;
     let mut built = artifacts(&messages, &manifests)?;
     built.cachedir_tag = build_dir.join("CACHEDIR.TAG");
     if !built.cachedir_tag.is_file() {
@@ -662,17 +659,26 @@ fn build(build_dir: &Path, packages: &[String]) -> Result<Built> {
     Ok(built)
 }
 
-/// A package's Cargo.toml: a chapter's under chapters/, `solutions` at the
-/// root of the workspace, `xtask-front` in xtask/front.
-fn manifest_of(package: &str) -> PathBuf {
-    let chapter = root().join("chapters").join(package).join("Cargo.toml");
-    if chapter.is_file() {
-        chapter
-    } else if package == "xtask-front" {
-        root().join("xtask/front/Cargo.toml")
-    } else {
-        root().join(package).join("Cargo.toml")
+/// Each package's Cargo.toml (path -> package), as cargo itself knows it
+/// (`cargo metadata`): a chapter's under chapters/, `solutions` at the root,
+/// `xtask-front` in xtask/front.
+fn manifests_of(packages: &[String]) -> Result<BTreeMap<PathBuf, String>> {
+    let metadata =
+        checked_output(cargo().args(["metadata", "--no-deps", "--format-version", "1"]))?;
+    let metadata: serde_json::Value =
+        serde_json::from_str(&metadata).context("cargo metadata printed no JSON")?;
+    let manifests: BTreeMap<PathBuf, String> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some((p["name"].as_str()?, p["manifest_path"].as_str()?)))
+        .filter(|(name, _)| packages.iter().any(|p| p == name))
+        .map(|(name, manifest)| (PathBuf::from(manifest), name.to_string()))
+        .collect();
+    if manifests.len() != packages.len() {
+        bail!("cargo metadata does not know every one of {packages:?}");
     }
+    Ok(manifests)
 }
 
 /// The test executables and binaries of our `manifests` (Cargo.toml path ->
