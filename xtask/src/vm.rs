@@ -155,7 +155,7 @@ pub fn run(args: VmTestArgs) -> Result<()> {
     let vm_dir = root.join("target/vm");
     let build_dir = root.join("target/vm-build");
     let packages = packages(&args.package)?;
-    let qemu = find_program(QEMU).ok_or_else(|| {
+    let qemu = workshop_host::find_on_path(QEMU).ok_or_else(|| {
         hinted(
             format!("{QEMU} is not installed"),
             "apt-get install qemu-system-x86 (no KVM needed: the VM runs under software emulation)",
@@ -307,17 +307,6 @@ fn packages(asked: &[String]) -> Result<Vec<String>> {
 
 /// A package whose tests run another package's binary: (the package, the one it needs).
 const NEEDS: &[(&str, &str)] = &[("ch11-rootless", "ch07-cgroups")];
-
-/// A program on PATH.
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
-        })
-}
 
 /// /bin/busybox, which must be the static one (Debian's busybox-static):
 /// the initramfs has no shared libraries.

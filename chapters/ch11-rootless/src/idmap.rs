@@ -170,19 +170,9 @@ pub fn plan(
 }
 // ANCHOR_END: plan
 
-/// Where a program is on $PATH (and the sbin directories, where shadow's
+/// Where a program is on $PATH (and root's directories, where shadow's
 /// tools sometimes live), if anywhere.
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            p.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
+pub use workshop_host::find_on_path as find_program;
 
 /// newuidmap and newgidmap, if both are installed.
 pub fn helpers() -> Option<(PathBuf, PathBuf)> {

@@ -23,9 +23,27 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     PATH_DIRS
         .iter()
         .map(|dir| Path::new(dir).join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .find(|p| is_executable(p))
+}
+
+/// Where `name` is for whoever runs us: on their `$PATH` first, then in
+/// [`PATH_DIRS`] (shadow's `newuidmap` lives in /usr/bin, but tools of
+/// root's often sit in an sbin directory a user's PATH lacks).
+pub fn find_on_path(name: &str) -> Option<PathBuf> {
+    find_in(&std::env::var_os("PATH").unwrap_or_default(), name)
+}
+
+/// [`find_on_path`], with `path` as the PATH.
+fn find_in(path: &std::ffi::OsStr, name: &str) -> Option<PathBuf> {
+    std::env::split_paths(path)
+        .chain(PATH_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+/// An executable file (symlinks followed).
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The settings that forbid unprivileged user namespaces, each with the
@@ -76,6 +94,28 @@ mod tests {
         // A file that is there but not executable is not a program.
         assert!(Path::new("/etc/passwd").is_file());
         assert_eq!(find_program("../etc/passwd"), None);
+    }
+
+    #[test]
+    fn the_users_path_comes_first_then_roots_directories() {
+        let dir = std::env::temp_dir().join(format!("ws-host-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // An `sh` of the user's own, executable, and a file that is not.
+        let sh = dir.join("sh");
+        std::fs::write(&sh, "#!/bin/true\n").unwrap();
+        std::fs::set_permissions(&sh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("notes"), "").unwrap();
+        let found = (
+            find_in(dir.as_os_str(), "sh"),
+            find_in(dir.as_os_str(), "notes"),
+            find_in("".as_ref(), "sh"),
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found.0, Some(sh), "the user's PATH first");
+        assert_eq!(found.1, None, "not executable: not a program");
+        // With nothing on PATH, root's directories still answer.
+        assert_eq!(found.2, find_program("sh"));
+        assert!(found.2.is_some());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 /// What the checks read: a root (`/`, or a test's tree) and the programs on PATH.
 pub struct Machine {
     pub root: PathBuf,
-    /// Whether a program is installed (PATH on the real machine).
+    /// Whether a program is installed (the user's PATH and root's directories).
     pub has_program: Box<dyn Fn(&str) -> bool>,
     pub is_root: bool,
     /// Free bytes where target/ is.
@@ -28,7 +28,9 @@ impl Machine {
         };
         Machine {
             root: PathBuf::from("/"),
-            has_program: Box::new(|name| workshop_host::find_program(name).is_some()),
+            // As the chapters look for them when the student runs them: their
+            // PATH, then root's directories.
+            has_program: Box::new(|name| workshop_host::find_on_path(name).is_some()),
             // SAFETY: geteuid has no preconditions and cannot fail.
             is_root: unsafe { libc::geteuid() } == 0,
             free_bytes: free_bytes(&probe),
