@@ -76,12 +76,7 @@ pub fn run(args: Args) -> Result<()> {
         .status()
         .is_ok_and(|s| s.success())
     {
-        let status = Command::new("mdbook")
-            .arg("build")
-            .arg(root().join("book"))
-            .status()?;
-        anyhow::ensure!(status.success(), "mdbook build failed");
-        crate::translation::build_translations()?;
+        crate::translation::build_books()?;
     } else {
         eprintln!(
             "mdbook is not installed: transcripts written, book not built (cargo install mdbook)"

@@ -39,6 +39,8 @@ enum Task {
     Verify,
     /// Regenerate the transcripts the book shows (runs each chapter's demo; needs root or sudo)
     Book(book::Args),
+    /// Build the book in every language: English into book/build, 简体中文 into book/build/zh-CN
+    Books,
     /// mdBook runs this (book.toml): dedent quoted code, unlink rustdoc links
     #[command(hide = true)]
     BookPreprocess { args: Vec<String> },
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         }
         Task::Verify => verify::run(),
         Task::Book(args) => book::run(args),
+        Task::Books => translation::build_books(),
         Task::BookPreprocess { args } => book::preprocess(&args),
         Task::Rootfs(args) => rootfs::run(args),
         Task::VmTest(args) => vm::run(args),

@@ -26,9 +26,16 @@ pub const LANGUAGES: &[(&str, &str, &str)] = &[(
     "容器工坊：从系统调用开始构建一个 Linux 容器",
 )];
 
-/// Build the book in each language into book/build/LANG, after the English
-/// one (whose build empties book/build).
-pub fn build_translations() -> Result<()> {
+/// `cargo xtask books`: the English book into book/build, then each
+/// language's into book/build/LANG (after: the English build empties
+/// book/build).
+pub fn build_books() -> Result<()> {
+    let status = Command::new("mdbook")
+        .arg("build")
+        .arg(root().join("book"))
+        .status()
+        .context("failed to run mdbook (cargo install mdbook --version 0.5.4 --locked)")?;
+    anyhow::ensure!(status.success(), "mdbook build failed");
     for (lang, _, title) in LANGUAGES {
         let status = Command::new("mdbook")
             .arg("build")
